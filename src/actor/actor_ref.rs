@@ -1,0 +1,369 @@
+//! [`ActorRef`]: the typed address of an actor, usable from any process of the runtime.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::ask;
+use super::traits::{Dispatch, Handles, Message};
+use crate::error::{Error, Result, TellError};
+use crate::mailbox::{Mailbox, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED};
+use crate::process::{fork, runtime, Exit, SpawnOptions};
+use crate::wire::{encode_body, FrameHeader, FrameKind};
+
+/// The default timeout of [`ActorRef::ask`]: 5 seconds.
+pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A typed reference to an actor running in its own process.
+///
+/// The address is the actor's mailbox, not its pid. An `ActorRef` is `Clone`, and it is
+/// `Serialize + Deserialize`: put it in a message and the receiving actor, in another
+/// process, can use it.
+///
+/// Sending a message the actor does not handle does not compile:
+///
+/// ```compile_fail
+/// use procession::prelude::*;
+/// #[derive(Serialize, Deserialize, Message)] struct Ping;
+/// #[derive(Serialize, Deserialize, Message)] struct Other;
+/// #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Ping))] struct A;
+/// impl Handler<Ping> for A { fn handle(&mut self, _: Ping, _: &mut Context<Self>) {} }
+/// fn send(a: ActorRef<A>) { a.tell(Other).unwrap(); } // A does not handle Other
+/// ```
+pub struct ActorRef<A> {
+    mb: Arc<Mailbox>,
+    _actor: PhantomData<fn() -> A>,
+}
+
+impl<A> Clone for ActorRef<A> {
+    fn clone(&self) -> Self {
+        ActorRef {
+            mb: self.mb.clone(),
+            _actor: PhantomData,
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for ActorRef<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorRef")
+            .field("actor", &self.mb.actor_name())
+            .field("mailbox", &format_args!("{:016x}", self.mb.id()))
+            .field("pid", &self.mb.pid())
+            .finish()
+    }
+}
+
+impl<A> PartialEq for ActorRef<A> {
+    fn eq(&self, other: &Self) -> bool {
+        self.mb.id() == other.mb.id()
+    }
+}
+
+impl<A> Eq for ActorRef<A> {}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Builds a frame in a thread-local buffer and hands it to `f`.
+pub(crate) fn with_frame<T: Serialize + ?Sized, R>(
+    header: FrameHeader,
+    body: &T,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Result<R, crate::wire::WireError> {
+    SCRATCH.with(|cell| {
+        let mut buf = cell
+            .try_borrow_mut()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
+        buf.clear();
+        header.write_into(&mut buf);
+        let res = encode_body(body, &mut buf).and_then(|()| FrameHeader::seal(&mut buf));
+        let out = res.map(|()| f(&buf));
+        // Keep the buffer for the next send unless it grew huge.
+        if buf.capacity() <= 1 << 20 {
+            if let Ok(mut b) = cell.try_borrow_mut() {
+                *b = buf;
+            }
+        }
+        out
+    })
+}
+
+impl<A: Dispatch> ActorRef<A> {
+    pub(crate) fn from_mailbox(mb: Arc<Mailbox>) -> Self {
+        ActorRef {
+            mb,
+            _actor: PhantomData,
+        }
+    }
+
+    /// The actor's current pid (0 before it started).
+    pub fn pid(&self) -> u32 {
+        self.mb.pid()
+    }
+
+    /// The mailbox id, the stable address of this actor.
+    pub fn id(&self) -> u64 {
+        self.mb.id()
+    }
+
+    fn tell_with<M: Message>(&self, msg: M, wait: Wait) -> Result<(), TellError<M>>
+    where
+        A: Handles<M>,
+    {
+        let header = FrameHeader {
+            kind: FrameKind::Tell,
+            tag: M::TAG_ID,
+            corr: 0,
+            reply_to: 0,
+        };
+        let sent = with_frame(header, &msg, |frame| {
+            self.mb
+                .send(frame, wait)
+                .map_err(|f| (f, frame.len() as u64))
+        });
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((fail, len))) => Err(match fail {
+                SendFail::Full => TellError::Full(msg),
+                SendFail::Timeout => TellError::Timeout(msg),
+                SendFail::Dead => TellError::Dead(msg),
+                SendFail::TooLarge => TellError::TooLarge {
+                    msg,
+                    len,
+                    max: self.mb.max_frame(),
+                },
+            }),
+            Err(error) => Err(TellError::Encode { msg, error }),
+        }
+    }
+
+    /// Sends `msg` without waiting for it to be handled. Waits while the mailbox is full
+    /// (backpressure); fails only if the actor is gone or the message is too large.
+    /// Messages from one thread arrive in the order sent.
+    pub fn tell<M: Message>(&self, msg: M) -> Result<(), TellError<M>>
+    where
+        A: Handles<M>,
+    {
+        self.tell_with(msg, Wait::Forever)
+    }
+
+    /// Like [`tell`](Self::tell), but never waits: a full mailbox gives the message back
+    /// as [`TellError::Full`]. (A message larger than the mailbox's ring can never be
+    /// accepted without waiting, so it too comes back as `Full`.)
+    pub fn try_tell<M: Message>(&self, msg: M) -> Result<(), TellError<M>>
+    where
+        A: Handles<M>,
+    {
+        self.tell_with(msg, Wait::Never)
+    }
+
+    /// Like [`tell`](Self::tell), but waits at most `timeout` for room, then gives the
+    /// message back as [`TellError::Timeout`].
+    pub fn tell_timeout<M: Message>(&self, msg: M, timeout: Duration) -> Result<(), TellError<M>>
+    where
+        A: Handles<M>,
+    {
+        self.tell_with(msg, Wait::from_timeout(Some(timeout)))
+    }
+
+    /// Sends `msg` and waits for the reply, at most [`DEFAULT_ASK_TIMEOUT`] (5 s).
+    pub fn ask<M: Message>(&self, msg: M) -> Result<M::Reply>
+    where
+        A: Handles<M>,
+    {
+        self.ask_timeout(msg, DEFAULT_ASK_TIMEOUT)
+    }
+
+    /// Sends `msg` and waits for the reply, at most `timeout`. If the actor dies first,
+    /// returns [`Error::ActorDied`] (within 20 ms of the death being recorded).
+    pub fn ask_timeout<M: Message>(&self, msg: M, timeout: Duration) -> Result<M::Reply>
+    where
+        A: Handles<M>,
+    {
+        ask::ask(&self.mb, M::TAG_ID, &msg, M::TAG, timeout)
+    }
+
+    /// Asks the actor to stop gracefully: it handles what was sent before, runs its
+    /// `stopping` hook and exits with [`Exit::Stopped`]. Returns once the request is
+    /// queued; [`join`](Self::join) waits for the exit. Stopping an exited actor is a no-op.
+    pub fn stop(&self) -> Result<()> {
+        let header = FrameHeader {
+            kind: FrameKind::Stop,
+            tag: 0,
+            corr: 0,
+            reply_to: 0,
+        };
+        match with_frame(header, &(), |f| self.mb.send(f, Wait::Forever))? {
+            Ok(()) | Err(SendFail::Dead) => Ok(()),
+            Err(other) => Err(Error::Runtime(format!(
+                "cannot queue the stop request: {other:?}"
+            ))),
+        }
+    }
+
+    /// Kills the actor's process at once with SIGKILL; [`join`](Self::join) then reports
+    /// [`Exit::Signaled(9)`](Exit::Signaled). Killing an exited actor is a no-op.
+    pub fn kill(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// Sends `signal` to the actor's process, if it still runs.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
+        let pid = self.mb.pid();
+        // The reaper marks the mailbox exited before it reaps the pid, so a pid seen
+        // here with state != EXITED has not been recycled.
+        if pid == 0 || self.mb.state() == STATE_EXITED {
+            return Ok(());
+        }
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(Error::io(format!("cannot signal pid {pid}"), e.into())),
+        }
+    }
+
+    /// `true` until the actor's process has exited and been reaped.
+    pub fn is_alive(&self) -> bool {
+        fork::reap();
+        self.mb.state() != STATE_EXITED
+    }
+
+    /// Waits for the actor's process to end and says how.
+    pub fn join(&self) -> Result<Exit> {
+        loop {
+            if let Some(exit) = self.try_join() {
+                return Ok(exit);
+            }
+            self.mb.wait_state_change(self.mb.state(), LIVENESS_SLICE);
+        }
+    }
+
+    /// Waits at most `timeout` for the actor's process to end.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<Exit> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(exit) = self.try_join() {
+                return Ok(exit);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(timeout));
+            }
+            self.mb
+                .wait_state_change(self.mb.state(), left.min(LIVENESS_SLICE));
+        }
+    }
+
+    fn try_join(&self) -> Option<Exit> {
+        fork::reap();
+        (self.mb.state() == STATE_EXITED).then(|| Exit::from_raw(self.mb.raw_exit()))
+    }
+
+    /// Frames this actor rejected as malformed so far.
+    #[doc(hidden)]
+    pub fn bad_frames(&self) -> u64 {
+        self.mb.bad_frames()
+    }
+
+    /// The underlying mailbox (tests use it to write malformed frames).
+    #[doc(hidden)]
+    pub fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mb
+    }
+}
+
+/// Starts an actor of type `A` in a new OS process and returns its reference once its
+/// `create` has run. Uses the program's start method ([`set_start_method`](crate::set_start_method)).
+///
+/// ```
+/// use procession::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(reply = u64)]
+/// struct Add(u64);
+///
+/// #[derive(Serialize, Deserialize, Actor)]
+/// #[actor(handles(Add))]
+/// struct Counter { total: u64 }
+///
+/// impl Handler<Add> for Counter {
+///     fn handle(&mut self, Add(n): Add, _cx: &mut Context<Self>) -> u64 {
+///         self.total += n;
+///         self.total
+///     }
+/// }
+///
+/// let counter: ActorRef<Counter> = procession::spawn(Counter { total: 0 })?;
+/// assert_ne!(counter.pid(), std::process::id());
+/// counter.tell(Add(1))?;
+/// assert_eq!(counter.ask(Add(2))?, 3);
+/// counter.stop()?;
+/// assert_eq!(counter.join()?, procession::Exit::Stopped);
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub fn spawn<A: Dispatch>(args: A::Args) -> Result<ActorRef<A>> {
+    spawn_with(args, SpawnOptions::default())
+}
+
+/// Like [`spawn`], with [`SpawnOptions`] (start method, mailbox size, limits).
+pub fn spawn_with<A: Dispatch>(args: A::Args, opts: SpawnOptions) -> Result<ActorRef<A>> {
+    let mut bytes = Vec::new();
+    encode_body(&args, &mut bytes)?;
+    let mb = crate::process::start(A::NAME, bytes, &opts)?;
+    Ok(ActorRef::from_mailbox(mb))
+}
+
+/// Spawns by stable name, without the type: the child looks the name up in its registry.
+/// For tests and tools; returns [`Error::UnknownActor`] if the child does not know it.
+#[doc(hidden)]
+pub fn spawn_named(name: &str, args: Vec<u8>, opts: SpawnOptions) -> Result<u32> {
+    let mb = crate::process::start(name, args, &opts)?;
+    Ok(mb.pid())
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireRef {
+    mailbox: u64,
+    actor: String,
+}
+
+impl<A: Dispatch> Serialize for ActorRef<A> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            mailbox: self.mb.id(),
+            actor: A::NAME.to_string(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de, A: Dispatch> Deserialize<'de> for ActorRef<A> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let w = WireRef::deserialize(d)?;
+        if w.actor != A::NAME {
+            return Err(D::Error::custom(format!(
+                "reference to a {} used as a reference to a {}",
+                w.actor,
+                A::NAME
+            )));
+        }
+        let rt = runtime::current()
+            .ok_or_else(|| D::Error::custom("this process has no procession runtime yet"))?;
+        let mb = Mailbox::open(rt.dir(), w.mailbox).map_err(|e| {
+            D::Error::custom(format!(
+                "actor {} ({:016x}) is gone: {e}",
+                w.actor, w.mailbox
+            ))
+        })?;
+        if mb.actor_name() != A::NAME {
+            return Err(D::Error::custom("mailbox belongs to another actor type"));
+        }
+        Ok(ActorRef::from_mailbox(mb))
+    }
+}

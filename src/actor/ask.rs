@@ -1,0 +1,197 @@
+//! Request/reply. Each thread that asks owns a **reply inbox**: a small mailbox of its own
+//! in the runtime directory, created on its first ask and removed when the thread ends (or
+//! by the reaper, when its process ends). An ask sends the request with the inbox id and a
+//! fresh correlation id, then reads its inbox until the matching reply arrives; replies to
+//! earlier asks that timed out are discarded. No dispatcher thread sits in the path, so a
+//! reply wakes the asking thread directly.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::actor_ref::with_frame;
+use crate::error::{Error, Result};
+use crate::mailbox::{
+    Consumer, Mailbox, MailboxConfig, Received, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED,
+};
+use crate::process::{fork, runtime, Exit};
+use crate::wire::{decode_body, FrameHeader, FrameKind, WireError};
+
+/// The body of a [`FrameKind::ReplyError`] frame.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ReplyFailure {
+    /// The actor could not decode or dispatch the request.
+    Rejected(WireError),
+    /// The actor died handling the request.
+    Died(Exit),
+}
+
+struct Inbox {
+    mb: Arc<Mailbox>,
+    consumer: Consumer,
+    next_corr: u64,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.mb.unlink();
+    }
+}
+
+thread_local! {
+    static INBOX: RefCell<Option<Inbox>> = const { RefCell::new(None) };
+}
+
+/// Removes this thread's reply inbox now (an actor process calls it before exiting).
+pub(crate) fn drop_thread_inbox() {
+    let _ = INBOX.try_with(|i| i.borrow_mut().take());
+}
+
+fn inbox_config() -> MailboxConfig {
+    MailboxConfig::default().ring_size(256 << 10).capacity(1024)
+}
+
+pub(crate) fn ask<Q: Serialize, R: DeserializeOwned>(
+    target: &Mailbox,
+    tag: u64,
+    msg: &Q,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<R> {
+    let deadline = Instant::now() + timeout;
+    INBOX.with(|cell| {
+        let mut slot = cell
+            .try_borrow_mut()
+            .map_err(|_| Error::Runtime("ask called re-entrantly on one thread".into()))?;
+        if slot.is_none() {
+            let rt = runtime::get()?;
+            let mb = Mailbox::create(rt.dir(), &inbox_config(), "reply-inbox", true)
+                .map_err(|e| Error::io("cannot create this thread's reply inbox", e))?;
+            mb.set_pid(std::process::id());
+            mb.set_running();
+            *slot = Some(Inbox {
+                mb,
+                consumer: Consumer::new(),
+                next_corr: 1,
+            });
+        }
+        let inbox = slot.as_mut().expect("inbox was just created");
+        let corr = inbox.next_corr;
+        inbox.next_corr += 1;
+        inbox.mb.set_waiting_corr(corr);
+        let result = round_trip(target, inbox, tag, corr, msg, what, deadline, timeout);
+        inbox.mb.set_waiting_corr(0);
+        result
+    })
+}
+
+fn died(target: &Mailbox) -> Error {
+    let exit = (target.state() == STATE_EXITED).then(|| Exit::from_raw(target.raw_exit()));
+    Error::ActorDied {
+        actor: target.actor_name().to_string(),
+        pid: target.pid(),
+        exit,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn round_trip<Q: Serialize, R: DeserializeOwned>(
+    target: &Mailbox,
+    inbox: &mut Inbox,
+    tag: u64,
+    corr: u64,
+    msg: &Q,
+    what: &'static str,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<R> {
+    let header = FrameHeader {
+        kind: FrameKind::Ask,
+        tag,
+        corr,
+        reply_to: inbox.mb.id(),
+    };
+    let sent = with_frame(header, msg, |frame| {
+        (frame.len(), target.send(frame, Wait::Until(deadline)))
+    })?;
+    match sent {
+        (_, Ok(())) => {}
+        (_, Err(SendFail::Dead)) => return Err(died(target)),
+        (_, Err(SendFail::Timeout | SendFail::Full)) => return Err(Error::Timeout(timeout)),
+        (len, Err(SendFail::TooLarge)) => {
+            return Err(Error::Wire(WireError::TooLarge {
+                len: len as u64,
+                max: target.max_frame(),
+            }))
+        }
+    }
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Timeout(timeout));
+        }
+        let slice = Wait::Until(deadline.min(now + LIVENESS_SLICE));
+        match inbox.mb.recv(&mut inbox.consumer, slice) {
+            Received::Frame(frame) => {
+                let (h, body) = match FrameHeader::parse(frame) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "malformed reply frame dropped");
+                        continue;
+                    }
+                };
+                if h.corr != corr {
+                    continue; // a late reply to an earlier ask that timed out
+                }
+                return match h.kind {
+                    FrameKind::Reply => Ok(decode_body(body, what)?),
+                    FrameKind::ReplyError => {
+                        match decode_body::<ReplyFailure>(body, "ReplyFailure")? {
+                            ReplyFailure::Rejected(source) => Err(Error::Rejected {
+                                actor: target.actor_name().to_string(),
+                                source,
+                            }),
+                            ReplyFailure::Died(exit) => Err(Error::ActorDied {
+                                actor: target.actor_name().to_string(),
+                                pid: target.pid(),
+                                exit: Some(exit),
+                            }),
+                        }
+                    }
+                    other => Err(Error::Wire(WireError::BadHeader(format!(
+                        "unexpected {other:?} frame in a reply inbox"
+                    )))),
+                };
+            }
+            Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
+            Received::TimedOut => {
+                fork::reap();
+                if target.state() == STATE_EXITED {
+                    return Err(died(target));
+                }
+            }
+        }
+    }
+}
+
+/// Sends a reply frame (or a failure) to the inbox `reply_to`; never blocks on an asker
+/// that has stopped waiting. Failures are logged, not raised: the actor goes on.
+pub(crate) fn reply(reply_to: u64, corr: u64, kind: FrameKind, body_frame: &[u8]) {
+    let Some(rt) = runtime::current() else { return };
+    match Mailbox::open(rt.dir(), reply_to) {
+        Ok(inbox) => {
+            if let Err(e) = inbox.send_reply(body_frame, corr) {
+                tracing::debug!(
+                    ?e,
+                    ?kind,
+                    corr,
+                    "reply not delivered (the asker stopped waiting)"
+                );
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, corr, "reply inbox is gone"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Actors: the traits a user implements, the typed reference, the context, the actor loop,
+//! and request/reply.
+
+mod actor_ref;
+mod ask;
+mod context;
+mod run;
+mod traits;
+
+pub use actor_ref::{spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT};
+pub use context::Context;
+pub use traits::{handle, Actor, BoxError, Dispatch, Handler, Handles, Message};

@@ -1,0 +1,184 @@
+//! Error types. [`Error`] for operations that return no message; [`TellError`] for sends,
+//! which hand the message back.
+
+use std::time::Duration;
+
+use crate::process::Exit;
+use crate::wire::WireError;
+
+/// What went wrong in a procession operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No reply (or no start) within the time allowed.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The actor's process is gone. `exit` says how, when it is known yet.
+    #[error("actor {actor} (pid {pid}) died{}", .exit.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    ActorDied {
+        /// The actor type's stable name.
+        actor: String,
+        /// Its pid.
+        pid: u32,
+        /// How it ended, if recorded.
+        exit: Option<Exit>,
+    },
+    /// The actor received the message but could not decode or dispatch it.
+    #[error("actor {actor} rejected the message: {source}")]
+    Rejected {
+        /// The actor type's stable name.
+        actor: String,
+        /// Why.
+        source: WireError,
+    },
+    /// A message, reply or frame was malformed or too large.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The mailbox is full (only from non-blocking operations).
+    #[error("the mailbox is full")]
+    Full,
+    /// The child process knows no actor type by this name.
+    #[error("no actor type named {name:?} is registered in this binary (derive Actor for it, and make sure the binary that spawns is the one that runs)")]
+    UnknownActor {
+        /// The name asked for.
+        name: String,
+    },
+    /// The actor's process started but its `create` failed.
+    #[error("actor {actor} failed to start: {exit}")]
+    StartFailed {
+        /// The actor type's stable name.
+        actor: String,
+        /// How it ended.
+        exit: Exit,
+    },
+    /// The `fork` start method was asked for in a multi-threaded process.
+    #[error("the fork start method needs a single-threaded process, this one has {threads} threads; use StartMethod::Forkserver (the default) or StartMethod::Spawn")]
+    ForkUnsafe {
+        /// Threads counted in this process.
+        threads: usize,
+    },
+    /// A reference names an actor of another type, or an unknown mailbox.
+    #[error("invalid actor reference: {0}")]
+    BadRef(String),
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The runtime (zygote) reported a failure.
+    #[error("runtime error: {0}")]
+    Runtime(String),
+}
+
+impl Error {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// `true` for [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    /// `true` for [`Error::ActorDied`].
+    pub fn is_actor_died(&self) -> bool {
+        matches!(self, Error::ActorDied { .. })
+    }
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A send that did not happen; the message comes back.
+///
+/// ```
+/// use procession::TellError;
+/// let e = TellError::Full(5u32);
+/// assert!(e.is_full());
+/// assert_eq!(e.into_inner(), 5);
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum TellError<M> {
+    /// The mailbox is full and the call was not allowed to wait (`try_tell`).
+    #[error("the mailbox is full")]
+    Full(M),
+    /// The mailbox stayed full until the deadline (`tell_timeout`).
+    #[error("the mailbox stayed full until the deadline")]
+    Timeout(M),
+    /// The actor's process is gone.
+    #[error("the actor has exited")]
+    Dead(M),
+    /// The encoded message exceeds the actor's maximum frame size.
+    #[error("message of {len} bytes exceeds the actor's maximum frame size of {max} bytes")]
+    TooLarge {
+        /// The message.
+        msg: M,
+        /// Its encoded size.
+        len: u64,
+        /// The actor's maximum.
+        max: u64,
+    },
+    /// The message could not be encoded.
+    #[error("cannot encode the message: {error}")]
+    Encode {
+        /// The message.
+        msg: M,
+        /// Why.
+        error: WireError,
+    },
+}
+
+impl<M> TellError<M> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> M {
+        match self {
+            TellError::Full(m) | TellError::Timeout(m) | TellError::Dead(m) => m,
+            TellError::TooLarge { msg, .. } | TellError::Encode { msg, .. } => msg,
+        }
+    }
+
+    /// `true` for [`TellError::Full`].
+    pub fn is_full(&self) -> bool {
+        matches!(self, TellError::Full(_))
+    }
+
+    /// `true` for [`TellError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, TellError::Timeout(_))
+    }
+
+    /// `true` for [`TellError::Dead`].
+    pub fn is_dead(&self) -> bool {
+        matches!(self, TellError::Dead(_))
+    }
+}
+
+impl<M> std::fmt::Debug for TellError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The message need not be Debug; show what happened.
+        write!(f, "TellError({self})")
+    }
+}
+
+impl<M> From<TellError<M>> for Error {
+    fn from(e: TellError<M>) -> Error {
+        match e {
+            TellError::Full(_) => Error::Full,
+            TellError::Timeout(_) => Error::Full,
+            TellError::Dead(_) => Error::ActorDied {
+                actor: String::new(),
+                pid: 0,
+                exit: None,
+            },
+            TellError::TooLarge { len, max, .. } => Error::Wire(WireError::TooLarge { len, max }),
+            TellError::Encode { error, .. } => Error::Wire(error),
+        }
+    }
+}

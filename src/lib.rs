@@ -1,0 +1,70 @@
+//! # procession
+//!
+//! Typed actors, each in its own OS process. A crash in one actor (a panic, an abort, a
+//! segfault, a SIGKILL) ends that process only; the others go on, and whoever joins it
+//! learns exactly how it ended.
+//!
+//! ```
+//! use procession::prelude::*;
+//!
+//! #[derive(Serialize, Deserialize, Message)]
+//! #[message(reply = u64)]
+//! struct Add(u64);
+//!
+//! #[derive(Serialize, Deserialize, Actor)]
+//! #[actor(handles(Add))]
+//! struct Counter { total: u64 }
+//!
+//! impl Handler<Add> for Counter {
+//!     fn handle(&mut self, Add(n): Add, _cx: &mut Context<Self>) -> u64 {
+//!         self.total += n;
+//!         self.total
+//!     }
+//! }
+//!
+//! let counter: ActorRef<Counter> = procession::spawn(Counter { total: 0 })?; // new process
+//! counter.tell(Add(1))?;                 // fire and forget
+//! assert_eq!(counter.ask(Add(2))?, 3);   // request/reply
+//! counter.stop()?;                       // graceful
+//! assert_eq!(counter.join()?, procession::Exit::Stopped);
+//! # Ok::<(), procession::Error>(())
+//! ```
+//!
+//! No setup code is needed, in a binary or under `cargo test`: a child process is this
+//! same binary, re-executed, and it becomes an actor before `main` runs (see
+//! [`process`]). Layers, bottom up: [`wire`] (frames, CBOR), `os` (syscalls),
+//! [`mailbox`] (shared-memory queues), [`process`] (start methods), and the actor API
+//! at the crate root.
+
+extern crate self as procession;
+
+mod actor;
+mod error;
+pub mod mailbox;
+mod os;
+pub mod process;
+pub mod wire;
+
+pub use actor::{
+    spawn, spawn_with, Actor, ActorRef, BoxError, Context, Handler, Message, DEFAULT_ASK_TIMEOUT,
+};
+pub use error::{Error, Result, TellError};
+pub use process::{
+    init, set_start_method, start_method, Exit, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT,
+};
+pub use procession_macros::{Actor, Message};
+pub use serde_bytes::ByteBuf;
+
+/// Everything an actor program needs: `use procession::prelude::*;`.
+pub mod prelude {
+    pub use crate::{spawn, Actor, ActorRef, BoxError, ByteBuf, Context, Exit, Handler, Message};
+    pub use serde::{Deserialize, Serialize};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::actor::{handle, spawn_named, Dispatch, Handles};
+    pub use crate::process::registry::{ActorEntry, ACTORS};
+    pub use crate::wire::WireError;
+    pub use linkme;
+}

@@ -1,0 +1,465 @@
+//! Mailboxes: bounded, multi-producer, single-consumer queues of frames in shared memory.
+//!
+//! ## The kernel object
+//! A mailbox is a file in the runtime directory (a mode-0700 directory on the `/dev/shm`
+//! tmpfs), mapped `MAP_SHARED` by every process that sends to it and by the actor that
+//! reads it. It holds a header (a robust process-shared mutex, futex words, the consumer's
+//! life and exit record) and a byte ring (see [`ring`](self) for the record format).
+//! Sending is: take the producers' lock (one CAS when uncontended), copy the frame into the
+//! ring, publish the new tail, and wake the consumer with a futex only if it sleeps. The
+//! consumer spins briefly (`PROCESSION_SPIN_US`, default 50 µs) before it sleeps, because
+//! waking an idle vCPU costs tens of microseconds on small VMs.
+//!
+//! We chose this over the alternatives by their limits: unix datagram sockets queue at
+//! most `net.unix.max_dgram_qlen` (10 here) datagrams; pipe writes are atomic only up to
+//! 4096 bytes, so many writers need a lock anyway and large messages cost two syscalls
+//! per 64 KiB; stream sockets need one connection per sender and lose everything buffered
+//! when the reading process dies. The ring costs no syscall per message when both sides
+//! are busy, and — what decides it — **its contents do not belong to the reading process**.
+//!
+//! ## Ordering, bounds and backpressure
+//! - Frames from one sender (one thread) are delivered in the order sent: a sender holds
+//!   the lock for the whole frame, so frames never interleave.
+//! - A mailbox holds at most `capacity` frames ([`MailboxConfig::capacity`]) and at most
+//!   `ring_size` bytes at once. `tell` waits for room; `try_tell` returns the message;
+//!   `tell_timeout` waits up to a deadline. A frame larger than the ring streams through it
+//!   while the consumer drains (the deadline bounds the wait for its first chunk).
+//! - Frames larger than `max_frame` are refused by the sender, and skipped unread (no
+//!   allocation) by the consumer if a faulty sender writes one anyway.
+//!
+//! ## Failure
+//! - A sender that dies holding the lock: the next sender gets `EOWNERDEAD` from the robust
+//!   mutex, writes an abort record if a frame was half written, and goes on. The consumer
+//!   drops the partial frame with [`WireError::Aborted`](crate::wire::WireError::Aborted).
+//! - A consumer that dies: its reaper marks the life record exited and wakes everyone;
+//!   blocked senders and askers re-check liveness every 20 ms and fail with `ActorDied`.
+//! - Bytes that are not records (a peer writing garbage into the ring) are dropped with a
+//!   typed error; the consumer continues with the next record.
+//!
+//! ## Keeping the mailbox across a restart (the supervision issue builds on this)
+//! Everything a restart needs is in the file, not in the process: the ring, `head` (what
+//! was consumed) and `tail` (what was accepted). A supervisor that restarts an actor keeps
+//! its own mapping of the file open, forks the new incarnation with the **same mailbox id**,
+//! and the new process continues from `head`: every frame accepted before the crash is
+//! delivered, in order, to the new incarnation, and every `ActorRef` (which names the id,
+//! not the pid) stays valid. For the frame that was being handled when the process died,
+//! the actor loop will record its ring position before handling; at-least-once message
+//! types are re-read from there, at-most-once ones are skipped and their asker gets
+//! `ActorDied`. The life record gets an incarnation counter so joiners can tell
+//! incarnations apart. Today (no supervisor yet) the reaper unlinks the file when the
+//! actor exits; processes that mapped it keep their mapping and see the exit record.
+//!
+//! ## Privacy
+//! The runtime directory is created mode 0700, files are created 0600 with `O_EXCL`, and
+//! opening a file owned by another uid is refused.
+
+mod ring;
+mod shared;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+pub use ring::{Consumer, Received, SendFail, Wait, LIVENESS_SLICE};
+pub use shared::{STATE_EXITED, STATE_RUNNING, STATE_STARTING};
+
+use crate::os::futex;
+use shared::{Region, EXIT_MESSAGE_MAX};
+
+/// Sizes of a mailbox, fixed when it is created.
+///
+/// ```
+/// let cfg = procession::mailbox::MailboxConfig::default().capacity(16);
+/// assert_eq!(cfg.capacity, 16);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxConfig {
+    /// Ring bytes, rounded up to a power of two (default 1 MiB; pages are only backed by
+    /// memory once touched).
+    pub ring_size: usize,
+    /// Most frames queued at once (default 4096).
+    pub capacity: u32,
+    /// Largest frame accepted, in bytes (default [`DEFAULT_MAX_FRAME`](crate::wire::DEFAULT_MAX_FRAME)).
+    pub max_frame: usize,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        Self {
+            ring_size: 1 << 20,
+            capacity: 4096,
+            max_frame: crate::wire::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+impl MailboxConfig {
+    /// Sets the capacity in frames (at least 1).
+    pub fn capacity(mut self, frames: u32) -> Self {
+        self.capacity = frames.max(1);
+        self
+    }
+
+    /// Sets the ring size in bytes (rounded up to a power of two, at least 4 KiB).
+    pub fn ring_size(mut self, bytes: usize) -> Self {
+        self.ring_size = bytes.max(4096).next_power_of_two();
+        self
+    }
+
+    /// Sets the maximum frame size in bytes (at most 4 GiB - 1, the length prefix's range).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes.min(u32::MAX as usize);
+        self
+    }
+}
+
+/// How a mailbox's consumer ended, as stored in its life record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitKind {
+    /// Not recorded.
+    None = 0,
+    /// Ended by itself.
+    Normal = 1,
+    /// Stopped on request.
+    Stopped = 2,
+    /// A handler panicked; the message holds the panic text.
+    Panicked = 3,
+    /// Killed by the signal in `value`.
+    Signaled = 4,
+    /// Failed; the message says why.
+    Failed = 5,
+    /// The child did not know the actor type named in the message.
+    UnknownActor = 6,
+}
+
+impl ExitKind {
+    fn from_u32(v: u32) -> Self {
+        match v {
+            1 => Self::Normal,
+            2 => Self::Stopped,
+            3 => Self::Panicked,
+            4 => Self::Signaled,
+            5 => Self::Failed,
+            6 => Self::UnknownActor,
+            _ => Self::None,
+        }
+    }
+}
+
+/// An exit as stored in shared memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawExit {
+    /// How it ended.
+    pub kind: ExitKind,
+    /// Signal number or exit status.
+    pub value: i32,
+    /// Panic message or failure reason.
+    pub message: String,
+}
+
+const INBOX_BIT: u64 = 1 << 63;
+
+/// Spin budget before a blocked party sleeps, from `PROCESSION_SPIN_US` (default 50 µs).
+pub fn spin_budget() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("PROCESSION_SPIN_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(50);
+        Duration::from_micros(us)
+    })
+}
+
+/// A mapped mailbox.
+pub struct Mailbox {
+    region: Region,
+    id: u64,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("id", &format_args!("{:016x}", self.id))
+            .field("actor", &self.region.name())
+            .finish()
+    }
+}
+
+fn path_of(dir: &Path, id: u64) -> PathBuf {
+    if id & INBOX_BIT != 0 {
+        dir.join(format!("in-{:016x}", id & !INBOX_BIT))
+    } else {
+        dir.join(format!("mb-{id:016x}"))
+    }
+}
+
+/// Removes the reply inboxes that process `pid` created (called by its reaper).
+pub fn remove_inboxes_of(dir: &Path, pid: u32) {
+    let prefix = format!("in-{pid:08x}");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+fn cache() -> &'static Mutex<HashMap<u64, Weak<Mailbox>>> {
+    static CACHE: OnceLock<Mutex<HashMap<u64, Weak<Mailbox>>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+impl Mailbox {
+    /// Creates a new mailbox (or reply inbox) with a fresh id in `dir`.
+    pub fn create(
+        dir: &Path,
+        cfg: &MailboxConfig,
+        name: &str,
+        inbox: bool,
+    ) -> io::Result<Arc<Mailbox>> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id() as u64;
+        for _ in 0..1000 {
+            let n = COUNTER.fetch_add(1, Relaxed) as u64;
+            let id = (pid << 32) | n | if inbox { INBOX_BIT } else { 0 };
+            let path = path_of(dir, id);
+            let ring = cfg.ring_size.max(4096).next_power_of_two();
+            match Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name) {
+                Ok(region) => {
+                    let mb = Arc::new(Mailbox { region, id, path });
+                    cache()
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, Arc::downgrade(&mb));
+                    return Ok(mb);
+                }
+                // A file left by an earlier process that had our pid: take the next number.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("no free mailbox id"))
+    }
+
+    /// Maps the mailbox `id` in `dir`, sharing one mapping per process.
+    pub fn open(dir: &Path, id: u64) -> io::Result<Arc<Mailbox>> {
+        let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mb) = cache.get(&id).and_then(Weak::upgrade) {
+            return Ok(mb);
+        }
+        let path = path_of(dir, id);
+        let region = Region::open(&path)?;
+        let mb = Arc::new(Mailbox { region, id, path });
+        if cache.len() > 4096 {
+            cache.retain(|_, w| w.strong_count() > 0);
+        }
+        cache.insert(id, Arc::downgrade(&mb));
+        Ok(mb)
+    }
+
+    /// The mailbox id: the address that `ActorRef`s carry.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The stable name of the actor type it was created for.
+    pub fn actor_name(&self) -> &str {
+        self.region.name()
+    }
+
+    /// The largest frame it accepts.
+    pub fn max_frame(&self) -> u64 {
+        self.region.header().max_frame
+    }
+
+    /// Removes the file's name (mappings stay valid).
+    pub fn unlink(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Sends one complete frame, failing fast if the consumer has exited.
+    pub fn send(&self, frame: &[u8], wait: Wait) -> Result<(), SendFail> {
+        if self.state() == STATE_EXITED {
+            return Err(SendFail::Dead);
+        }
+        ring::send(&self.region, frame, wait, spin_budget(), &|| {
+            self.state() != STATE_EXITED
+        })
+    }
+
+    /// Sends a reply to an inbox without ever blocking on an asker that stopped waiting.
+    pub fn send_reply(&self, frame: &[u8], corr: u64) -> Result<(), SendFail> {
+        let waiting = || self.state() != STATE_EXITED && self.waiting_corr() == corr;
+        let wait = if waiting() {
+            Wait::Forever
+        } else {
+            Wait::Never
+        };
+        ring::send(&self.region, frame, wait, spin_budget(), &waiting)
+    }
+
+    /// Receives the next frame with `consumer`, the mailbox's single reader.
+    pub fn recv<'c>(&self, consumer: &'c mut Consumer, wait: Wait) -> Received<'c> {
+        consumer.recv(&self.region, wait, spin_budget())
+    }
+
+    /// Writes one raw ring record, bypassing framing (for tests of malformed input).
+    #[doc(hidden)]
+    pub fn send_raw_record(&self, first: bool, last: bool, bytes: &[u8]) -> Result<(), SendFail> {
+        let flags = if first { ring::FIRST } else { 0 } | if last { ring::LAST } else { 0 };
+        ring::send_raw_record(&self.region, flags, bytes)
+    }
+
+    /// Takes the producer lock and writes a first chunk without finishing the frame (for
+    /// tests that kill a writer mid-frame). The lock stays held.
+    #[doc(hidden)]
+    pub fn begin_frame_and_hold_lock(&self, first_chunk: &[u8]) -> Result<(), SendFail> {
+        ring::hold_lock_mid_frame(&self.region, first_chunk)
+    }
+
+    /// Frames the consumer rejected as malformed.
+    pub fn bad_frames(&self) -> u64 {
+        self.region.header().cons.bad_frames.load(Relaxed)
+    }
+
+    /// Counts one rejected frame.
+    pub fn count_bad_frame(&self) {
+        self.region.header().cons.bad_frames.fetch_add(1, Relaxed);
+    }
+
+    /// Frames queued and not yet consumed.
+    pub fn queued(&self) -> u32 {
+        self.region.header().cons.queued.load(Relaxed)
+    }
+
+    /// Sets the correlation id the inbox's owner waits for (0: none).
+    pub fn set_waiting_corr(&self, corr: u64) {
+        self.region.header().cons.waiting_corr.store(corr, SeqCst);
+    }
+
+    fn waiting_corr(&self) -> u64 {
+        self.region.header().cons.waiting_corr.load(SeqCst)
+    }
+
+    // ---- life record ----
+
+    /// [`STATE_STARTING`], [`STATE_RUNNING`] or [`STATE_EXITED`].
+    pub fn state(&self) -> u32 {
+        self.region.header().life.state.load(Acquire)
+    }
+
+    /// Pid of the consumer (0 before it started).
+    pub fn pid(&self) -> u32 {
+        self.region.header().life.pid.load(Acquire)
+    }
+
+    /// Records the consumer's pid (by the spawner, or by the child itself).
+    pub fn set_pid(&self, pid: u32) {
+        self.region.header().life.pid.store(pid, Release);
+    }
+
+    /// Marks the consumer running and wakes whoever waits for it to start.
+    pub fn set_running(&self) {
+        let life = &self.region.header().life;
+        let _ = life
+            .state
+            .compare_exchange(STATE_STARTING, STATE_RUNNING, SeqCst, SeqCst);
+        futex::wake(&life.state, i32::MAX);
+    }
+
+    /// Records how the consumer is ending. The first record wins, so a panic hook's
+    /// record is not overwritten by the exit path that follows it.
+    pub fn record_exit(&self, kind: ExitKind, value: i32, message: &str) {
+        let life = &self.region.header().life;
+        if life
+            .exit_kind
+            .compare_exchange(0, u32::MAX, SeqCst, SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let bytes = message.as_bytes();
+        let mut n = bytes.len().min(EXIT_MESSAGE_MAX);
+        while !message.is_char_boundary(n) {
+            n -= 1;
+        }
+        for (slot, b) in life.exit_message.iter().zip(&bytes[..n]) {
+            slot.store(*b, Relaxed);
+        }
+        life.exit_message_len.store(n as u32, Relaxed);
+        life.exit_value.store(value, Relaxed);
+        life.exit_kind.store(kind as u32, Release);
+    }
+
+    /// What was recorded so far.
+    pub fn raw_exit(&self) -> RawExit {
+        let life = &self.region.header().life;
+        let kind = ExitKind::from_u32(life.exit_kind.load(Acquire));
+        let n = (life.exit_message_len.load(Relaxed) as usize).min(EXIT_MESSAGE_MAX);
+        let bytes: Vec<u8> = life.exit_message[..n]
+            .iter()
+            .map(|b| b.load(Relaxed))
+            .collect();
+        RawExit {
+            kind,
+            value: life.exit_value.load(Relaxed),
+            message: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Called by the reaper once the process is gone: fixes the final exit record from the
+    /// wait status, marks the mailbox exited and wakes every joiner and blocked sender.
+    pub fn publish_exit(&self, signal: Option<i32>, status: i32) {
+        let recorded = self.raw_exit();
+        match (recorded.kind, signal) {
+            // A panic that ended in abort() is still a panic.
+            (ExitKind::Panicked, _) => {}
+            (_, Some(sig)) => {
+                self.region.header().life.exit_kind.store(0, SeqCst);
+                self.record_exit(ExitKind::Signaled, sig, "");
+            }
+            (ExitKind::None, None) => self.record_exit(
+                ExitKind::Failed,
+                status,
+                &format!("process exited with status {status}"),
+            ),
+            _ => {}
+        }
+        let h = self.region.header();
+        h.life.state.store(STATE_EXITED, SeqCst);
+        futex::wake(&h.life.state, i32::MAX);
+        // Wake a blocked consumer and blocked producers so they notice.
+        h.cons.data_seq.fetch_add(1, SeqCst);
+        futex::wake(&h.cons.data_seq, i32::MAX);
+        h.prod.space_seq.fetch_add(1, SeqCst);
+        futex::wake(&h.prod.space_seq, i32::MAX);
+    }
+
+    /// Waits until the state differs from `seen` or `timeout` passes.
+    pub fn wait_state_change(&self, seen: u32, timeout: Duration) {
+        let life = &self.region.header().life;
+        if life.state.load(Ordering::Acquire) == seen {
+            futex::wait(&life.state, seen, Some(timeout));
+        }
+    }
+
+    /// Waits until the consumer is running or exited, at most until `deadline`.
+    pub fn wait_started(&self, deadline: Instant) -> u32 {
+        loop {
+            let s = self.state();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if s != STATE_STARTING || left.is_zero() {
+                return s;
+            }
+            self.wait_state_change(s, left.min(LIVENESS_SLICE));
+        }
+    }
+}

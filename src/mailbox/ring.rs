@@ -1,0 +1,517 @@
+//! The byte ring's protocol: producers append chunk records under the robust lock, the
+//! single consumer reassembles frames. No `unsafe` here; memory access goes through
+//! [`Region`].
+//!
+//! A **record** is an 8-byte header `len: u32 | flags: u32` followed by `len` payload bytes,
+//! padded to a multiple of 8. A frame is one or more records: the first has
+//! [`FIRST`], the last [`LAST`] (a small frame is one record with both). Frames larger than
+//! the ring stream through it while the consumer drains. A producer that dies between the
+//! first and the last chunk leaves `frame_open` set; the next producer to take the
+//! (robust) lock sees `OwnerDied` and writes an [`ABORT`] record, and the consumer drops
+//! the partial frame with [`WireError::Aborted`].
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::time::{Duration, Instant};
+
+use super::shared::Region;
+use crate::os::futex;
+use crate::os::robust::Locked;
+use crate::wire::{FrameHeader, WireError, HEADER_LEN};
+
+/// First record of a frame.
+pub const FIRST: u32 = 1;
+/// Last record of a frame.
+pub const LAST: u32 = 2;
+/// The frame in progress was abandoned (its writer died).
+pub const ABORT: u32 = 4;
+const REC: u64 = 8;
+
+/// How long a blocked party sleeps before it re-checks that its peer is alive.
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+
+/// How long to wait.
+#[derive(Debug, Clone, Copy)]
+pub enum Wait {
+    /// Not at all.
+    Never,
+    /// Until this instant.
+    Until(Instant),
+    /// As long as the peer lives.
+    Forever,
+}
+
+impl Wait {
+    /// From an optional timeout.
+    pub fn from_timeout(t: Option<Duration>) -> Wait {
+        match t {
+            None => Wait::Forever,
+            Some(d) if d.is_zero() => Wait::Never,
+            Some(d) => Instant::now()
+                .checked_add(d)
+                .map_or(Wait::Forever, Wait::Until),
+        }
+    }
+
+    fn slice(self) -> Option<Duration> {
+        match self {
+            Wait::Never => None,
+            Wait::Forever => Some(LIVENESS_SLICE),
+            Wait::Until(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then(|| left.min(LIVENESS_SLICE))
+            }
+        }
+    }
+}
+
+/// Why a send did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFail {
+    /// No room now and no waiting allowed.
+    Full,
+    /// No room before the deadline.
+    Timeout,
+    /// The consumer's process is gone.
+    Dead,
+    /// The frame exceeds the receiver's maximum.
+    TooLarge,
+}
+
+fn padded(len: u64) -> u64 {
+    (len + 7) & !7
+}
+
+fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    if budget.is_zero() {
+        return ready();
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= budget {
+            return ready();
+        }
+    }
+}
+
+/// Appends one frame. `alive` tells whether the consumer's process still lives.
+pub fn send(
+    r: &Region,
+    frame: &[u8],
+    wait: Wait,
+    spin: Duration,
+    alive: &dyn Fn() -> bool,
+) -> Result<(), SendFail> {
+    let h = r.header();
+    if frame.len() as u64 > h.max_frame {
+        return Err(SendFail::TooLarge);
+    }
+    lock(r, wait, spin, alive)?;
+    let result = write_frame(r, frame, wait, spin, alive);
+    h.lock.unlock();
+    result
+}
+
+fn lock(r: &Region, wait: Wait, spin: Duration, alive: &dyn Fn() -> bool) -> Result<(), SendFail> {
+    let h = r.header();
+    let mut got = h.lock.lock(Some(Duration::ZERO));
+    if got.is_none() {
+        spin_until(spin, || {
+            got = h.lock.lock(Some(Duration::ZERO));
+            got.is_some()
+        });
+    }
+    while got.is_none() {
+        if !alive() {
+            return Err(SendFail::Dead);
+        }
+        let Some(slice) = wait.slice() else {
+            return Err(match wait {
+                Wait::Never => SendFail::Full,
+                _ => SendFail::Timeout,
+            });
+        };
+        got = h.lock.lock(Some(slice));
+    }
+    if got == Some(Locked::OwnerDied) {
+        recover_after_dead_writer(r, spin, alive);
+        h.lock.mark_consistent();
+    }
+    h.prod.writer_pid.store(std::process::id(), Relaxed);
+    Ok(())
+}
+
+/// The previous lock holder died; if it was mid-frame, tell the consumer to drop the part.
+fn recover_after_dead_writer(r: &Region, spin: Duration, alive: &dyn Fn() -> bool) {
+    let h = r.header();
+    let dead = h.prod.writer_pid.load(Relaxed);
+    tracing::warn!(
+        actor = r.name(),
+        writer_pid = dead,
+        "a sender died holding the mailbox lock; repairing"
+    );
+    if h.prod.frame_open.load(Relaxed) != 0 {
+        if wait_room(r, REC, false, Wait::Forever, spin, alive).is_ok() {
+            publish_record(r, ABORT, &[]);
+        }
+        h.prod.frame_open.store(0, Relaxed);
+    }
+}
+
+fn free_bytes(r: &Region) -> u64 {
+    let h = r.header();
+    r.ring_size() - (h.prod.tail.load(Relaxed) - h.cons.head.load(Acquire))
+}
+
+fn room_for(r: &Region, need: u64, new_frame: bool) -> bool {
+    let h = r.header();
+    free_bytes(r) >= need && (!new_frame || h.cons.queued.load(Acquire) < h.capacity)
+}
+
+fn wait_room(
+    r: &Region,
+    need: u64,
+    new_frame: bool,
+    wait: Wait,
+    spin: Duration,
+    alive: &dyn Fn() -> bool,
+) -> Result<(), SendFail> {
+    let h = r.header();
+    if spin_until(spin, || room_for(r, need, new_frame)) {
+        return Ok(());
+    }
+    loop {
+        let Some(slice) = wait.slice() else {
+            return Err(match wait {
+                Wait::Never => SendFail::Full,
+                _ => SendFail::Timeout,
+            });
+        };
+        if !alive() {
+            return Err(SendFail::Dead);
+        }
+        h.prod.producers_waiting.fetch_add(1, SeqCst);
+        let seq = h.prod.space_seq.load(SeqCst);
+        if !room_for(r, need, new_frame) {
+            futex::wait(&h.prod.space_seq, seq, Some(slice));
+        }
+        h.prod.producers_waiting.fetch_sub(1, SeqCst);
+        if room_for(r, need, new_frame) {
+            return Ok(());
+        }
+    }
+}
+
+fn publish_record(r: &Region, flags: u32, payload: &[u8]) {
+    let h = r.header();
+    let tail = h.prod.tail.load(Relaxed);
+    let len = payload.len() as u64;
+    r.write_at(tail + REC, payload);
+    r.write_at(tail, &((len) | ((flags as u64) << 32)).to_le_bytes());
+    if flags & LAST != 0 {
+        h.cons.queued.fetch_add(1, AcqRel);
+    }
+    h.prod.tail.store(tail + REC + padded(len), SeqCst);
+    if h.cons.consumer_waiting.load(SeqCst) != 0 {
+        h.cons.data_seq.fetch_add(1, SeqCst);
+        futex::wake(&h.cons.data_seq, 1);
+    }
+}
+
+fn write_frame(
+    r: &Region,
+    frame: &[u8],
+    wait: Wait,
+    spin: Duration,
+    alive: &dyn Fn() -> bool,
+) -> Result<(), SendFail> {
+    let h = r.header();
+    let max_chunk = (r.ring_size() / 4).max(64) as usize;
+    let whole = REC + padded(frame.len() as u64);
+    if whole <= r.ring_size() {
+        // Small frame: wait for room for all of it (try_tell's "Full" means exactly this).
+        wait_room(r, whole, true, wait, spin, alive)?;
+        publish_record(r, FIRST | LAST, frame);
+        return Ok(());
+    }
+    if matches!(wait, Wait::Never) {
+        return Err(SendFail::Full);
+    }
+    // Large frame: stream it in chunks. The wait applies to the first chunk; once the
+    // frame has started it is written to the end, unless the consumer dies.
+    let mut off = 0usize;
+    while off < frame.len() {
+        let chunk = (frame.len() - off).min(max_chunk);
+        let need = REC + padded(chunk as u64);
+        let step_wait = if off == 0 { wait } else { Wait::Forever };
+        if let Err(e) = wait_room(r, need, off == 0, step_wait, spin, alive) {
+            if off > 0 {
+                // The consumer is gone mid-frame: mark the part dropped for a successor.
+                if room_for(r, REC, false) {
+                    publish_record(r, ABORT, &[]);
+                }
+                h.prod.frame_open.store(0, Relaxed);
+            }
+            return Err(e);
+        }
+        let last = off + chunk == frame.len();
+        let flags = if off == 0 { FIRST } else { 0 } | if last { LAST } else { 0 };
+        if off == 0 {
+            h.prod.frame_open.store(1, Relaxed);
+        }
+        publish_record(r, flags, &frame[off..off + chunk]);
+        off += chunk;
+    }
+    h.prod.frame_open.store(0, Relaxed);
+    Ok(())
+}
+
+/// What one receive produced.
+#[derive(Debug)]
+pub enum Received<'a> {
+    /// A complete frame (validated length; the header is not parsed yet).
+    Frame(&'a [u8]),
+    /// A malformed or abandoned frame, already skipped.
+    Bad(WireError),
+    /// Nothing arrived in time.
+    TimedOut,
+}
+
+struct Partial {
+    total: u64,
+    got: u64,
+    error: Option<WireError>,
+}
+
+/// The single reader of a ring. Keeps a partly received frame across timeouts.
+pub struct Consumer {
+    buf: Vec<u8>,
+    partial: Option<Partial>,
+}
+
+impl Default for Consumer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Consumer {
+    /// A consumer with an empty reassembly buffer.
+    pub fn new() -> Consumer {
+        Consumer {
+            buf: Vec::new(),
+            partial: None,
+        }
+    }
+
+    /// Waits for the next frame; `wait` bounds how long (`Never` only checks).
+    pub fn recv(&mut self, r: &Region, wait: Wait, spin: Duration) -> Received<'_> {
+        let h = r.header();
+        loop {
+            let head = h.cons.head.load(Relaxed);
+            let mut tail = h.prod.tail.load(Acquire);
+            if head == tail {
+                match wait_data(r, head, wait, spin) {
+                    Some(t) => tail = t,
+                    None => return Received::TimedOut,
+                }
+            }
+            let mut word = [0u8; 8];
+            r.read_at(head, &mut word);
+            let word = u64::from_le_bytes(word);
+            let len = word & 0xffff_ffff;
+            let flags = (word >> 32) as u32;
+            let span = REC + padded(len);
+            if flags & !(FIRST | LAST | ABORT) != 0 || span > tail - head {
+                // Bytes that are not a record: a writer broke the protocol. Drop everything
+                // visible and start over from the tail.
+                self.partial = None;
+                self.advance(r, tail);
+                return Received::Bad(WireError::BadHeader(format!(
+                    "corrupt ring record (len {len}, flags {flags:#x}); dropped {} bytes",
+                    tail - head
+                )));
+            }
+            if flags & ABORT != 0 {
+                self.advance(r, head + span);
+                if self.partial.take().is_some() {
+                    return Received::Bad(WireError::Aborted);
+                }
+                continue;
+            }
+            if flags & FIRST != 0 {
+                if let Some(p) = self.partial.take() {
+                    // A new frame began before the old one ended: report the old one. The
+                    // new record stays in the ring for the next call.
+                    return Received::Bad(WireError::Truncated {
+                        expected: p.total,
+                        got: p.got,
+                    });
+                }
+                self.start_frame(r, head, len, h.max_frame);
+            } else if self.partial.is_none() {
+                self.advance(r, head + span);
+                return Received::Bad(WireError::BadHeader(
+                    "continuation record without a first record".into(),
+                ));
+            }
+            let Some(p) = self.partial.as_mut() else {
+                continue;
+            };
+            if p.error.is_none() && p.got + len > p.total {
+                p.error = Some(WireError::Truncated {
+                    expected: p.total,
+                    got: p.got + len,
+                });
+            }
+            if p.error.is_none() {
+                r.read_append(head + REC, len as usize, &mut self.buf);
+            }
+            p.got += len;
+            self.advance(r, head + span);
+            if flags & LAST == 0 {
+                continue;
+            }
+            let _ = h
+                .cons
+                .queued
+                .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1));
+            let Some(p) = self.partial.take() else {
+                continue;
+            };
+            if let Some(e) = p.error {
+                return Received::Bad(e);
+            }
+            if p.got != p.total {
+                return Received::Bad(WireError::Truncated {
+                    expected: p.total,
+                    got: p.got,
+                });
+            }
+            h.cons.frames_in.fetch_add(1, Relaxed);
+            return Received::Frame(&self.buf);
+        }
+    }
+
+    fn start_frame(&mut self, r: &Region, head: u64, len: u64, max_frame: u64) {
+        self.buf.clear();
+        let mut prefix = [0u8; 4];
+        let error = if len < 4 {
+            Some(WireError::Truncated {
+                expected: HEADER_LEN as u64,
+                got: len,
+            })
+        } else {
+            r.read_at(head + REC, &mut prefix);
+            let total = FrameHeader::announced_len(prefix);
+            if total > max_frame {
+                Some(WireError::TooLarge {
+                    len: total,
+                    max: max_frame,
+                })
+            } else if total < HEADER_LEN as u64 {
+                Some(WireError::Truncated {
+                    expected: HEADER_LEN as u64,
+                    got: total,
+                })
+            } else {
+                // Checked against max_frame above, before allocating.
+                self.buf.reserve(total as usize);
+                None
+            }
+        };
+        let total = if len >= 4 {
+            FrameHeader::announced_len(prefix)
+        } else {
+            len
+        };
+        self.partial = Some(Partial {
+            total,
+            got: 0,
+            error,
+        });
+    }
+
+    fn advance(&self, r: &Region, to: u64) {
+        let h = r.header();
+        h.cons.head.store(to, SeqCst);
+        if h.prod.producers_waiting.load(SeqCst) != 0 {
+            h.prod.space_seq.fetch_add(1, SeqCst);
+            futex::wake(&h.prod.space_seq, i32::MAX);
+        }
+    }
+}
+
+/// Waits until `tail` moves past `head`; returns the new tail, or `None` on timeout.
+fn wait_data(r: &Region, head: u64, wait: Wait, spin: Duration) -> Option<u64> {
+    let h = r.header();
+    let moved = || {
+        let t = h.prod.tail.load(Acquire);
+        (t != head).then_some(t)
+    };
+    let mut seen = None;
+    if spin_until(spin, || {
+        seen = moved();
+        seen.is_some()
+    }) {
+        return seen;
+    }
+    loop {
+        let slice = match wait {
+            Wait::Never => return None,
+            Wait::Forever => None,
+            Wait::Until(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return moved();
+                }
+                Some(left)
+            }
+        };
+        let seq = h.cons.data_seq.load(SeqCst);
+        h.cons.consumer_waiting.store(1, SeqCst);
+        if let Some(t) = moved() {
+            h.cons.consumer_waiting.store(0, Relaxed);
+            return Some(t);
+        }
+        futex::wait(&h.cons.data_seq, seq, slice);
+        h.cons.consumer_waiting.store(0, Relaxed);
+        if let Some(t) = moved() {
+            return Some(t);
+        }
+    }
+}
+
+/// Writes raw bytes as one complete record, bypassing framing (tests inject malformed
+/// frames with it).
+pub fn send_raw_record(r: &Region, flags: u32, bytes: &[u8]) -> Result<(), SendFail> {
+    let alive = || true;
+    lock(r, Wait::Forever, Duration::ZERO, &alive)?;
+    let res = wait_room(
+        r,
+        REC + padded(bytes.len() as u64),
+        flags & FIRST != 0,
+        Wait::Forever,
+        Duration::ZERO,
+        &alive,
+    );
+    if res.is_ok() {
+        publish_record(r, flags, bytes);
+    }
+    r.header().lock.unlock();
+    res
+}
+
+/// Releases the producer lock of a region after a simulated writer crash (tests only).
+pub fn hold_lock_mid_frame(r: &Region, first_chunk: &[u8]) -> Result<(), SendFail> {
+    let alive = || true;
+    lock(r, Wait::Forever, Duration::ZERO, &alive)?;
+    r.header().prod.frame_open.store(1, Release);
+    publish_record(r, FIRST, first_chunk);
+    Ok(())
+}

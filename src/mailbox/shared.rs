@@ -1,0 +1,227 @@
+//! **Marked unsafe file**: the raw layout of a mailbox file in shared memory, and the only
+//! code outside `os/` that dereferences pointers into it. Everything above this file uses
+//! the safe [`Region`] methods.
+//!
+//! A mailbox file is one page of [`Header`] followed by a byte ring of `ring_size` bytes
+//! (a power of two). All fields that change after creation are atomics; the producers'
+//! robust mutex serializes writers. The magic word is written last by the creator, so a
+//! process that maps a half-created file refuses it.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::os::robust::RobustMutex;
+use crate::os::shm::SharedMapping;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"PRCSNMB1");
+/// Bytes before the ring: the header, padded to one page.
+pub const HEADER_SIZE: usize = 4096;
+/// Longest actor name stored in the header.
+pub const NAME_MAX: usize = 200;
+/// Longest exit message stored in the header.
+pub const EXIT_MESSAGE_MAX: usize = 1024;
+
+/// Producer-side words, on their own cache line.
+#[repr(C, align(64))]
+pub struct ProducerSide {
+    /// Bytes committed into the ring since creation (monotonic; position = tail % ring).
+    pub tail: AtomicU64,
+    /// 1 while a producer has written the first chunk of a frame but not its last.
+    pub frame_open: AtomicU32,
+    /// Pid of the process that last took the producer lock.
+    pub writer_pid: AtomicU32,
+    /// Producers sleeping for space or capacity.
+    pub producers_waiting: AtomicU32,
+    /// Futex word the consumer bumps when it frees space.
+    pub space_seq: AtomicU32,
+}
+
+/// Consumer-side words, on their own cache line.
+#[repr(C, align(64))]
+pub struct ConsumerSide {
+    /// Bytes consumed since creation.
+    pub head: AtomicU64,
+    /// Complete frames committed and not yet consumed.
+    pub queued: AtomicU32,
+    /// 1 while the consumer sleeps (or is about to) on `data_seq`.
+    pub consumer_waiting: AtomicU32,
+    /// Futex word producers bump when they publish data for a sleeping consumer.
+    pub data_seq: AtomicU32,
+    /// For a reply inbox: the correlation id its owner is waiting for (0: none).
+    pub waiting_corr: AtomicU64,
+    /// Frames the consumer rejected as malformed.
+    pub bad_frames: AtomicU64,
+    /// Frame bytes the consumer reassembled (for benchmarks and introspection).
+    pub frames_in: AtomicU64,
+}
+
+/// Life of the process that consumes this mailbox.
+#[repr(C, align(64))]
+pub struct LifeSide {
+    /// Futex word: [`STATE_STARTING`], [`STATE_RUNNING`] or [`STATE_EXITED`].
+    pub state: AtomicU32,
+    /// Pid of the consuming process (0 before it starts).
+    pub pid: AtomicU32,
+    /// How it ended, as recorded by itself or by its reaper (an `EXIT_*` code).
+    pub exit_kind: AtomicU32,
+    /// Signal number or exit status, depending on `exit_kind`.
+    pub exit_value: AtomicI32,
+    /// Length of the valid prefix of `exit_message`.
+    pub exit_message_len: AtomicU32,
+    /// UTF-8 text: the panic message or failure reason.
+    pub exit_message: [AtomicU8; EXIT_MESSAGE_MAX],
+}
+
+/// The mailbox file header.
+#[repr(C)]
+pub struct Header {
+    magic: AtomicU64,
+    /// Ring bytes (a power of two).
+    pub ring_size: u64,
+    /// Maximum frames queued at once.
+    pub capacity: u32,
+    name_len: u32,
+    /// Largest frame the consumer accepts.
+    pub max_frame: u64,
+    name: [u8; NAME_MAX],
+    /// The producers' lock.
+    pub lock: RobustMutex,
+    /// See [`ProducerSide`].
+    pub prod: ProducerSide,
+    /// See [`ConsumerSide`].
+    pub cons: ConsumerSide,
+    /// See [`LifeSide`].
+    pub life: LifeSide,
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
+
+/// The consumer has not started yet.
+pub const STATE_STARTING: u32 = 0;
+/// The consumer is handling messages.
+pub const STATE_RUNNING: u32 = 1;
+/// The consumer's process has exited and been reaped; `exit_*` are final.
+pub const STATE_EXITED: u32 = 2;
+
+/// A mapped mailbox file.
+pub struct Region {
+    map: SharedMapping,
+    ring_size: u64,
+}
+
+impl Region {
+    /// Creates the file at `path` with a fresh header. `ring_size` must be a power of two.
+    pub fn create(
+        path: &Path,
+        ring_size: usize,
+        capacity: u32,
+        max_frame: u64,
+        name: &str,
+    ) -> io::Result<Region> {
+        assert!(ring_size.is_power_of_two() && ring_size >= 4096);
+        let map = SharedMapping::create(path, HEADER_SIZE + ring_size)?;
+        let hdr = map.as_ptr() as *mut Header;
+        let name = &name.as_bytes()[..name.len().min(NAME_MAX)];
+        // SAFETY: the file was just created with O_EXCL and zero-filled by ftruncate; no
+        // other process can have mapped it yet (the magic is still zero, so an early opener
+        // refuses it). The writes below initialize plain fields of a page-aligned Header
+        // that fits in the first page (checked at compile time).
+        unsafe {
+            (*hdr).ring_size = ring_size as u64;
+            (*hdr).capacity = capacity;
+            (*hdr).max_frame = max_frame;
+            (*hdr).name_len = name.len() as u32;
+            (&mut (*hdr).name)[..name.len()].copy_from_slice(name);
+            RobustMutex::init(std::ptr::addr_of_mut!((*hdr).lock))?;
+        }
+        let region = Region {
+            map,
+            ring_size: ring_size as u64,
+        };
+        region.header().magic.store(MAGIC, Ordering::Release);
+        Ok(region)
+    }
+
+    /// Maps an existing mailbox file and checks that it is one.
+    pub fn open(path: &Path) -> io::Result<Region> {
+        let map = SharedMapping::open(path)?;
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+        if map.len() < HEADER_SIZE + 4096 {
+            return Err(bad("file too small for a mailbox"));
+        }
+        // SAFETY: the mapping is at least one page long and page-aligned, so reading the
+        // atomic magic word at offset 0 is in bounds and aligned.
+        let magic = unsafe { &*(map.as_ptr() as *const AtomicU64) }.load(Ordering::Acquire);
+        if magic != MAGIC {
+            return Err(bad("not a procession mailbox (or not fully created)"));
+        }
+        // SAFETY: magic is set, so the creator finished writing the header (Release/Acquire).
+        let ring_size = unsafe { (*(map.as_ptr() as *const Header)).ring_size };
+        if !ring_size.is_power_of_two() || HEADER_SIZE as u64 + ring_size != map.len() as u64 {
+            return Err(bad("mailbox header does not match the file size"));
+        }
+        Ok(Region { map, ring_size })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping is page-aligned and at least HEADER_SIZE long, and Header
+        // holds only atomics, a RobustMutex, and fields written before the magic; it stays
+        // mapped for as long as `&self` lives.
+        unsafe { &*(self.map.as_ptr() as *const Header) }
+    }
+
+    /// The stable name of the actor type that owns this mailbox.
+    pub fn name(&self) -> &str {
+        let h = self.header();
+        let n = (h.name_len as usize).min(NAME_MAX);
+        std::str::from_utf8(&h.name[..n]).unwrap_or("<invalid name>")
+    }
+
+    /// Ring bytes.
+    pub fn ring_size(&self) -> u64 {
+        self.ring_size
+    }
+
+    fn ring(&self) -> *mut u8 {
+        // SAFETY: HEADER_SIZE < mapping length, checked at create/open.
+        unsafe { self.map.as_ptr().add(HEADER_SIZE) }
+    }
+
+    /// Copies `src` into the ring starting at stream position `pos`, wrapping at the end.
+    /// The caller holds the producer lock and has checked that the bytes are free.
+    pub fn write_at(&self, pos: u64, src: &[u8]) {
+        let off = (pos % self.ring_size) as usize;
+        let first = src.len().min(self.ring_size as usize - off);
+        // SAFETY: off < ring_size and first <= ring_size - off, the rest wraps to offset 0
+        // and src.len() <= ring_size (callers write at most one chunk); both ranges are
+        // inside the mapping. Only the lock holder writes free ring space, and consumers do
+        // not read it until `tail` is published, so there is no concurrent access.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring().add(off), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.ring(), src.len() - first);
+        }
+    }
+
+    /// Copies ring bytes at stream position `pos` into `dst`, wrapping at the end.
+    pub fn read_at(&self, pos: u64, dst: &mut [u8]) {
+        let off = (pos % self.ring_size) as usize;
+        let len = dst.len().min(self.ring_size as usize);
+        let first = len.min(self.ring_size as usize - off);
+        // SAFETY: as in write_at, both source ranges lie inside the ring. The bytes were
+        // published before `tail` (Release) and read after loading it (Acquire); producers
+        // do not overwrite them until `head` passes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring().add(off), dst.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(self.ring(), dst.as_mut_ptr().add(first), len - first);
+        }
+    }
+
+    /// Appends ring bytes at `pos` to `dst`.
+    pub fn read_append(&self, pos: u64, len: usize, dst: &mut Vec<u8>) {
+        let start = dst.len();
+        dst.resize(start + len, 0);
+        self.read_at(pos, &mut dst[start..]);
+    }
+}

@@ -1,0 +1,116 @@
+//! Process-level syscalls: fork, immediate exit, parent-death signal, fd hygiene, and
+//! the thread count that decides whether `fork` is safe.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    /// In the parent; the child's pid.
+    Parent(Pid),
+    /// In the new child.
+    Child,
+}
+
+/// Forks the calling process.
+///
+/// The caller must know the process is single-threaded (the zygote, or a root checked
+/// with [`thread_count`]): only then is the child's memory a consistent copy.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: every caller forks a single-threaded process (see above), so no lock held by
+    // another thread can be copied in a locked state into the child.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Ends the process at once with `code`: no atexit handlers, no destructors. Used in
+/// forked children, which must never run the parent's exit-time code.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and always sound to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// Number of threads in this process, from `/proc/self/task`.
+pub fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// Asks the kernel to send `sig` to this process when its parent dies, and closes the race
+/// where the parent died before the call: returns an error if the parent is already gone.
+pub fn die_with_parent(sig: Signal, expected_parent: Pid) -> io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(sig).map_err(io::Error::from)?;
+    if nix::unistd::getppid() != expected_parent {
+        return Err(io::Error::other(
+            "parent exited before the child was set up",
+        ));
+    }
+    Ok(())
+}
+
+/// Unblocks every signal and restores default dispositions that the zygote changed.
+pub fn reset_signals() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// Closes every fd >= 3 except those in `keep`. Used right after fork, so that a child
+/// holds no end of another process's channel (which would defeat EOF detection).
+pub fn close_fds_except(keep: &[RawFd]) {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: right after fork, in a child that never drops the parent's fd-owning
+            // objects (it leaves through exit_now or exec), so nothing closes these twice.
+            unsafe {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+/// Makes `cmd` keep `fd` open across its exec (it is CLOEXEC in this process, so no other
+/// child started concurrently by another thread inherits it).
+pub fn inherit_fd(cmd: &mut Command, fd: RawFd) {
+    // SAFETY: the hook runs in the forked child before exec and only calls fcntl, which is
+    // async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Ignores SIGPIPE (a write to a closed socket then fails with EPIPE instead of killing us);
+/// the Rust runtime does this before `main`, and processes that never reach `main` need it too.
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN installs no handler code; it is always sound.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn);
+    }
+}
+
+/// Takes ownership of an fd this process inherited across exec, whose number arrived in an
+/// environment variable set by our own parent.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd < 3 || nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        return Err(io::Error::other(format!("inherited fd {fd} is not open")));
+    }
+    // SAFETY: the fd is open (checked above), was created for us by our parent, and nothing
+    // else in this freshly exec'd process knows its number, so we are its only owner.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,67 @@
+//! How an actor process ended.
+
+use serde::{Deserialize, Serialize};
+
+use crate::mailbox::{ExitKind, RawExit};
+
+/// How an actor's process ended, as seen by [`ActorRef::join`](crate::ActorRef::join).
+///
+/// ```
+/// use procession::Exit;
+/// assert!(Exit::Stopped.is_clean());
+/// assert!(!Exit::Signaled(9).is_clean());
+/// assert_eq!(Exit::Signaled(9).to_string(), "killed by signal 9 (SIGKILL)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exit {
+    /// The actor stopped itself with [`Context::stop`](crate::Context::stop).
+    Normal,
+    /// The actor stopped on request ([`ActorRef::stop`](crate::ActorRef::stop)).
+    Stopped,
+    /// A handler (or `create`, or a hook) panicked; `message` is the panic text.
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The process was killed by this signal (9 for SIGKILL, including the OOM killer's;
+    /// 11 for a segfault; 6 for an abort).
+    Signaled(i32),
+    /// The actor could not run: `create` failed, its arguments did not decode, or the
+    /// process exited with an unexpected status.
+    Failed(String),
+}
+
+impl Exit {
+    /// `true` for [`Exit::Normal`] and [`Exit::Stopped`].
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Exit::Normal | Exit::Stopped)
+    }
+
+    pub(crate) fn from_raw(raw: RawExit) -> Exit {
+        match raw.kind {
+            ExitKind::Normal => Exit::Normal,
+            ExitKind::Stopped => Exit::Stopped,
+            ExitKind::Panicked => Exit::Panicked {
+                message: raw.message,
+            },
+            ExitKind::Signaled => Exit::Signaled(raw.value),
+            ExitKind::Failed | ExitKind::UnknownActor => Exit::Failed(raw.message),
+            ExitKind::None => Exit::Failed("no exit was recorded".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Normal => f.write_str("stopped itself"),
+            Exit::Stopped => f.write_str("stopped on request"),
+            Exit::Panicked { message } => write!(f, "panicked: {message}"),
+            Exit::Signaled(sig) => match nix::sys::signal::Signal::try_from(*sig) {
+                Ok(s) => write!(f, "killed by signal {sig} ({})", s.as_str()),
+                Err(_) => write!(f, "killed by signal {sig}"),
+            },
+            Exit::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}

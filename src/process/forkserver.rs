@@ -1,0 +1,357 @@
+//! The `forkserver` start method, and the zygote that serves it.
+//!
+//! The zygote is this same binary, re-executed with `PROCESSION_BOOT=zygote`; it diverges
+//! before `main` (see [`bootstrap`](super::bootstrap)), so it is single-threaded and forking
+//! it is safe. It forks actors on request (`forkserver`), or forks and re-executes the
+//! binary (`spawn`). It is also the runtime's keeper:
+//! - it reaps every actor it started, records the exit in the actor's mailbox, wakes the
+//!   joiners and removes the mailbox file and the actor's reply inboxes;
+//! - when the root process goes away — even by SIGKILL — its end of the control socket
+//!   closes; the zygote then SIGKILLs every actor, reaps them and removes the runtime
+//!   directory. Actors also carry `PR_SET_PDEATHSIG(SIGKILL)` bound to the zygote, so if
+//!   the zygote itself is killed, they die with it.
+//!
+//! Requests travel as `u32` length + CBOR on unix stream sockets: the root's private
+//! socketpair, or `zygote.sock` in the runtime directory for actors that spawn actors
+//! (peers with another uid are refused).
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::bootstrap::{run_child, ChildBoot};
+use crate::error::{Error, Result};
+use crate::mailbox::{remove_inboxes_of, Mailbox};
+use crate::os::proc::{
+    close_fds_except, die_with_parent, exit_now, fork, inherit_fd, reset_signals,
+    take_inherited_fd, Forked,
+};
+use crate::process::exit::Exit;
+
+/// A request to the zygote.
+#[derive(Debug, Serialize, Deserialize)]
+struct SpawnRequest {
+    boot: ChildBoot,
+    /// Re-execute the binary in the child (`spawn` start method).
+    exec: bool,
+}
+
+/// The zygote's answer.
+#[derive(Debug, Serialize, Deserialize)]
+enum SpawnReply {
+    Spawned { pid: u32 },
+    Failed { message: String },
+}
+
+const MAX_REQUEST: u32 = 1 << 30;
+
+fn write_msg<T: Serialize>(conn: &mut UnixStream, msg: &T) -> io::Result<()> {
+    let mut buf = vec![0u8; 4];
+    crate::wire::encode_body(msg, &mut buf).map_err(io::Error::other)?;
+    let len = (buf.len() - 4) as u32;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    conn.write_all(&buf)
+}
+
+fn read_msg<T: serde::de::DeserializeOwned>(conn: &mut UnixStream) -> io::Result<T> {
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_REQUEST {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "request too large",
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    conn.read_exact(&mut body)?;
+    crate::wire::decode_body(&body, "zygote message").map_err(io::Error::other)
+}
+
+/// A connection to the zygote.
+#[derive(Debug)]
+pub struct ZygoteClient {
+    conn: UnixStream,
+    /// Only the root holds this: the zygote is its child.
+    process: Option<std::process::Child>,
+}
+
+impl ZygoteClient {
+    /// Starts the zygote (root process only).
+    pub fn start(dir: &Path) -> Result<ZygoteClient> {
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| Error::io("cannot create the zygote socket", e))?;
+        let mut cmd = Command::new("/proc/self/exe");
+        if let Some(arg0) = std::env::args_os().next() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, arg0);
+        }
+        cmd.arg("--procession-zygote")
+            .env("PROCESSION_BOOT", "zygote")
+            .env("PROCESSION_BOOT_FD", theirs.as_raw_fd().to_string())
+            .env("PROCESSION_RUNTIME_DIR", dir)
+            .stdin(std::process::Stdio::null());
+        inherit_fd(&mut cmd, theirs.as_raw_fd());
+        let process = cmd
+            .spawn()
+            .map_err(|e| Error::io("cannot start the zygote (re-executing this binary)", e))?;
+        drop(theirs);
+        tracing::debug!(pid = process.id(), dir = %dir.display(), "zygote started");
+        Ok(ZygoteClient {
+            conn: ours,
+            process: Some(process),
+        })
+    }
+
+    /// Connects to the runtime's zygote from an actor process.
+    pub fn connect(dir: &Path) -> Result<ZygoteClient> {
+        let conn = UnixStream::connect(dir.join("zygote.sock"))
+            .map_err(|e| Error::io("cannot reach the zygote", e))?;
+        Ok(ZygoteClient {
+            conn,
+            process: None,
+        })
+    }
+
+    /// Asks the zygote to start an actor; returns its pid.
+    pub fn spawn(&mut self, boot: ChildBoot, exec: bool) -> Result<u32> {
+        let io_err = |e| Error::io("the zygote did not answer (did it die?)", e);
+        write_msg(&mut self.conn, &SpawnRequest { boot, exec }).map_err(io_err)?;
+        match read_msg(&mut self.conn).map_err(io_err)? {
+            SpawnReply::Spawned { pid } => Ok(pid),
+            SpawnReply::Failed { message } => Err(Error::Runtime(message)),
+        }
+    }
+
+    /// Drops the connection without waiting for the zygote (in a forked child).
+    pub fn forget(self) {
+        if let Some(p) = self.process {
+            std::mem::forget(p);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------
+// The zygote side.
+
+struct Zygote {
+    dir: PathBuf,
+    me: Pid,
+    children: HashMap<i32, u64>,
+}
+
+/// The zygote's main loop. Never returns.
+pub fn zygote_main(control_fd: i32, dir: PathBuf) -> ! {
+    match serve(control_fd, dir) {
+        Ok(()) => exit_now(0),
+        Err(e) => {
+            eprintln!("procession zygote: {e}");
+            exit_now(1)
+        }
+    }
+}
+
+fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
+    let mut control = UnixStream::from(take_inherited_fd(control_fd)?);
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(io::Error::from)?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(io::Error::from)?;
+    let listener = UnixListener::bind(dir.join("zygote.sock"))?;
+    listener.set_nonblocking(true)?;
+    let mut z = Zygote {
+        dir,
+        me: nix::unistd::getpid(),
+        children: HashMap::new(),
+    };
+    let mut conns: Vec<UnixStream> = Vec::new();
+    tracing::debug!(pid = z.me.as_raw(), "zygote ready");
+    loop {
+        let (control_ready, listener_ready, sig_ready, ready_conns) = {
+            let mut fds = vec![
+                PollFd::new(control.as_fd(), PollFlags::POLLIN),
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+            ];
+            fds.extend(
+                conns
+                    .iter()
+                    .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let ready_conns: Vec<usize> = (3..fds.len())
+                .filter(|&i| ready(&fds[i]))
+                .map(|i| i - 3)
+                .collect();
+            (ready(&fds[0]), ready(&fds[1]), ready(&fds[2]), ready_conns)
+        };
+        if sig_ready {
+            while let Ok(Some(_)) = sigfd.read_signal() {}
+            z.reap();
+        }
+        if control_ready && z.handle(&mut control, &listener, &conns).is_err() {
+            // The root is gone (EOF) or broken: take the whole runtime down.
+            z.shutdown();
+            return Ok(());
+        }
+        for i in ready_conns.into_iter().rev() {
+            if z.handle(&mut conns[i], &listener, &[]).is_err() {
+                conns.swap_remove(i);
+            }
+        }
+        if listener_ready {
+            while let Ok((conn, _)) = listener.accept() {
+                if peer_is_us(&conn) {
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    conns.push(conn);
+                } else {
+                    tracing::warn!("refused a zygote connection from another user");
+                }
+            }
+        }
+    }
+}
+
+fn peer_is_us(conn: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(conn, PeerCredentials)
+        .map(|c| c.uid() == nix::unistd::geteuid().as_raw())
+        .unwrap_or(false)
+}
+
+impl Zygote {
+    fn handle(
+        &mut self,
+        conn: &mut UnixStream,
+        _l: &UnixListener,
+        _c: &[UnixStream],
+    ) -> io::Result<()> {
+        let req: SpawnRequest = read_msg(conn)?;
+        let id = req.boot.mailbox_id;
+        let reply = match self.fork_child(req) {
+            Ok(pid) => {
+                self.children.insert(pid, id);
+                SpawnReply::Spawned { pid: pid as u32 }
+            }
+            Err(e) => SpawnReply::Failed {
+                message: format!("the zygote could not fork: {e}"),
+            },
+        };
+        write_msg(conn, &reply)
+    }
+
+    fn fork_child(&self, req: SpawnRequest) -> io::Result<i32> {
+        match fork()? {
+            Forked::Parent(pid) => Ok(pid.as_raw()),
+            Forked::Child => {
+                close_fds_except(&[]);
+                reset_signals();
+                if die_with_parent(Signal::SIGKILL, self.me).is_err() {
+                    exit_now(1);
+                }
+                if req.exec {
+                    exec_actor(&req.boot)
+                } else {
+                    run_child(req.boot)
+                }
+            }
+        }
+    }
+
+    /// Reaps every exited child and publishes its exit.
+    fn reap(&mut self) {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        loop {
+            let (pid, signal, status) = match waitid(Id::All, flags) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, None, code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Some(sig as i32), 0),
+                _ => return,
+            };
+            // The pid stays reserved (a zombie) until the waitpid below, so nobody can
+            // signal a recycled pid while the exit is being published.
+            if let Some(id) = self.children.remove(&pid.as_raw()) {
+                publish(&self.dir, id, pid.as_raw() as u32, signal, status);
+            }
+            let _ = waitpid(pid, None);
+        }
+    }
+
+    /// The root went away: kill every actor, reap them, remove the runtime directory.
+    fn shutdown(&mut self) {
+        for &pid in self.children.keys() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        for (pid, _) in self.children.drain() {
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Records a reaped child's exit in its mailbox and removes its files.
+pub fn publish(dir: &Path, mailbox_id: u64, pid: u32, signal: Option<i32>, status: i32) {
+    if let Ok(mb) = Mailbox::open(dir, mailbox_id) {
+        mb.publish_exit(signal, status);
+        let exit = Exit::from_raw(mb.raw_exit());
+        if exit.is_clean() {
+            tracing::info!(actor = mb.actor_name(), pid, %exit, "actor exited");
+        } else {
+            tracing::warn!(actor = mb.actor_name(), pid, %exit, "actor exited");
+        }
+        mb.unlink();
+    }
+    remove_inboxes_of(dir, pid);
+}
+
+/// The `spawn` start method, in a freshly forked zygote child: re-execute the binary with
+/// the boot record in a memfd. Never returns.
+fn exec_actor(boot: &ChildBoot) -> ! {
+    let result = (|| -> io::Result<std::convert::Infallible> {
+        use std::ffi::CString;
+        use std::io::Seek;
+        use std::os::unix::ffi::OsStrExt;
+        let fd: OwnedFd = nix::sys::memfd::memfd_create(
+            c"procession-boot",
+            nix::sys::memfd::MemFdCreateFlag::empty(),
+        )
+        .map_err(io::Error::from)?;
+        let mut file = std::fs::File::from(fd);
+        let mut bytes = Vec::new();
+        crate::wire::encode_body(boot, &mut bytes).map_err(io::Error::other)?;
+        file.write_all(&bytes)?;
+        file.rewind()?;
+        let fd = file.into_raw_fd();
+        let cstr = |b: &[u8]| CString::new(b).map_err(io::Error::other);
+        let mut env: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| cstr(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<io::Result<_>>()?;
+        env.push(cstr(b"PROCESSION_BOOT=actor")?);
+        env.push(cstr(format!("PROCESSION_BOOT_FD={fd}").as_bytes())?);
+        let arg0 = std::env::args_os().next().unwrap_or_default();
+        let argv = [cstr(arg0.as_bytes())?, cstr(b"--procession-actor")?];
+        match nix::unistd::execve(c"/proc/self/exe", &argv, &env) {
+            Err(e) => Err(io::Error::from(e)),
+            Ok(never) => match never {},
+        }
+    })();
+    let Err(e) = result;
+    eprintln!("procession: cannot re-execute for the spawn start method: {e}");
+    exit_now(super::bootstrap::EXIT_BOOT_FAILED)
+}
