@@ -6,6 +6,7 @@
 //! reply wakes the asking thread directly.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,7 @@ struct Inbox {
 
 impl Drop for Inbox {
     fn drop(&mut self) {
+        self.mb.mark_exited();
         self.mb.unlink();
     }
 }
@@ -177,21 +179,51 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
     }
 }
 
-/// Sends a reply frame (or a failure) to the inbox `reply_to`; never blocks on an asker
-/// that has stopped waiting. Failures are logged, not raised: the actor goes on.
-pub(crate) fn reply(reply_to: u64, corr: u64, kind: FrameKind, body_frame: &[u8]) {
-    let Some(rt) = runtime::current() else { return };
-    match Mailbox::open(rt.dir(), reply_to) {
-        Ok(inbox) => {
-            if let Err(e) = inbox.send_reply(body_frame, corr) {
-                tracing::debug!(
-                    ?e,
-                    ?kind,
-                    corr,
-                    "reply not delivered (the asker stopped waiting)"
-                );
+/// The reply inboxes an actor has answered recently, kept mapped so that a reply costs
+/// no open/mmap.
+#[derive(Default)]
+pub(crate) struct ReplyRoutes {
+    open: HashMap<u64, Arc<Mailbox>>,
+}
+
+const MAX_ROUTES: usize = 256;
+
+impl ReplyRoutes {
+    /// Sends a reply frame (or a failure) to the inbox `reply_to`; never blocks on an
+    /// asker that has stopped waiting. Failures are logged, not raised: the actor goes on.
+    pub(crate) fn send(&mut self, reply_to: u64, corr: u64, kind: FrameKind, frame: &[u8]) {
+        let inbox = match self.open.get(&reply_to) {
+            Some(mb) => mb.clone(),
+            None => {
+                let Some(rt) = runtime::current() else { return };
+                match Mailbox::open(rt.dir(), reply_to) {
+                    Ok(mb) => {
+                        if self.open.len() >= MAX_ROUTES {
+                            self.open.retain(|_, mb| mb.state() != STATE_EXITED);
+                            if self.open.len() >= MAX_ROUTES {
+                                self.open.clear();
+                            }
+                        }
+                        self.open.insert(reply_to, mb.clone());
+                        mb
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, corr, "reply inbox is gone");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = inbox.send_reply(frame, corr) {
+            tracing::debug!(
+                ?e,
+                ?kind,
+                corr,
+                "reply not delivered (the asker stopped waiting)"
+            );
+            if inbox.state() == STATE_EXITED {
+                self.open.remove(&reply_to);
             }
         }
-        Err(e) => tracing::debug!(error = %e, corr, "reply inbox is gone"),
     }
 }

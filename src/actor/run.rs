@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 
 use super::actor_ref::ActorRef;
-use super::ask::{drop_thread_inbox, reply, ReplyFailure};
+use super::ask::{drop_thread_inbox, ReplyFailure, ReplyRoutes};
 use super::context::Context;
 use super::traits::Dispatch;
 use crate::mailbox::{Consumer, ExitKind, Mailbox, Received, Wait};
@@ -93,6 +93,7 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     }
 
     let mut consumer = Consumer::new();
+    let mut routes = ReplyRoutes::default();
     let mut out = Vec::new();
     let outcome = loop {
         if cx.is_stopping() {
@@ -140,18 +141,19 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
                 match r {
                     Ok(Ok(())) => {
                         if FrameHeader::seal(&mut out).is_ok() {
-                            reply(h.reply_to, h.corr, FrameKind::Reply, &out);
+                            routes.send(h.reply_to, h.corr, FrameKind::Reply, &out);
                         }
                     }
                     Ok(Err(e)) => {
                         rejected(&mb, &e);
-                        send_failure(&h, ReplyFailure::Rejected(e));
+                        send_failure(&mut routes, &h, ReplyFailure::Rejected(e));
                     }
                     Err(p) => {
                         let message = panic_text(&*p);
                         mb.record_exit(ExitKind::Panicked, 0, &message);
                         let message = mb.raw_exit().message;
                         send_failure(
+                            &mut routes,
                             &h,
                             ReplyFailure::Died(Exit::Panicked {
                                 message: message.clone(),
@@ -183,7 +185,7 @@ fn rejected(mb: &Mailbox, e: &WireError) {
     tracing::warn!(actor = mb.actor_name(), pid = std::process::id(), error = %e, "rejected a frame");
 }
 
-fn send_failure(h: &FrameHeader, failure: ReplyFailure) {
+fn send_failure(routes: &mut ReplyRoutes, h: &FrameHeader, failure: ReplyFailure) {
     let mut buf = Vec::with_capacity(HEADER_LEN + 64);
     FrameHeader {
         kind: FrameKind::ReplyError,
@@ -193,6 +195,6 @@ fn send_failure(h: &FrameHeader, failure: ReplyFailure) {
     }
     .write_into(&mut buf);
     if encode_body(&failure, &mut buf).is_ok() && FrameHeader::seal(&mut buf).is_ok() {
-        reply(h.reply_to, h.corr, FrameKind::ReplyError, &buf);
+        routes.send(h.reply_to, h.corr, FrameKind::ReplyError, &buf);
     }
 }

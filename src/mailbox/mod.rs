@@ -295,9 +295,15 @@ impl Mailbox {
         })
     }
 
-    /// Sends a reply to an inbox without ever blocking on an asker that stopped waiting.
+    /// Sends a reply to an inbox without ever blocking on an asker that stopped waiting
+    /// (or died: its pid is checked too).
     pub fn send_reply(&self, frame: &[u8], corr: u64) -> Result<(), SendFail> {
-        let waiting = || self.state() != STATE_EXITED && self.waiting_corr() == corr;
+        let owner = nix::unistd::Pid::from_raw(self.pid() as i32);
+        let waiting = || {
+            self.state() != STATE_EXITED
+                && self.waiting_corr() == corr
+                && nix::sys::signal::kill(owner, None).is_ok()
+        };
         let wait = if waiting() {
             Wait::Forever
         } else {
@@ -372,6 +378,13 @@ impl Mailbox {
         let _ = life
             .state
             .compare_exchange(STATE_STARTING, STATE_RUNNING, SeqCst, SeqCst);
+        futex::wake(&life.state, i32::MAX);
+    }
+
+    /// Marks a reply inbox closed (its thread ended) so repliers stop using it.
+    pub fn mark_exited(&self) {
+        let life = &self.region.header().life;
+        life.state.store(STATE_EXITED, SeqCst);
         futex::wake(&life.state, i32::MAX);
     }
 

@@ -120,7 +120,7 @@ pub fn send(
 fn lock(r: &Region, wait: Wait, spin: Duration, alive: &dyn Fn() -> bool) -> Result<(), SendFail> {
     let h = r.header();
     let mut got = h.lock.lock(Some(Duration::ZERO));
-    if got.is_none() {
+    if got.is_none() && !matches!(wait, Wait::Never) {
         spin_until(spin, || {
             got = h.lock.lock(Some(Duration::ZERO));
             got.is_some()
@@ -182,6 +182,11 @@ fn wait_room(
     alive: &dyn Fn() -> bool,
 ) -> Result<(), SendFail> {
     let h = r.header();
+    let spin = if matches!(wait, Wait::Never) {
+        Duration::ZERO
+    } else {
+        spin
+    };
     if spin_until(spin, || room_for(r, need, new_frame)) {
         return Ok(());
     }
@@ -370,7 +375,7 @@ impl Consumer {
                 });
             }
             if p.error.is_none() {
-                r.read_append(head + REC, len as usize, &mut self.buf);
+                r.read_extend(head + REC, len as usize, &mut self.buf);
             }
             p.got += len;
             self.advance(r, head + span);

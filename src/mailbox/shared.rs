@@ -218,10 +218,17 @@ impl Region {
         }
     }
 
-    /// Appends ring bytes at `pos` to `dst`.
-    pub fn read_append(&self, pos: u64, len: usize, dst: &mut Vec<u8>) {
-        let start = dst.len();
-        dst.resize(start + len, 0);
-        self.read_at(pos, &mut dst[start..]);
+    /// Appends `len` ring bytes at stream position `pos` to `dst` (one copy, no zero-fill).
+    pub fn read_extend(&self, pos: u64, len: usize, dst: &mut Vec<u8>) {
+        let off = (pos % self.ring_size) as usize;
+        let len = len.min(self.ring_size as usize);
+        let first = len.min(self.ring_size as usize - off);
+        // SAFETY: both ranges lie inside the ring (off < ring_size, first <= ring_size - off,
+        // len - first <= off); they were published before `tail` and are not overwritten
+        // until `head` passes them. The slices live only for the two copies.
+        unsafe {
+            dst.extend_from_slice(std::slice::from_raw_parts(self.ring().add(off), first));
+            dst.extend_from_slice(std::slice::from_raw_parts(self.ring(), len - first));
+        }
     }
 }

@@ -205,13 +205,13 @@ fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
             while let Ok(Some(_)) = sigfd.read_signal() {}
             z.reap();
         }
-        if control_ready && z.handle(&mut control, &listener, &conns).is_err() {
+        if control_ready && z.handle(&mut control).is_err() {
             // The root is gone (EOF) or broken: take the whole runtime down.
             z.shutdown();
             return Ok(());
         }
         for i in ready_conns.into_iter().rev() {
-            if z.handle(&mut conns[i], &listener, &[]).is_err() {
+            if z.handle(&mut conns[i]).is_err() {
                 conns.swap_remove(i);
             }
         }
@@ -237,12 +237,7 @@ fn peer_is_us(conn: &UnixStream) -> bool {
 }
 
 impl Zygote {
-    fn handle(
-        &mut self,
-        conn: &mut UnixStream,
-        _l: &UnixListener,
-        _c: &[UnixStream],
-    ) -> io::Result<()> {
+    fn handle(&mut self, conn: &mut UnixStream) -> io::Result<()> {
         let req: SpawnRequest = read_msg(conn)?;
         let id = req.boot.mailbox_id;
         let reply = match self.fork_child(req) {

@@ -214,6 +214,6 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
             _ => fork::reap(),
         }
     }
-    tracing::debug!(actor = name, pid, ?method, "actor spawned");
+    tracing::info!(actor = name, pid, ?method, "actor spawned");
     Ok(mb)
 }

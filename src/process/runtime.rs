@@ -7,6 +7,7 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,7 +18,7 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct Runtime {
     dir: PathBuf,
-    root: bool,
+    root: AtomicBool,
     zygote: Mutex<Option<ZygoteClient>>,
 }
 
@@ -51,7 +52,7 @@ pub fn get() -> Result<&'static Runtime> {
         })?;
     let rt = Runtime {
         dir,
-        root: true,
+        root: AtomicBool::new(true),
         zygote: Mutex::new(None),
     };
     let _ = RUNTIME.set(rt);
@@ -67,7 +68,7 @@ pub fn current() -> Option<&'static Runtime> {
 pub fn init_child(dir: &Path) {
     let _ = RUNTIME.set(Runtime {
         dir: dir.to_path_buf(),
-        root: false,
+        root: AtomicBool::new(false),
         zygote: Mutex::new(None),
     });
 }
@@ -82,7 +83,7 @@ impl Runtime {
     pub fn zygote(&self) -> Result<MutexGuard<'_, Option<ZygoteClient>>> {
         let mut guard = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            *guard = Some(if self.root {
+            *guard = Some(if self.root.load(Ordering::Relaxed) {
                 ZygoteClient::start(&self.dir)?
             } else {
                 ZygoteClient::connect(&self.dir)?
@@ -94,6 +95,7 @@ impl Runtime {
     /// In a child forked directly from this process: forget the parent's zygote connection
     /// (the child reconnects through the socket if it spawns) and become a non-root.
     pub fn forget_in_fork_child(&self) {
+        self.root.store(false, Ordering::Relaxed);
         let mut guard = self.zygote.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(z) = guard.take() {
             z.forget();
