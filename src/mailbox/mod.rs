@@ -476,3 +476,209 @@ impl Mailbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{FrameHeader, FrameKind, WireError};
+
+    /// A private directory removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "procession-unit-{}-{tag}-{}",
+                std::process::id(),
+                N.fetch_add(1, Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn frame(n: u64, body_len: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        FrameHeader {
+            kind: FrameKind::Tell,
+            tag: n,
+            corr: 0,
+            reply_to: 0,
+        }
+        .write_into(&mut f);
+        f.extend((0..body_len).map(|i| (i as u64 ^ n) as u8));
+        FrameHeader::seal(&mut f).unwrap();
+        f
+    }
+
+    fn small(ring: usize, capacity: u32) -> MailboxConfig {
+        MailboxConfig::default().ring_size(ring).capacity(capacity)
+    }
+
+    fn recv_frame(mb: &Mailbox, c: &mut Consumer) -> Vec<u8> {
+        match mb.recv(c, Wait::from_timeout(Some(Duration::from_secs(10)))) {
+            Received::Frame(f) => f.to_vec(),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_wrap_around_the_ring_intact_and_in_order() {
+        let dir = TempDir::new("wrap");
+        let mb = Mailbox::create(&dir.0, &small(4096, 1000), "t", false).unwrap();
+        let mut c = Consumer::new();
+        for n in 0..500u64 {
+            let f = frame(n, (n as usize * 7) % 300);
+            mb.send(&f, Wait::Never).unwrap();
+            assert_eq!(recv_frame(&mb, &mut c), f);
+        }
+    }
+
+    #[test]
+    fn frame_larger_than_the_ring_streams_through_it() {
+        let dir = TempDir::new("stream");
+        let mb = Mailbox::create(&dir.0, &small(4096, 16), "t", false).unwrap();
+        let big = frame(1, 100_000);
+        let sender = {
+            let mb = mb.clone();
+            let big = big.clone();
+            std::thread::spawn(move || mb.send(&big, Wait::Forever))
+        };
+        let mut c = Consumer::new();
+        assert_eq!(recv_frame(&mb, &mut c), big);
+        sender.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn full_mailbox_refuses_without_waiting_and_accepts_after_a_receive() {
+        let dir = TempDir::new("full");
+        let mb = Mailbox::create(&dir.0, &small(1 << 16, 3), "t", false).unwrap();
+        for n in 0..3 {
+            mb.send(&frame(n, 8), Wait::Never).unwrap();
+        }
+        assert_eq!(mb.send(&frame(3, 8), Wait::Never), Err(SendFail::Full));
+        let deadline = Wait::from_timeout(Some(Duration::from_millis(30)));
+        assert_eq!(mb.send(&frame(3, 8), deadline), Err(SendFail::Timeout));
+        let mut c = Consumer::new();
+        assert_eq!(recv_frame(&mb, &mut c), frame(0, 8));
+        mb.send(&frame(3, 8), Wait::Never).unwrap();
+        for n in 1..4 {
+            assert_eq!(recv_frame(&mb, &mut c), frame(n, 8));
+        }
+    }
+
+    #[test]
+    fn frame_over_max_frame_is_refused_by_the_sender() {
+        let dir = TempDir::new("max");
+        let cfg = small(1 << 16, 8).max_frame(1000);
+        let mb = Mailbox::create(&dir.0, &cfg, "t", false).unwrap();
+        assert_eq!(
+            mb.send(&frame(0, 2000), Wait::Never),
+            Err(SendFail::TooLarge)
+        );
+    }
+
+    #[test]
+    fn oversized_announced_length_is_skipped_without_allocating() {
+        let dir = TempDir::new("oversize");
+        let cfg = small(1 << 16, 8).max_frame(1 << 20);
+        let mb = Mailbox::create(&dir.0, &cfg, "t", false).unwrap();
+        let mut lie = frame(0, 16);
+        lie[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        mb.send_raw_record(true, true, &lie).unwrap();
+        mb.send(&frame(1, 4), Wait::Never).unwrap();
+        let mut c = Consumer::new();
+        let wait = Wait::from_timeout(Some(Duration::from_secs(5)));
+        match mb.recv(&mut c, wait) {
+            Received::Bad(WireError::TooLarge { len, max }) => {
+                assert_eq!((len, max), (u32::MAX as u64, 1 << 20))
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert!(
+            c.buffer_capacity() < 1 << 20,
+            "the consumer allocated for a lie"
+        );
+        assert_eq!(recv_frame(&mb, &mut c), frame(1, 4));
+    }
+
+    #[test]
+    fn abort_record_drops_the_partial_frame() {
+        let dir = TempDir::new("abort");
+        let mb = Mailbox::create(&dir.0, &small(1 << 16, 8), "t", false).unwrap();
+        let f = frame(0, 64);
+        mb.send_raw_record(true, false, &f[..40]).unwrap();
+        mb.send_raw_record(false, false, &[]).unwrap();
+        ring::send_raw_record(&mb.region, ring::ABORT, &[]).unwrap();
+        mb.send(&frame(1, 4), Wait::Never).unwrap();
+        let mut c = Consumer::new();
+        let wait = Wait::from_timeout(Some(Duration::from_secs(5)));
+        assert!(matches!(
+            mb.recv(&mut c, wait),
+            Received::Bad(WireError::Aborted)
+        ));
+        assert_eq!(recv_frame(&mb, &mut c), frame(1, 4));
+    }
+
+    #[test]
+    fn writer_dying_mid_frame_is_repaired_by_the_next_writer() {
+        let dir = TempDir::new("robust");
+        let mb = Mailbox::create(&dir.0, &small(1 << 16, 8), "t", false).unwrap();
+        let f = frame(0, 64);
+        // A thread that exits holding a robust mutex is, to the kernel, an owner that died.
+        std::thread::scope(|s| {
+            s.spawn(|| mb.begin_frame_and_hold_lock(&f[..40]).unwrap());
+        });
+        mb.send(
+            &frame(1, 4),
+            Wait::from_timeout(Some(Duration::from_secs(10))),
+        )
+        .unwrap();
+        let mut c = Consumer::new();
+        let wait = Wait::from_timeout(Some(Duration::from_secs(5)));
+        assert!(matches!(
+            mb.recv(&mut c, wait),
+            Received::Bad(WireError::Aborted)
+        ));
+        assert_eq!(recv_frame(&mb, &mut c), frame(1, 4));
+    }
+
+    #[test]
+    fn garbage_bytes_in_the_ring_are_dropped_and_the_next_frame_arrives() {
+        let dir = TempDir::new("garbage");
+        let mb = Mailbox::create(&dir.0, &small(1 << 16, 8), "t", false).unwrap();
+        // A record whose flags word is not one the protocol knows.
+        ring::send_raw_record(&mb.region, 0x80, b"garbage!").unwrap();
+        let mut c = Consumer::new();
+        let wait = Wait::from_timeout(Some(Duration::from_secs(5)));
+        assert!(matches!(
+            mb.recv(&mut c, wait),
+            Received::Bad(WireError::BadHeader(_))
+        ));
+        mb.send(&frame(1, 4), Wait::Never).unwrap();
+        assert_eq!(recv_frame(&mb, &mut c), frame(1, 4));
+    }
+
+    #[test]
+    fn recv_times_out_on_an_empty_mailbox() {
+        let dir = TempDir::new("empty");
+        let mb = Mailbox::create(&dir.0, &small(4096, 8), "t", false).unwrap();
+        let mut c = Consumer::new();
+        let wait = Wait::from_timeout(Some(Duration::from_millis(20)));
+        assert!(matches!(mb.recv(&mut c, wait), Received::TimedOut));
+    }
+
+    #[test]
+    fn opening_a_file_that_is_not_a_mailbox_fails() {
+        let dir = TempDir::new("notmb");
+        std::fs::write(dir.0.join("mb-0000000000000001"), vec![0u8; 8192]).unwrap();
+        assert!(Mailbox::open(&dir.0, 1).is_err());
+    }
+}

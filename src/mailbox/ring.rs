@@ -403,6 +403,12 @@ impl Consumer {
         }
     }
 
+    /// Bytes reserved by the reassembly buffer (tests check that lies are not allocated).
+    #[cfg(test)]
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     fn start_frame(&mut self, r: &Region, head: u64, len: u64, max_frame: u64) {
         self.buf.clear();
         let mut prefix = [0u8; 4];
