@@ -25,13 +25,16 @@ pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Sending a message the actor does not handle does not compile:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// use procession::prelude::*;
 /// #[derive(Serialize, Deserialize, Message)] struct Ping;
+/// #[derive(Serialize, Deserialize, Message)] struct Pong;
 /// #[derive(Serialize, Deserialize, Message)] struct Other;
-/// #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Ping))] struct A;
+/// #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Ping, Pong))] struct A;
 /// impl Handler<Ping> for A { fn handle(&mut self, _: Ping, _: &mut Context<Self>) {} }
-/// fn send(a: ActorRef<A>) { a.tell(Other).unwrap(); } // A does not handle Other
+/// impl Handler<Pong> for A { fn handle(&mut self, _: Pong, _: &mut Context<Self>) {} }
+/// // error[E0277]: actor `A` does not handle message `Other`
+/// fn send(a: ActorRef<A>) { a.tell(Other).unwrap(); }
 /// ```
 pub struct ActorRef<A> {
     mb: Arc<Mailbox>,

@@ -124,6 +124,11 @@ pub trait Dispatch: Actor {
 
 /// Marks that `Self` lists `M` in `#[actor(handles(...))]`. `tell` and `ask` require it,
 /// so sending an unhandled message type does not compile.
+#[diagnostic::on_unimplemented(
+    message = "actor `{Self}` does not handle message `{M}`",
+    label = "`{M}` is not in `#[actor(handles(...))]` of `{Self}`",
+    note = "add `{M}` to `#[actor(handles(...))]` on `{Self}` and implement `Handler<{M}>` for it"
+)]
 pub trait Handles<M: Message>: Handler<M> + Dispatch {}
 
 /// Decodes, handles and encodes one message: the body of every generated dispatch arm.
