@@ -362,6 +362,11 @@ impl Mailbox {
         self.region.header().life.state.load(Acquire)
     }
 
+    /// `true` once the consumer finished starting, even if it has exited since.
+    pub fn ran(&self) -> bool {
+        self.region.header().life.ran.load(Acquire) != 0
+    }
+
     /// Pid of the consumer (0 before it started).
     pub fn pid(&self) -> u32 {
         self.region.header().life.pid.load(Acquire)
@@ -375,6 +380,7 @@ impl Mailbox {
     /// Marks the consumer running and wakes whoever waits for it to start.
     pub fn set_running(&self) {
         let life = &self.region.header().life;
+        life.ran.store(1, SeqCst);
         let _ = life
             .state
             .compare_exchange(STATE_STARTING, STATE_RUNNING, SeqCst, SeqCst);

@@ -63,6 +63,8 @@ pub struct LifeSide {
     pub state: AtomicU32,
     /// Pid of the consuming process (0 before it starts).
     pub pid: AtomicU32,
+    /// 1 once the consumer finished starting (an actor's `create` succeeded).
+    pub ran: AtomicU32,
     /// How it ended, as recorded by itself or by its reaper (an `EXIT_*` code).
     pub exit_kind: AtomicU32,
     /// Signal number or exit status, depending on `exit_kind`.

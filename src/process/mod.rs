@@ -170,6 +170,11 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
         runtime_dir: rt.dir().to_path_buf(),
     };
     let method = opts.method.unwrap_or_else(start_method);
+    if method == StartMethod::Fork && rt.is_root() {
+        // The zygote is also the runtime's keeper: it removes the runtime directory when
+        // the root ends, however it ends. Fork children need that too.
+        drop(rt.zygote()?);
+    }
     let started = match method {
         StartMethod::Fork => fork::start(boot, &mb),
         StartMethod::Forkserver | StartMethod::Spawn => rt.zygote().and_then(|mut z| {
@@ -190,6 +195,9 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
     loop {
         match mb.wait_started(deadline.min(Instant::now() + LIVENESS_SLICE)) {
             STATE_RUNNING => break,
+            // It started, then ended already (e.g. it stopped itself in `started`): the
+            // spawn succeeded; join() tells how it ended.
+            STATE_EXITED if mb.ran() => break,
             STATE_EXITED => {
                 let raw = mb.raw_exit();
                 if raw.kind == ExitKind::UnknownActor {

@@ -79,6 +79,11 @@ impl Runtime {
         &self.dir
     }
 
+    /// `true` in the process that created the runtime.
+    pub fn is_root(&self) -> bool {
+        self.root.load(Ordering::Relaxed)
+    }
+
     /// The zygote connection, started (root) or connected (child) on first use.
     pub fn zygote(&self) -> Result<MutexGuard<'_, Option<ZygoteClient>>> {
         let mut guard = self.zygote.lock().unwrap_or_else(|e| e.into_inner());

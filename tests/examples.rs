@@ -1,0 +1,369 @@
+//! The examples work: each one (`quickstart`, `ping_pong`, `seed_process_join`) is built
+//! with the profile of this test binary, run as a subprocess with a private
+//! `PROCESSION_SHM_DIR`, and its output is checked; no example leaves a runtime directory
+//! behind.
+//!
+//! `cargo test --test examples` does not build the examples (only a plain `cargo test`
+//! does), so the first test to need them runs `cargo build --example ...` with the same
+//! profile; when they are fresh that is a no-op.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
+
+use procession::prelude::*;
+
+const EXAMPLES: [&str; 3] = ["quickstart", "ping_pong", "seed_process_join"];
+
+/// Far longer than any passing run, even on a loaded 2-core machine.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The directory holding the example binaries of this test binary's profile, after
+/// building them.
+fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // This binary is target/<profile>/deps/examples-<hash>.
+        let exe = std::env::current_exe().expect("path of the test binary");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test binary lives in target/<profile>/deps");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a profile directory name");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build")
+            .arg("--manifest-path")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+        for name in EXAMPLES {
+            cmd.args(["--example", name]);
+        }
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run cargo to build the examples");
+        assert!(
+            out.status.success(),
+            "building the examples failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = profile_dir.join("examples");
+        for name in EXAMPLES {
+            assert!(
+                dir.join(name).is_file(),
+                "cargo built the examples, but {} is missing (a --target or unusual target \
+                 directory layout?)",
+                dir.join(name).display()
+            );
+        }
+        dir
+    })
+}
+
+/// A private base directory for one run's runtime directory; removed on drop.
+struct ShmBase(PathBuf);
+
+impl ShmBase {
+    fn new() -> ShmBase {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "procession-examples-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        ShmBase(path)
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Drop for ShmBase {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One finished run of an example.
+struct Run {
+    stdout: String,
+    stderr: String,
+    shm: ShmBase,
+}
+
+impl Run {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// The number after `prefix` (and an optional `pid`) on the first line starting with it.
+    fn number_after(&self, prefix: &str) -> u32 {
+        let rest = self
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line starts with {prefix:?}:\n{}", self.stdout))
+            .trim_start();
+        leading_number(rest.strip_prefix("pid").unwrap_or(rest))
+    }
+}
+
+fn leading_number(s: &str) -> u32 {
+    let digits: String = s
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number at the start of {s:?}"))
+}
+
+/// Runs example `name` to its end with `env` set (and no inherited procession settings),
+/// and checks that it succeeded. Returns once its stdout closed: every process that
+/// inherited it, the zygote included, has exited.
+fn run_example(name: &str, env: &[(&str, &str)]) -> Run {
+    let bin = examples_dir().join(name);
+    let shm = ShmBase::new();
+    let mut cmd = Command::new(&bin);
+    for var in [
+        "PROCESSION_START_METHOD",
+        "PROCESSION_LOG",
+        "PROCESSION_SPIN_US",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("PROCESSION_SHM_DIR", &shm.0)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out: Output = match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("example {name} did not finish within {RUN_TIMEOUT:?}; killed it");
+        }
+    };
+    let run = Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        shm,
+    };
+    assert!(
+        out.status.success(),
+        "example {name} failed ({}):\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// The `(round, pid)` pairs of the lines `"<who> <n> from pid <pid>"`.
+fn rounds_of(run: &Run, who: &str) -> Vec<(u32, u32)> {
+    let prefix = format!("{who} ");
+    run.lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (n, pid) = rest
+                .split_once(" from pid ")
+                .unwrap_or_else(|| panic!("malformed line {rest:?}"));
+            (leading_number(n), leading_number(pid))
+        })
+        .collect()
+}
+
+/// The `(index, pid, ppid)` of each line `"worker <i>: pid <pid>, ppid <ppid>"`.
+fn workers_of(run: &Run) -> Vec<(u32, u32, u32)> {
+    run.lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("worker "))
+        .map(|rest| {
+            let (index, rest) = rest.split_once(": pid ").expect("worker line");
+            let (pid, ppid) = rest.split_once(", ppid ").expect("worker line");
+            (
+                leading_number(index),
+                leading_number(pid),
+                leading_number(ppid),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn quickstart_counts_to_three_in_another_process() {
+    let run = run_example("quickstart", &[]);
+    assert!(run.lines().contains(&"ask(Add(2)) -> 3"), "{}", run.stdout);
+    assert!(
+        run.lines().contains(&"stopped: stopped on request"),
+        "{}",
+        run.stdout
+    );
+    let main = run.number_after("main process:");
+    let counter = run.number_after("counter process:");
+    assert_ne!(main, counter, "the counter must run in its own process");
+    assert_eq!(
+        run.number_after("counter says it runs in pid"),
+        counter,
+        "ActorRef::pid and the pid the actor reports agree"
+    );
+}
+
+#[test]
+fn ping_pong_alternates_five_rounds_between_two_processes() {
+    let run = run_example("ping_pong", &[]);
+    let main = run.number_after("main process: pid");
+    let pings = rounds_of(&run, "ping");
+    let pongs = rounds_of(&run, "pong");
+    assert_eq!(pongs.len(), 5, "{}", run.stdout);
+    assert_eq!(pings.len(), 5, "{}", run.stdout);
+
+    let ping_pids: HashSet<u32> = pings.iter().map(|&(_, pid)| pid).collect();
+    let pong_pids: HashSet<u32> = pongs.iter().map(|&(_, pid)| pid).collect();
+    assert_eq!(ping_pids.len(), 1, "Ping is one process:\n{}", run.stdout);
+    assert_eq!(pong_pids.len(), 1, "Pong is one process:\n{}", run.stdout);
+    let (ping, pong) = (pings[0].1, pongs[0].1);
+    assert_ne!(ping, pong, "{}", run.stdout);
+    assert_ne!(ping, main, "{}", run.stdout);
+    assert_ne!(pong, main, "{}", run.stdout);
+
+    // Each pong answers the ping just before it: the lines strictly alternate.
+    let rally: Vec<String> = run
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("ping ") || l.starts_with("pong "))
+        .map(|l| l.split(" from ").next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (1..=5)
+        .flat_map(|n| [format!("ping {n}"), format!("pong {n}")])
+        .collect();
+    assert_eq!(rally, expected);
+    assert_eq!(
+        run.number_after("Ping received a reference to Pong and sees it at pid"),
+        pong,
+        "the reference sent to Ping names Pong's process"
+    );
+    assert!(
+        run.lines().contains(&"Ping and Pong played 5 rounds"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn seed_process_join_prints_three_workers_then_all_over() {
+    let run = run_example("seed_process_join", &[]);
+    let main = run.number_after("main: pid");
+    let workers = workers_of(&run);
+    assert_eq!(workers.len(), 3, "{}", run.stdout);
+    let indexes: HashSet<u32> = workers.iter().map(|w| w.0).collect();
+    assert_eq!(indexes, HashSet::from([0, 1, 2]), "{}", run.stdout);
+    let pids: HashSet<u32> = workers.iter().map(|w| w.1).collect();
+    assert_eq!(pids.len(), 3, "three distinct processes:\n{}", run.stdout);
+    assert!(!pids.contains(&main), "{}", run.stdout);
+    assert_eq!(run.lines().last(), Some(&"all over"), "{}", run.stdout);
+}
+
+#[test]
+fn seed_process_join_workers_are_children_of_the_zygote_under_forkserver() {
+    let run = run_example("seed_process_join", &[]);
+    let main = run.number_after("main: pid");
+    let ppids: HashSet<u32> = workers_of(&run).iter().map(|w| w.2).collect();
+    assert_eq!(ppids.len(), 1, "one zygote forks them all:\n{}", run.stdout);
+    assert!(!ppids.contains(&main), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("start method forkserver"),
+        "the example explains the ppid:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn seed_process_join_workers_are_children_of_main_under_fork() {
+    let run = run_example("seed_process_join", &[("PROCESSION_START_METHOD", "fork")]);
+    let main = run.number_after("main: pid");
+    let workers = workers_of(&run);
+    assert_eq!(workers.len(), 3, "{}", run.stdout);
+    assert!(workers.iter().all(|w| w.2 == main), "{}", run.stdout);
+    assert_eq!(run.lines().last(), Some(&"all over"), "{}", run.stdout);
+}
+
+#[test]
+fn every_example_leaves_no_runtime_directory_behind() {
+    for name in EXAMPLES {
+        let run = run_example(name, &[]);
+        assert_eq!(
+            run.shm.leftovers(),
+            Vec::<String>::new(),
+            "{name} left files in its PROCESSION_SHM_DIR; stderr:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn fork_start_method_leaves_no_runtime_directory_behind() {
+    let run = run_example("seed_process_join", &[("PROCESSION_START_METHOD", "fork")]);
+    assert_eq!(run.shm.leftovers(), Vec::<String>::new());
+}
+
+/// Stops itself as soon as it has started.
+#[derive(Actor)]
+#[actor(handles(), args = ())]
+struct StopsInStarted;
+
+impl Actor for StopsInStarted {
+    type Args = ();
+    fn create((): (), _cx: &mut Context<Self>) -> Result<Self, BoxError> {
+        Ok(StopsInStarted)
+    }
+    fn started(&mut self, cx: &mut Context<Self>) {
+        cx.stop();
+    }
+}
+
+#[test]
+fn actor_that_stops_itself_in_started_spawns_and_exits_normally() {
+    // A race: spawn fails when it sees the exit before it sees the actor running, so
+    // try several times.
+    for _ in 0..20 {
+        let actor = procession::spawn::<StopsInStarted>(()).unwrap();
+        assert_eq!(
+            actor.join_timeout(Duration::from_secs(30)).unwrap(),
+            Exit::Normal
+        );
+    }
+}
