@@ -47,6 +47,16 @@ thread_local! {
     static INBOX: RefCell<Option<Inbox>> = const { RefCell::new(None) };
 }
 
+/// Forgets, without removing, a reply inbox this thread inherited through `fork`: it
+/// belongs to the parent process, which still uses it.
+pub(crate) fn forget_inherited_inbox() {
+    let _ = INBOX.try_with(|i| {
+        if let Some(inherited) = i.borrow_mut().take() {
+            std::mem::forget(inherited);
+        }
+    });
+}
+
 /// Removes this thread's reply inbox now (an actor process calls it before exiting).
 pub(crate) fn drop_thread_inbox() {
     let _ = INBOX.try_with(|i| i.borrow_mut().take());

@@ -1,10 +1,10 @@
 //! The actor loop: what runs inside an actor's process from its `create` to its exit.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use super::actor_ref::ActorRef;
-use super::ask::{drop_thread_inbox, ReplyFailure, ReplyRoutes};
+use super::ask::{drop_thread_inbox, forget_inherited_inbox, ReplyFailure, ReplyRoutes};
 use super::context::Context;
 use super::traits::Dispatch;
 use crate::mailbox::{Consumer, ExitKind, Mailbox, Received, Wait};
@@ -27,7 +27,9 @@ impl ActorEntry {
 /// Exit status of an actor process whose handler panicked.
 const EXIT_PANICKED: i32 = 101;
 
-static OWN_MAILBOX: OnceLock<Arc<Mailbox>> = OnceLock::new();
+/// This process's own mailbox, for the panic hook. A `fork`-method child inherits its
+/// parent's value and replaces it first thing.
+static OWN_MAILBOX: Mutex<Option<Arc<Mailbox>>> = Mutex::new(None);
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -44,7 +46,8 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let Some(mb) = OWN_MAILBOX.get() {
+        let own = OWN_MAILBOX.try_lock().ok().and_then(|g| g.clone());
+        if let Some(mb) = own {
             mb.record_exit(ExitKind::Panicked, 0, &panic_text(info.payload()));
         }
         previous(info);
@@ -69,8 +72,15 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
             exit_now(crate::process::bootstrap::EXIT_BOOT_FAILED)
         }
     };
-    let _ = OWN_MAILBOX.set(mb.clone());
-    install_panic_hook();
+    forget_inherited_inbox();
+    let first_actor_in_process = OWN_MAILBOX
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(mb.clone())
+        .is_none();
+    if first_actor_in_process {
+        install_panic_hook();
+    }
     mb.set_pid(pid);
     let span = tracing::info_span!("actor", actor = A::NAME, pid);
     let _enter = span.enter();

@@ -337,6 +337,8 @@ impl Consumer {
                 // visible and start over from the tail.
                 self.partial = None;
                 self.advance(r, tail);
+                // Whatever was queued up to the tail is gone with it.
+                h.cons.queued.store(0, SeqCst);
                 return Received::Bad(WireError::BadHeader(format!(
                     "corrupt ring record (len {len}, flags {flags:#x}); dropped {} bytes",
                     tail - head
@@ -361,6 +363,9 @@ impl Consumer {
                 self.start_frame(r, head, len, h.max_frame);
             } else if self.partial.is_none() {
                 self.advance(r, head + span);
+                if flags & LAST != 0 {
+                    frame_consumed(r);
+                }
                 return Received::Bad(WireError::BadHeader(
                     "continuation record without a first record".into(),
                 ));
@@ -382,10 +387,7 @@ impl Consumer {
             if flags & LAST == 0 {
                 continue;
             }
-            let _ = h
-                .cons
-                .queued
-                .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1));
+            frame_consumed(r);
             let Some(p) = self.partial.take() else {
                 continue;
             };
@@ -456,6 +458,15 @@ impl Consumer {
             futex::wake(&h.prod.space_seq, i32::MAX);
         }
     }
+}
+
+/// Counts one frame (good or bad) as taken out of the mailbox.
+fn frame_consumed(r: &Region) {
+    let _ = r
+        .header()
+        .cons
+        .queued
+        .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1));
 }
 
 /// Waits until `tail` moves past `head`; returns the new tail, or `None` on timeout.

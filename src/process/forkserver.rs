@@ -302,7 +302,10 @@ impl Zygote {
 
 /// Records a reaped child's exit in its mailbox and removes its files.
 pub fn publish(dir: &Path, mailbox_id: u64, pid: u32, signal: Option<i32>, status: i32) {
+    // Files first, exit second: whoever join() wakes must find nothing left behind.
+    remove_inboxes_of(dir, pid);
     if let Ok(mb) = Mailbox::open(dir, mailbox_id) {
+        mb.unlink();
         mb.publish_exit(signal, status);
         let exit = Exit::from_raw(mb.raw_exit());
         if exit.is_clean() {
@@ -310,9 +313,7 @@ pub fn publish(dir: &Path, mailbox_id: u64, pid: u32, signal: Option<i32>, statu
         } else {
             tracing::warn!(actor = mb.actor_name(), pid, %exit, "actor exited");
         }
-        mb.unlink();
     }
-    remove_inboxes_of(dir, pid);
 }
 
 /// The `spawn` start method, in a freshly forked zygote child: re-execute the binary with
