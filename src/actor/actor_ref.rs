@@ -87,8 +87,9 @@ pub(crate) fn with_frame<T: Serialize + ?Sized, R>(
         header.write_into(&mut buf);
         let res = encode_body(body, &mut buf).and_then(|()| FrameHeader::seal(&mut buf));
         let out = res.map(|()| f(&buf));
-        // Keep the buffer for the next send unless it grew huge.
-        if buf.capacity() <= 1 << 20 {
+        // Keep the buffer for the next send (a fresh multi-MiB buffer costs a page fault
+        // per 4 KiB), unless it grew beyond the default maximum frame.
+        if buf.capacity() <= crate::wire::DEFAULT_MAX_FRAME {
             if let Ok(mut b) = cell.try_borrow_mut() {
                 *b = buf;
             }

@@ -96,6 +96,9 @@ fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
         if start.elapsed() >= budget {
             return ready();
         }
+        // If the peer we wait for shares our CPU, spinning only delays it: let it run.
+        // When it runs elsewhere this costs one cheap syscall per 64 polls.
+        std::thread::yield_now();
     }
 }
 
@@ -142,7 +145,7 @@ fn lock(r: &Region, wait: Wait, spin: Duration, alive: &dyn Fn() -> bool) -> Res
         recover_after_dead_writer(r, spin, alive);
         h.lock.mark_consistent();
     }
-    h.prod.writer_pid.store(std::process::id(), Relaxed);
+    h.prod.writer_pid.store(crate::os::proc::pid(), Relaxed);
     Ok(())
 }
 
@@ -453,11 +456,20 @@ impl Consumer {
     fn advance(&self, r: &Region, to: u64) {
         let h = r.header();
         h.cons.head.store(to, SeqCst);
-        if h.prod.producers_waiting.load(SeqCst) != 0 {
+        // Wake blocked producers only once there is real room (half the ring and half the
+        // capacity, or an empty ring), not after every frame: a futex wake on shared memory
+        // costs more than the copy of a small frame.
+        if h.prod.producers_waiting.load(SeqCst) != 0 && plenty_of_room(r, to) {
             h.prod.space_seq.fetch_add(1, SeqCst);
             futex::wake(&h.prod.space_seq, i32::MAX);
         }
     }
+}
+
+fn plenty_of_room(r: &Region, head: u64) -> bool {
+    let h = r.header();
+    let used = h.prod.tail.load(SeqCst).saturating_sub(head);
+    used == 0 || (used <= r.ring_size() / 2 && h.cons.queued.load(SeqCst) <= h.capacity / 2)
 }
 
 /// Counts one frame (good or bad) as taken out of the mailbox.

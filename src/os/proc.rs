@@ -17,6 +17,22 @@ pub enum Forked {
     Child,
 }
 
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// This process's pid, cached (it is written into every frame's lock record, and
+/// `getpid` is a syscall). Forks made through [`fork`] refresh it in the child.
+pub fn pid() -> u32 {
+    use std::sync::atomic::Ordering::Relaxed;
+    match PID.load(Relaxed) {
+        0 => {
+            let p = std::process::id();
+            PID.store(p, Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
 /// Forks the calling process.
 ///
 /// The caller must know the process is single-threaded (the zygote, or a root checked
@@ -26,7 +42,10 @@ pub fn fork() -> io::Result<Forked> {
     // another thread can be copied in a locked state into the child.
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
-        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+        nix::unistd::ForkResult::Child => {
+            PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
+            Ok(Forked::Child)
+        }
     }
 }
 

@@ -5,6 +5,10 @@ use serde::Serialize;
 
 use super::WireError;
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Appends the CBOR encoding of `value` to `buf`.
 ///
 /// ```
@@ -21,7 +25,27 @@ pub fn encode_body<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Resul
 /// Trailing bytes after the value are an error: a frame carries exactly one value.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<T, WireError> {
     let mut rest = body;
-    let value = ciborium::from_reader(&mut rest).map_err(|e| WireError::Decode {
+    let decoded = if body.len() <= 4096 {
+        ciborium::from_reader(&mut rest)
+    } else {
+        // ciborium copies byte strings through its scratch buffer; one as large as the
+        // body moves a large payload in one piece instead of 4 KiB at a time into a
+        // growing Vec. The buffer is kept per thread for the next large message.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                if scratch.len() < body.len() {
+                    scratch.resize(body.len(), 0);
+                }
+                let res = ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch[..]);
+                if scratch.len() > crate::wire::DEFAULT_MAX_FRAME {
+                    *scratch = Vec::new();
+                }
+                res
+            }
+            Err(_) => ciborium::from_reader(&mut rest),
+        })
+    };
+    let value = decoded.map_err(|e| WireError::Decode {
         tag: what,
         message: e.to_string(),
     })?;
