@@ -57,6 +57,12 @@ pub enum Error {
         /// Threads counted in this process.
         threads: usize,
     },
+    /// The name is bound to another live actor.
+    #[error("the name {0:?} is already registered to a live actor")]
+    NameTaken(String),
+    /// The name is not a valid registered name.
+    #[error("{0:?} is not a valid name: use 1 to 100 characters from [A-Za-z0-9_.:-], not starting with a dot")]
+    BadName(String),
     /// A reference names an actor of another type, or an unknown mailbox.
     #[error("invalid actor reference: {0}")]
     BadRef(String),

@@ -43,6 +43,7 @@ mod error;
 pub mod mailbox;
 mod os;
 pub mod process;
+pub mod supervisor;
 pub mod wire;
 
 pub use actor::{
@@ -50,10 +51,12 @@ pub use actor::{
 };
 pub use error::{Error, Result, TellError};
 pub use process::{
-    init, set_start_method, start_method, Exit, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT,
+    init, set_start_method, start_method, Down, Exit, Exited, SpawnOptions, StartMethod,
+    DEFAULT_START_TIMEOUT,
 };
 pub use procession_macros::{Actor, Message};
 pub use serde_bytes::ByteBuf;
+pub use supervisor::{register, unregister, whereis};
 
 /// Everything an actor program needs: `use procession::prelude::*;`.
 pub mod prelude {

@@ -403,7 +403,7 @@ fn procs(field: &str) -> Vec<Proc> {
 
 /// Spawns an actor of each kind, prints `PROBE actors=<pid:start,...> children=<...>
 /// dir=<runtime dir>`, then blocks on stdin (`block`) or returns without stopping them
-/// (`exit`). In `log` mode it makes one actor reject a frame, stops it and prints
+/// (`exit`; then they are daemons). In `log` mode it makes one actor reject a frame, stops it and prints
 /// `PROBE pid=<pid>`.
 #[test]
 #[ignore = "helper: other tests of this file run it in a subprocess"]
@@ -428,10 +428,20 @@ fn orphan_probe() {
         return;
     }
 
-    let forked: ActorRef<Idle> = procession::spawn(Idle).unwrap();
-    let execed: ActorRef<Idle> =
-        procession::spawn_with(Idle, SpawnOptions::new().start_method(StartMethod::Spawn)).unwrap();
-    let parent: ActorRef<Parent> = procession::spawn(()).unwrap();
+    // In `exit` mode the actors are daemons: a normal exit of the root terminates them
+    // (non-daemon actors would be waited for, as Python's multiprocessing does).
+    let daemon = mode == "exit";
+    let forked: ActorRef<Idle> =
+        procession::spawn_with(Idle, SpawnOptions::new().daemon(daemon)).unwrap();
+    let execed: ActorRef<Idle> = procession::spawn_with(
+        Idle,
+        SpawnOptions::new()
+            .start_method(StartMethod::Spawn)
+            .daemon(daemon),
+    )
+    .unwrap();
+    let parent: ActorRef<Parent> =
+        procession::spawn_with((), SpawnOptions::new().daemon(daemon)).unwrap();
     let grandchild = parent.ask(ChildPid).unwrap();
     let actors = [
         forked.ask(WhoAreYou).unwrap(),
@@ -502,7 +512,7 @@ fn sigkill_of_the_root_takes_every_actor_down_within_a_second() {
 }
 
 #[test]
-fn normal_exit_of_the_root_leaves_no_actor_and_no_runtime_dir() {
+fn normal_exit_of_the_root_terminates_its_daemon_actors_and_leaves_no_runtime_dir() {
     let _serial = serial();
     let mut probe = Probe::start("exit", None);
     let report = probe.report();

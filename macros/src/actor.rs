@@ -126,6 +126,13 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let unused = handles
         .is_empty()
         .then(|| quote!(let _ = (body, cx, reply);));
+    let limits = handles.iter().map(|ty| {
+        quote! {
+            if tag == <#ty as ::procession::Message>::TAG_ID {
+                return <#ty as ::procession::Message>::REDELIVER;
+            }
+        }
+    });
     let markers = handles.iter().map(|ty| {
         // Spanned on the list entry, so a missing `Handler<M>` impl is reported there.
         let mut actor = ident.clone();
@@ -153,10 +160,16 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             ) -> ::core::result::Result<(), ::procession::__private::WireError> {
                 #unused
                 #(#arms)*
-                ::core::result::Result::Err(::procession::__private::WireError::UnknownTag {
+                                ::core::result::Result::Err(::procession::__private::WireError::UnknownTag {
                     tag,
                     actor: <Self as ::procession::__private::Dispatch>::NAME,
                 })
+            }
+
+            fn redelivery_limit(tag: u64) -> u32 {
+                #(#limits)*
+                let _ = tag;
+                0
             }
         }
 

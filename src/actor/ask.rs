@@ -147,7 +147,7 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
         }
         let slice = Wait::Until(deadline.min(now + LIVENESS_SLICE));
         match inbox.mb.recv(&mut inbox.consumer, slice) {
-            Received::Frame(frame) => {
+            Received::Frame(frame, _) => {
                 let (h, body) = match FrameHeader::parse(frame) {
                     Ok(x) => x,
                     Err(e) => {

@@ -1,12 +1,41 @@
 //! [`Context`]: what a running actor can do to itself and its surroundings.
 
-use super::actor_ref::ActorRef;
-use super::traits::{Actor, Dispatch};
-use crate::error::Result;
-use crate::process::SpawnOptions;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
 
-/// Handed to every hook and handler: the actor's own ref, its pid, a way to stop, and a way
-/// to spawn more actors.
+use super::actor_ref::{with_frame, ActorRef};
+use super::traits::{Actor, Dispatch, Handles, Message};
+use crate::error::{Error, Result};
+use crate::process::{Down, Exit, SpawnOptions, DOWN_TAG};
+use crate::wire::{FrameHeader, FrameKind};
+
+/// A message the actor sends itself later ([`Context::send_self_after`]).
+struct Timer {
+    due: Reverse<Instant>,
+    seq: Reverse<u64>,
+    frame: Vec<u8>,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.seq) == (o.due, o.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(o.due, o.seq))
+    }
+}
+
+/// Handed to every hook and handler: the actor's own ref, its pid, a way to stop, a way
+/// to spawn more actors, monitors and links, and timers.
 ///
 /// ```
 /// use procession::prelude::*;
@@ -27,11 +56,18 @@ use crate::process::SpawnOptions;
 pub struct Context<A: Actor> {
     me: ActorRef<A>,
     stop: bool,
+    timers: BinaryHeap<Timer>,
+    seq: u64,
 }
 
 impl<A: Actor> Context<A> {
     pub(crate) fn new(me: ActorRef<A>) -> Self {
-        Context { me, stop: false }
+        Context {
+            me,
+            stop: false,
+            timers: BinaryHeap::new(),
+            seq: 0,
+        }
     }
 
     /// A reference to this actor, to hand to others.
@@ -55,7 +91,9 @@ impl<A: Actor> Context<A> {
         self.stop
     }
 
-    /// Spawns another actor, in its own process, from inside this one.
+    /// Spawns another actor, in its own process, from inside this one. It is a child of
+    /// this actor's process: it dies if this process dies, and (unless it is a daemon)
+    /// this actor waits for it before its process ends.
     pub fn spawn<B: Dispatch>(&self, args: B::Args) -> Result<ActorRef<B>> {
         crate::spawn(args)
     }
@@ -68,5 +106,113 @@ impl<A: Actor> Context<A> {
         opts: SpawnOptions,
     ) -> Result<ActorRef<B>> {
         crate::spawn_with(args, opts)
+    }
+
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|t| t.due.0)
+    }
+
+    pub(crate) fn pop_due_timer(&mut self, now: Instant) -> Option<Vec<u8>> {
+        if self.timers.peek().is_some_and(|t| t.due.0 <= now) {
+            self.timers.pop().map(|t| t.frame)
+        } else {
+            None
+        }
+    }
+}
+
+impl<A: Dispatch> Context<A> {
+    /// Which incarnation of this actor runs (0 for the first; each restart by a
+    /// supervisor adds one).
+    pub fn incarnation(&self) -> u32 {
+        self.me.mailbox().incarnation()
+    }
+
+    /// Delivers `msg` to this actor itself after `delay`, as a tell. Timers live in the
+    /// process: a restart forgets them.
+    pub fn send_self_after<M: Message>(&mut self, delay: Duration, msg: M) -> Result<()>
+    where
+        A: Handles<M>,
+    {
+        let header = FrameHeader {
+            kind: FrameKind::Tell,
+            tag: M::TAG_ID,
+            corr: 0,
+            reply_to: 0,
+        };
+        let frame = with_frame(header, &msg, |f| f.to_vec())?;
+        self.seq += 1;
+        self.timers.push(Timer {
+            due: Reverse(Instant::now() + delay),
+            seq: Reverse(self.seq),
+            frame,
+        });
+        Ok(())
+    }
+
+    /// Monitors `target`: when its process exits, for any reason, this actor receives
+    /// one [`Down`] message. If the target has already exited, the `Down` comes at once.
+    /// (A restarted target is a new incarnation: monitor it again.)
+    pub fn monitor<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()>
+    where
+        A: Handles<Down>,
+    {
+        let me = self.me.id();
+        let mb = target.mailbox();
+        if !mb.add_watcher(me, false) {
+            return Err(Error::Runtime(format!(
+                "actor {} has too many monitors and links",
+                mb.actor_name()
+            )));
+        }
+        // Exited before we registered? Whoever removes the registration delivers.
+        if mb.state() == crate::mailbox::STATE_EXITED && mb.remove_watcher(me, false) {
+            let down = Down {
+                id: mb.id(),
+                actor: mb.actor_name().to_string(),
+                pid: mb.pid(),
+                exit: Exit::from_raw(mb.raw_exit()),
+            };
+            crate::process::send_notice(self.me.mailbox(), DOWN_TAG, &down);
+        }
+        Ok(())
+    }
+
+    /// Stops monitoring `target`; `true` if a monitor was removed before it fired.
+    pub fn demonitor<B: Dispatch>(&self, target: &ActorRef<B>) -> bool {
+        target.mailbox().remove_watcher(self.me.id(), false)
+    }
+
+    /// Links this actor with `target`, both ways: when either exits abnormally
+    /// (not [`Exit::is_clean`](crate::Exit::is_clean)), the other is killed with a
+    /// `Failed` exit naming it, unless it traps exits ([`Context::trap_exit`]), in which
+    /// case it receives an [`Exited`](crate::Exited) message instead.
+    pub fn link<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()> {
+        let (me, them) = (self.me.mailbox(), target.mailbox());
+        if them.is_gone() {
+            return Err(Error::ActorDied {
+                actor: them.actor_name().to_string(),
+                pid: them.pid(),
+                exit: Some(Exit::from_raw(them.raw_exit())),
+            });
+        }
+        if !them.add_watcher(me.id(), true) || !me.add_watcher(them.id(), true) {
+            them.remove_watcher(me.id(), true);
+            return Err(Error::Runtime("too many monitors and links".into()));
+        }
+        Ok(())
+    }
+
+    /// Removes a link made with [`Context::link`].
+    pub fn unlink<B: Dispatch>(&self, target: &ActorRef<B>) {
+        target.mailbox().remove_watcher(self.me.id(), true);
+        self.me.mailbox().remove_watcher(target.id(), true);
+    }
+
+    /// Whether this actor traps exits: with `true`, the abnormal exit of a linked actor
+    /// arrives as an [`Exited`](crate::Exited) message (list it in `handles(...)`)
+    /// instead of killing this actor.
+    pub fn trap_exit(&self, on: bool) {
+        self.me.mailbox().set_trap_exit(on);
     }
 }

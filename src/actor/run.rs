@@ -2,6 +2,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::actor_ref::ActorRef;
 use super::ask::{drop_thread_inbox, forget_inherited_inbox, ReplyFailure, ReplyRoutes};
@@ -56,6 +57,11 @@ fn install_panic_hook() {
 
 fn finish(mb: &Mailbox, kind: ExitKind, message: &str, code: i32) -> ! {
     mb.record_exit(kind, 0, message);
+    if kind != ExitKind::Panicked {
+        // As Python does at exit: wait for the non-daemon actors this one spawned.
+        // (Daemon ones, and all of them after a crash, are killed by the zygote.)
+        crate::process::join_non_daemons();
+    }
     drop_thread_inbox();
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -82,7 +88,8 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
         install_panic_hook();
     }
     mb.set_pid(pid);
-    let span = tracing::info_span!("actor", actor = A::NAME, pid);
+    let incarnation = mb.incarnation();
+    let span = tracing::info_span!("actor", actor = A::NAME, pid, incarnation);
     let _enter = span.enter();
 
     let mut cx = Context::new(ActorRef::<A>::from_mailbox(mb.clone()));
@@ -109,8 +116,20 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
         if cx.is_stopping() {
             break ExitKind::Normal;
         }
-        let frame = match mb.recv(&mut consumer, Wait::Forever) {
-            Received::Frame(f) => f,
+        while let Some(timer) = cx.pop_due_timer(Instant::now()) {
+            if let Ok((h, body)) = FrameHeader::parse(&timer) {
+                handle_tell(&mut actor, &mut cx, &mb, &h, body);
+            }
+            if cx.is_stopping() {
+                break;
+            }
+        }
+        if cx.is_stopping() {
+            continue;
+        }
+        let wait = cx.next_timer().map_or(Wait::Forever, Wait::Until);
+        let (frame, pos) = match mb.recv(&mut consumer, wait) {
+            Received::Frame(f, pos) => (f, pos),
             Received::Bad(e) => {
                 rejected(&mb, &e);
                 continue;
@@ -125,53 +144,36 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
             }
         };
         match h.kind {
-            FrameKind::Stop => break ExitKind::Stopped,
-            FrameKind::Tell => {
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    actor.dispatch(h.tag, body, &mut cx, None)
-                }));
-                match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => rejected(&mb, &e),
-                    Err(p) => finish(&mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
-                }
+            // A stop aimed at an earlier incarnation (queued before a restart) is stale.
+            FrameKind::Stop if h.corr == 0 || h.corr == incarnation as u64 + 1 => {
+                mb.commit(&mut consumer);
+                break ExitKind::Stopped;
             }
-            FrameKind::Ask => {
-                out.clear();
-                FrameHeader {
-                    kind: FrameKind::Reply,
-                    tag: h.tag,
-                    corr: h.corr,
-                    reply_to: 0,
+            FrameKind::Stop => {}
+            FrameKind::Tell | FrameKind::Ask => {
+                let is_ask = h.kind == FrameKind::Ask;
+                let attempts = mb.begin_in_flight(pos, if is_ask { h.reply_to } else { 0 }, h.corr);
+                if attempts > 1 && drop_after_crash::<A>(&mb, &mut routes, &h, attempts) {
+                    mb.commit(&mut consumer);
+                    mb.end_in_flight();
+                    continue;
                 }
-                .write_into(&mut out);
-                let r = catch_unwind(AssertUnwindSafe(|| {
-                    actor.dispatch(h.tag, body, &mut cx, Some(&mut out))
-                }));
-                match r {
-                    Ok(Ok(())) => {
-                        if FrameHeader::seal(&mut out).is_ok() {
-                            routes.send(h.reply_to, h.corr, FrameKind::Reply, &out);
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        rejected(&mb, &e);
-                        send_failure(&mut routes, &h, ReplyFailure::Rejected(e));
-                    }
-                    Err(p) => {
-                        let message = panic_text(&*p);
-                        mb.record_exit(ExitKind::Panicked, 0, &message);
-                        let message = mb.raw_exit().message;
-                        send_failure(
-                            &mut routes,
-                            &h,
-                            ReplyFailure::Died(Exit::Panicked {
-                                message: message.clone(),
-                            }),
-                        );
-                        finish(&mb, ExitKind::Panicked, &message, EXIT_PANICKED)
-                    }
+                if is_ask {
+                    handle_ask(
+                        &mut actor,
+                        &mut cx,
+                        &mb,
+                        &mut routes,
+                        &mut out,
+                        &h,
+                        body,
+                        attempts,
+                    );
+                } else {
+                    handle_tell(&mut actor, &mut cx, &mb, &h, body);
                 }
+                mb.commit(&mut consumer);
+                mb.end_in_flight();
             }
             other => rejected(
                 &mb,
@@ -187,6 +189,114 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
             finish(&mb, outcome, "", 0)
         }
         Err(p) => finish(&mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
+    }
+}
+
+/// The frame at `head` was being handled when an earlier incarnation died (this is
+/// attempt number `attempts`). Returns `true` if it must be dropped: its message type is
+/// at-most-once, or it has crashed the actor more often than its redelivery limit.
+fn drop_after_crash<A: Dispatch>(
+    mb: &Mailbox,
+    routes: &mut ReplyRoutes,
+    h: &FrameHeader,
+    attempts: u32,
+) -> bool {
+    let limit = A::redelivery_limit(h.tag);
+    if attempts <= limit.saturating_add(1) {
+        tracing::info!(
+            tag = h.tag,
+            attempt = attempts,
+            limit,
+            "redelivering the message a crash interrupted"
+        );
+        return false;
+    }
+    let prev = Exit::from_raw(mb.prev_exit());
+    if limit > 0 {
+        mb.count_poison();
+        tracing::error!(
+            tag = h.tag,
+            attempts = attempts - 1,
+            "dropping a poison message: it crashed the actor {} times ({prev})",
+            attempts - 1
+        );
+    } else {
+        tracing::warn!(
+            tag = h.tag,
+            "dropping the at-most-once message a crash interrupted ({prev})"
+        );
+    }
+    if h.kind == FrameKind::Ask {
+        send_failure(routes, h, ReplyFailure::Died(prev));
+    }
+    true
+}
+
+fn handle_tell<A: Dispatch>(
+    actor: &mut A,
+    cx: &mut Context<A>,
+    mb: &Mailbox,
+    h: &FrameHeader,
+    body: &[u8],
+) {
+    let r = catch_unwind(AssertUnwindSafe(|| actor.dispatch(h.tag, body, cx, None)));
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => rejected(mb, &e),
+        Err(p) => finish(mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_ask<A: Dispatch>(
+    actor: &mut A,
+    cx: &mut Context<A>,
+    mb: &Mailbox,
+    routes: &mut ReplyRoutes,
+    out: &mut Vec<u8>,
+    h: &FrameHeader,
+    body: &[u8],
+    attempts: u32,
+) {
+    out.clear();
+    FrameHeader {
+        kind: FrameKind::Reply,
+        tag: h.tag,
+        corr: h.corr,
+        reply_to: 0,
+    }
+    .write_into(out);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        actor.dispatch(h.tag, body, cx, Some(&mut *out))
+    }));
+    match r {
+        Ok(Ok(())) => {
+            if FrameHeader::seal(out).is_ok() {
+                routes.send(h.reply_to, h.corr, FrameKind::Reply, out);
+            }
+        }
+        Ok(Err(e)) => {
+            rejected(mb, &e);
+            send_failure(routes, h, ReplyFailure::Rejected(e));
+        }
+        Err(p) => {
+            let message = panic_text(&*p);
+            mb.record_exit(ExitKind::Panicked, 0, &message);
+            let message = mb.raw_exit().message;
+            // An at-least-once ask will be answered by the next incarnation; any other
+            // asker learns now that the actor died handling its request.
+            let redelivered = mb.is_supervised() && attempts <= A::redelivery_limit(h.tag);
+            if !redelivered {
+                send_failure(
+                    routes,
+                    h,
+                    ReplyFailure::Died(Exit::Panicked {
+                        message: message.clone(),
+                    }),
+                );
+            }
+            finish(mb, ExitKind::Panicked, &message, EXIT_PANICKED)
+        }
     }
 }
 

@@ -33,6 +33,13 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     const TAG: &'static str;
     /// The 64-bit hash of [`Message::TAG`] carried in each frame header.
     const TAG_ID: u64 = wire::tag_id(Self::TAG);
+    /// Delivery guarantee across a crash of the handling process, for an actor whose
+    /// mailbox a supervisor keeps. `0` (the default): at most once — a message being
+    /// handled when the process died is dropped, and its asker gets `ActorDied`.
+    /// `n > 0` (`#[message(redeliver = n)]`): at least once — it is handed to the next
+    /// incarnation again, up to `n` more times; a message that crashed the actor more
+    /// often is dropped as poison and reported.
+    const REDELIVER: u32 = 0;
 }
 
 /// An actor: state that lives in its own OS process and handles messages one at a time.
@@ -120,6 +127,11 @@ pub trait Dispatch: Actor {
         cx: &mut Context<Self>,
         reply: Option<&mut Vec<u8>>,
     ) -> Result<(), wire::WireError>;
+
+    /// The [`Message::REDELIVER`] limit of the message type with this tag.
+    fn redelivery_limit(_tag: u64) -> u32 {
+        0
+    }
 }
 
 /// Marks that `Self` lists `M` in `#[actor(handles(...))]`. `tell` and `ask` require it,
@@ -149,4 +161,14 @@ where
         wire::encode_body(&out, buf)?;
     }
     Ok(())
+}
+
+impl Message for crate::process::Down {
+    type Reply = ();
+    const TAG: &'static str = crate::process::DOWN_TAG;
+}
+
+impl Message for crate::process::Exited {
+    type Reply = ();
+    const TAG: &'static str = crate::process::EXITED_TAG;
 }

@@ -65,10 +65,10 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 pub use ring::{Consumer, Received, SendFail, Wait, LIVENESS_SLICE};
-pub use shared::{STATE_EXITED, STATE_RUNNING, STATE_STARTING};
+pub use shared::{LINK_BIT, STATE_EXITED, STATE_RUNNING, STATE_STARTING};
 
 use crate::os::futex;
-use shared::{Region, EXIT_MESSAGE_MAX};
+use shared::{Region, EXIT_MESSAGE_MAX, NONE};
 
 /// Sizes of a mailbox, fixed when it is created.
 ///
@@ -135,6 +135,10 @@ pub enum ExitKind {
     Failed = 5,
     /// The child did not know the actor type named in the message.
     UnknownActor = 6,
+    /// Killed because a linked actor exited abnormally; the message says which.
+    Linked = 7,
+    /// A supervisor shut down; the message says why.
+    Shutdown = 8,
 }
 
 impl ExitKind {
@@ -146,6 +150,8 @@ impl ExitKind {
             4 => Self::Signaled,
             5 => Self::Failed,
             6 => Self::UnknownActor,
+            7 => Self::Linked,
+            8 => Self::Shutdown,
             _ => Self::None,
         }
     }
@@ -285,13 +291,20 @@ impl Mailbox {
         let _ = std::fs::remove_file(&self.path);
     }
 
-    /// Sends one complete frame, failing fast if the consumer has exited.
+    /// `true` once no incarnation of the consumer will run again. An unsupervised
+    /// actor's exit is final; a supervised one's is final when its supervisor gives up.
+    pub fn is_gone(&self) -> bool {
+        self.state() == STATE_EXITED && self.region.header().life.final_exit.load(Acquire) != 0
+    }
+
+    /// Sends one complete frame, failing fast if the consumer is gone for good. A frame
+    /// sent while a supervised actor is between incarnations waits for the next one.
     pub fn send(&self, frame: &[u8], wait: Wait) -> Result<(), SendFail> {
-        if self.state() == STATE_EXITED {
+        if self.is_gone() {
             return Err(SendFail::Dead);
         }
         ring::send(&self.region, frame, wait, spin_budget(), &|| {
-            self.state() != STATE_EXITED
+            !self.is_gone()
         })
     }
 
@@ -310,6 +323,12 @@ impl Mailbox {
             Wait::Never
         };
         ring::send(&self.region, frame, wait, spin_budget(), &waiting)
+    }
+
+    /// Releases the frame `consumer` returned last (it stays in the ring, for redelivery
+    /// after a crash, until this or the next receive).
+    pub fn commit(&self, consumer: &mut Consumer) {
+        consumer.commit(&self.region);
     }
 
     /// Receives the next frame with `consumer`, the mailbox's single reader.
@@ -353,6 +372,160 @@ impl Mailbox {
 
     fn waiting_corr(&self) -> u64 {
         self.region.header().cons.waiting_corr.load(SeqCst)
+    }
+
+    // ---- supervision ----
+
+    /// Marks the mailbox as owned by a supervisor (exits are not final; the file stays).
+    pub fn set_supervised(&self, on: bool) {
+        self.region
+            .header()
+            .life
+            .supervised
+            .store(on as u32, SeqCst);
+    }
+
+    /// Whether a supervisor owns the mailbox.
+    pub fn is_supervised(&self) -> bool {
+        self.region.header().life.supervised.load(SeqCst) != 0
+    }
+
+    /// Declares that no incarnation will follow, and wakes everyone who waits.
+    pub fn set_final(&self) {
+        self.region.header().life.final_exit.store(1, SeqCst);
+        self.wake_all();
+    }
+
+    /// Marks the consumer as a daemon (its parent does not wait for it at exit).
+    pub fn set_daemon(&self, on: bool) {
+        self.region.header().life.daemon.store(on as u32, SeqCst);
+    }
+
+    /// Whether the consumer is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.region.header().life.daemon.load(SeqCst) != 0
+    }
+
+    /// Whether the consumer traps exits of linked actors.
+    pub fn traps_exits(&self) -> bool {
+        self.region.header().life.trap_exit.load(SeqCst) != 0
+    }
+
+    /// Sets whether the consumer traps exits of linked actors.
+    pub fn set_trap_exit(&self, on: bool) {
+        self.region.header().life.trap_exit.store(on as u32, SeqCst);
+    }
+
+    /// The current incarnation (0 for the first).
+    pub fn incarnation(&self) -> u32 {
+        self.region.header().life.incarnation.load(Acquire)
+    }
+
+    /// Prepares the mailbox for the next incarnation after the previous one was reaped:
+    /// the queue, `head` and the in-flight record stay; the life record starts over.
+    pub fn reset_for_restart(&self) {
+        let life = &self.region.header().life;
+        life.prev_exit_kind
+            .store(life.exit_kind.load(Acquire), SeqCst);
+        life.prev_exit_value
+            .store(life.exit_value.load(Acquire), SeqCst);
+        life.exit_kind.store(0, SeqCst);
+        life.ran.store(0, SeqCst);
+        life.pid.store(0, SeqCst);
+        life.incarnation.fetch_add(1, SeqCst);
+        life.state.store(STATE_STARTING, SeqCst);
+    }
+
+    /// How the previous incarnation ended (after a restart).
+    pub fn prev_exit(&self) -> RawExit {
+        let life = &self.region.header().life;
+        let mut raw = self.raw_exit();
+        raw.kind = ExitKind::from_u32(life.prev_exit_kind.load(Acquire));
+        raw.value = life.prev_exit_value.load(Acquire);
+        raw
+    }
+
+    /// Registers `watcher` (a mailbox id) to be told when the consumer exits. Returns
+    /// `false` if every slot is taken.
+    pub fn add_watcher(&self, watcher: u64, link: bool) -> bool {
+        let entry = watcher | if link { LINK_BIT } else { 0 };
+        self.region
+            .header()
+            .watch
+            .slots
+            .iter()
+            .any(|slot| slot.compare_exchange(0, entry, SeqCst, SeqCst).is_ok())
+    }
+
+    /// Removes one registration of `watcher`; `true` if this call removed it (so the
+    /// caller, not the exit's publisher, owns delivering the notice).
+    pub fn remove_watcher(&self, watcher: u64, link: bool) -> bool {
+        let entry = watcher | if link { LINK_BIT } else { 0 };
+        self.region
+            .header()
+            .watch
+            .slots
+            .iter()
+            .any(|slot| slot.compare_exchange(entry, 0, SeqCst, SeqCst).is_ok())
+    }
+
+    /// Takes every registration (each fires once): `(mailbox id, is_link)`.
+    pub fn take_watchers(&self) -> Vec<(u64, bool)> {
+        self.region
+            .header()
+            .watch
+            .slots
+            .iter()
+            .map(|slot| slot.swap(0, SeqCst))
+            .filter(|&e| e != 0)
+            .map(|e| (e & !LINK_BIT, e & LINK_BIT != 0))
+            .collect()
+    }
+
+    /// Records that the frame at ring position `pos` is being handled; returns how many
+    /// incarnations (this one included) have started handling it.
+    pub fn begin_in_flight(&self, pos: Option<u64>, reply_to: u64, corr: u64) -> u32 {
+        let c = &self.region.header().cons;
+        // A frame that streamed through the ring (pos None) cannot be found again.
+        let pos = pos.unwrap_or(NONE);
+        let attempts = if pos != NONE && c.in_flight_pos.load(Acquire) == pos {
+            c.in_flight_attempts.load(Acquire) + 1
+        } else {
+            1
+        };
+        c.in_flight_reply_to.store(reply_to, Relaxed);
+        c.in_flight_corr.store(corr, Relaxed);
+        c.in_flight_attempts.store(attempts, Relaxed);
+        c.in_flight_pos.store(pos, Release);
+        attempts
+    }
+
+    /// Clears the in-flight record after the frame was handled.
+    pub fn end_in_flight(&self) {
+        self.region.header().cons.in_flight_pos.store(NONE, Release);
+    }
+
+    /// Counts one poison frame dropped.
+    pub fn count_poison(&self) {
+        self.region
+            .header()
+            .cons
+            .poison_dropped
+            .fetch_add(1, Relaxed);
+    }
+
+    /// Poison frames dropped so far.
+    pub fn poison_dropped(&self) -> u64 {
+        self.region.header().cons.poison_dropped.load(Relaxed)
+    }
+
+    fn wake_all(&self) {
+        let h = self.region.header();
+        futex::wake(&h.life.state, i32::MAX);
+        h.cons.data_seq.fetch_add(1, SeqCst);
+        futex::wake(&h.cons.data_seq, i32::MAX);
+        h.prod.space_seq.fetch_add(1, SeqCst);
+        futex::wake(&h.prod.space_seq, i32::MAX);
     }
 
     // ---- life record ----
@@ -439,8 +612,9 @@ impl Mailbox {
     pub fn publish_exit(&self, signal: Option<i32>, status: i32) {
         let recorded = self.raw_exit();
         match (recorded.kind, signal) {
-            // A panic that ended in abort() is still a panic.
-            (ExitKind::Panicked, _) => {}
+            // A panic that ended in abort() is still a panic, and an actor killed for its
+            // link keeps the reason it was killed for.
+            (ExitKind::Panicked | ExitKind::Linked, _) => {}
             (_, Some(sig)) => {
                 self.region.header().life.exit_kind.store(0, SeqCst);
                 self.record_exit(ExitKind::Signaled, sig, "");
@@ -453,13 +627,12 @@ impl Mailbox {
             _ => {}
         }
         let h = self.region.header();
+        if !self.is_supervised() {
+            h.life.final_exit.store(1, SeqCst);
+        }
         h.life.state.store(STATE_EXITED, SeqCst);
-        futex::wake(&h.life.state, i32::MAX);
-        // Wake a blocked consumer and blocked producers so they notice.
-        h.cons.data_seq.fetch_add(1, SeqCst);
-        futex::wake(&h.cons.data_seq, i32::MAX);
-        h.prod.space_seq.fetch_add(1, SeqCst);
-        futex::wake(&h.prod.space_seq, i32::MAX);
+        // Wake joiners, a blocked consumer and blocked producers so they notice.
+        self.wake_all();
     }
 
     /// Waits until the state differs from `seen` or `timeout` passes.
@@ -530,7 +703,7 @@ mod tests {
 
     fn recv_frame(mb: &Mailbox, c: &mut Consumer) -> Vec<u8> {
         match mb.recv(c, Wait::from_timeout(Some(Duration::from_secs(10)))) {
-            Received::Frame(f) => f.to_vec(),
+            Received::Frame(f, _) => f.to_vec(),
             other => panic!("expected a frame, got {other:?}"),
         }
     }
@@ -574,6 +747,7 @@ mod tests {
         assert_eq!(mb.send(&frame(3, 8), deadline), Err(SendFail::Timeout));
         let mut c = Consumer::new();
         assert_eq!(recv_frame(&mb, &mut c), frame(0, 8));
+        // The frame being handled no longer counts against the capacity.
         mb.send(&frame(3, 8), Wait::Never).unwrap();
         for n in 1..4 {
             assert_eq!(recv_frame(&mb, &mut c), frame(n, 8));

@@ -282,8 +282,10 @@ fn write_frame(
 /// What one receive produced.
 #[derive(Debug)]
 pub enum Received<'a> {
-    /// A complete frame (validated length; the header is not parsed yet).
-    Frame(&'a [u8]),
+    /// A complete frame (validated length; the header is not parsed yet), and, if it is
+    /// still held in the ring until committed, its ring position (the in-flight key for
+    /// redelivery after a crash).
+    Frame(&'a [u8], Option<u64>),
     /// A malformed or abandoned frame, already skipped.
     Bad(WireError),
     /// Nothing arrived in time.
@@ -297,9 +299,17 @@ struct Partial {
 }
 
 /// The single reader of a ring. Keeps a partly received frame across timeouts.
+///
+/// A frame that fits in one record stays in the ring until [`Consumer::commit`] (or the
+/// next receive): if the reading process dies while handling it, the next incarnation
+/// finds it at `head` again. Larger frames are released as they stream through.
 pub struct Consumer {
     buf: Vec<u8>,
     partial: Option<Partial>,
+    /// Where `head` goes once the frame last returned is committed.
+    pending: Option<u64>,
+    /// Skipping the rest of a frame whose first record this consumer never saw.
+    orphan: bool,
 }
 
 impl Default for Consumer {
@@ -314,11 +324,23 @@ impl Consumer {
         Consumer {
             buf: Vec::new(),
             partial: None,
+            pending: None,
+            orphan: false,
+        }
+    }
+
+    /// Releases the frame last returned, if its bytes are still held in the ring. (It
+    /// stopped counting against the mailbox's capacity when it was received: capacity
+    /// counts frames waiting, not the one being handled.)
+    pub fn commit(&mut self, r: &Region) {
+        if let Some(to) = self.pending.take() {
+            self.advance(r, to);
         }
     }
 
     /// Waits for the next frame; `wait` bounds how long (`Never` only checks).
     pub fn recv(&mut self, r: &Region, wait: Wait, spin: Duration) -> Received<'_> {
+        self.commit(r);
         let h = r.header();
         loop {
             let head = h.cons.head.load(Relaxed);
@@ -339,6 +361,7 @@ impl Consumer {
                 // Bytes that are not a record: a writer broke the protocol. Drop everything
                 // visible and start over from the tail.
                 self.partial = None;
+                self.orphan = false;
                 self.advance(r, tail);
                 // Whatever was queued up to the tail is gone with it.
                 h.cons.queued.store(0, SeqCst);
@@ -349,7 +372,8 @@ impl Consumer {
             }
             if flags & ABORT != 0 {
                 self.advance(r, head + span);
-                if self.partial.take().is_some() {
+                let had_part = self.partial.take().is_some() || std::mem::take(&mut self.orphan);
+                if had_part {
                     return Received::Bad(WireError::Aborted);
                 }
                 continue;
@@ -363,15 +387,23 @@ impl Consumer {
                         got: p.got,
                     });
                 }
+                if std::mem::take(&mut self.orphan) {
+                    return Received::Bad(WireError::Aborted);
+                }
                 self.start_frame(r, head, len, h.max_frame);
             } else if self.partial.is_none() {
+                // The rest of a frame whose start this consumer never saw (a previous
+                // incarnation read it, or a writer broke the protocol): skip to its end.
                 self.advance(r, head + span);
                 if flags & LAST != 0 {
                     frame_consumed(r);
+                    self.orphan = false;
+                    return Received::Bad(WireError::BadHeader(
+                        "the rest of a frame whose first record was not seen".into(),
+                    ));
                 }
-                return Received::Bad(WireError::BadHeader(
-                    "continuation record without a first record".into(),
-                ));
+                self.orphan = true;
+                continue;
             }
             let Some(p) = self.partial.as_mut() else {
                 continue;
@@ -386,6 +418,16 @@ impl Consumer {
                 r.read_extend(head + REC, len as usize, &mut self.buf);
             }
             p.got += len;
+            let whole_in_one = flags & (FIRST | LAST) == FIRST | LAST;
+            let ok = p.error.is_none() && p.got == p.total;
+            if whole_in_one && ok {
+                // Held in the ring until committed, for redelivery after a crash.
+                self.partial = None;
+                self.pending = Some(head + span);
+                frame_consumed(r);
+                h.cons.frames_in.fetch_add(1, Relaxed);
+                return Received::Frame(&self.buf, Some(head));
+            }
             self.advance(r, head + span);
             if flags & LAST == 0 {
                 continue;
@@ -404,7 +446,7 @@ impl Consumer {
                 });
             }
             h.cons.frames_in.fetch_add(1, Relaxed);
-            return Received::Frame(&self.buf);
+            return Received::Frame(&self.buf, None);
         }
     }
 

@@ -52,9 +52,36 @@ pub struct ConsumerSide {
     pub waiting_corr: AtomicU64,
     /// Frames the consumer rejected as malformed.
     pub bad_frames: AtomicU64,
-    /// Frame bytes the consumer reassembled (for benchmarks and introspection).
+    /// Frames the consumer reassembled (for benchmarks and introspection).
     pub frames_in: AtomicU64,
+    /// Ring position of the frame being handled (`NONE`: none). Survives the consumer's
+    /// death, so its next incarnation knows which frame was in flight.
+    pub in_flight_pos: AtomicU64,
+    /// How many incarnations have started handling the frame at `in_flight_pos`.
+    pub in_flight_attempts: AtomicU32,
+    /// Reply inbox and correlation id of the in-flight frame, if it is an ask.
+    pub in_flight_reply_to: AtomicU64,
+    /// See `in_flight_reply_to`.
+    pub in_flight_corr: AtomicU64,
+    /// Frames dropped after crashing the actor more often than their redelivery limit.
+    pub poison_dropped: AtomicU64,
 }
+
+/// No frame in flight.
+pub const NONE: u64 = u64::MAX;
+
+/// Watchers: who is told when the consumer's process exits.
+#[repr(C, align(64))]
+pub struct WatchSide {
+    /// Mailbox ids to notify (0: free slot; [`LINK_BIT`] set: a link, else a monitor).
+    /// Each slot fires once: the publisher of an exit swaps it to 0.
+    pub slots: [AtomicU64; WATCH_SLOTS],
+}
+
+/// Watcher slots per mailbox.
+pub const WATCH_SLOTS: usize = 48;
+/// Marks a watcher slot as a link rather than a monitor.
+pub const LINK_BIT: u64 = 1 << 62;
 
 /// Life of the process that consumes this mailbox.
 #[repr(C, align(64))]
@@ -65,6 +92,22 @@ pub struct LifeSide {
     pub pid: AtomicU32,
     /// 1 once the consumer finished starting (an actor's `create` succeeded).
     pub ran: AtomicU32,
+    /// Which incarnation runs (0 for the first; a restart adds one).
+    pub incarnation: AtomicU32,
+    /// 1 if a supervisor owns this mailbox: an exit is not final, the file is kept for
+    /// the next incarnation.
+    pub supervised: AtomicU32,
+    /// 1 once no incarnation will follow (the actor is gone for good).
+    pub final_exit: AtomicU32,
+    /// 1 if the consumer traps exits of linked actors (gets `Exited` messages instead
+    /// of dying with them).
+    pub trap_exit: AtomicU32,
+    /// 1 if the consumer is a daemon: its parent does not wait for it at exit.
+    pub daemon: AtomicU32,
+    /// Exit kind and value of the previous incarnation (kept across a restart).
+    pub prev_exit_kind: AtomicU32,
+    /// See `prev_exit_kind`.
+    pub prev_exit_value: AtomicI32,
     /// How it ended, as recorded by itself or by its reaper (an `EXIT_*` code).
     pub exit_kind: AtomicU32,
     /// Signal number or exit status, depending on `exit_kind`.
@@ -95,6 +138,8 @@ pub struct Header {
     pub cons: ConsumerSide,
     /// See [`LifeSide`].
     pub life: LifeSide,
+    /// See [`WatchSide`].
+    pub watch: WatchSide,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -134,6 +179,7 @@ impl Region {
             (*hdr).capacity = capacity;
             (*hdr).max_frame = max_frame;
             (*hdr).name_len = name.len() as u32;
+            (*hdr).cons.in_flight_pos = AtomicU64::new(NONE);
             (&mut (*hdr).name)[..name.len()].copy_from_slice(name);
             RobustMutex::init(std::ptr::addr_of_mut!((*hdr).lock))?;
         }

@@ -133,3 +133,16 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<std::os::fd::OwnedFd> {
     // else in this freshly exec'd process knows its number, so we are its only owner.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Registers `f` to run when this process exits normally (return from `main` or
+/// `std::process::exit`), once, however often this is called.
+pub fn at_exit_once(f: extern "C" fn()) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `f` is a plain `extern "C" fn()` with no captured state, valid for the
+        // whole life of the process; atexit only stores the pointer.
+        unsafe {
+            libc::atexit(f);
+        }
+    });
+}

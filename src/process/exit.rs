@@ -26,15 +26,20 @@ pub enum Exit {
     /// The process was killed by this signal (9 for SIGKILL, including the OOM killer's;
     /// 11 for a segfault; 6 for an abort).
     Signaled(i32),
-    /// The actor could not run: `create` failed, its arguments did not decode, or the
-    /// process exited with an unexpected status.
+    /// The actor could not run: `create` failed, its arguments did not decode, the
+    /// process exited with an unexpected status, or a linked actor's abnormal exit took
+    /// it down (the text says which).
     Failed(String),
+    /// A supervisor shut itself down, with this reason (for instance because the restart
+    /// intensity was reached). Not an abnormal exit for restart purposes, as in OTP.
+    Shutdown(String),
 }
 
 impl Exit {
-    /// `true` for [`Exit::Normal`] and [`Exit::Stopped`].
+    /// `true` for [`Exit::Normal`], [`Exit::Stopped`] and [`Exit::Shutdown`]: the exits a
+    /// `Transient` child is not restarted after, and that links do not propagate.
     pub fn is_clean(&self) -> bool {
-        matches!(self, Exit::Normal | Exit::Stopped)
+        matches!(self, Exit::Normal | Exit::Stopped | Exit::Shutdown(_))
     }
 
     pub(crate) fn from_raw(raw: RawExit) -> Exit {
@@ -45,7 +50,10 @@ impl Exit {
                 message: raw.message,
             },
             ExitKind::Signaled => Exit::Signaled(raw.value),
-            ExitKind::Failed | ExitKind::UnknownActor => Exit::Failed(raw.message),
+            ExitKind::Failed | ExitKind::UnknownActor | ExitKind::Linked => {
+                Exit::Failed(raw.message)
+            }
+            ExitKind::Shutdown => Exit::Shutdown(raw.message),
             ExitKind::None => Exit::Failed("no exit was recorded".into()),
         }
     }
@@ -62,6 +70,7 @@ impl std::fmt::Display for Exit {
                 Err(_) => write!(f, "killed by signal {sig}"),
             },
             Exit::Failed(why) => write!(f, "failed: {why}"),
+            Exit::Shutdown(why) => write!(f, "shut down: {why}"),
         }
     }
 }

@@ -42,6 +42,7 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
                 rt.forget_in_fork_child();
             }
             CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            super::forget_non_daemons();
             if die_with_parent(Signal::SIGKILL, parent).is_err() {
                 exit_now(1);
             }
@@ -65,7 +66,14 @@ pub fn reap() {
             Err(_) => (None, 0),
         };
         if let Some(rt) = super::runtime::current() {
-            super::forkserver::publish(rt.dir(), mb.id(), pid.as_raw() as u32, signal, status);
+            super::forkserver::publish(
+                rt.dir(),
+                mb.id(),
+                pid.as_raw() as u32,
+                signal,
+                status,
+                false,
+            );
         }
         let _ = waitpid(*pid, None);
         false

@@ -38,6 +38,8 @@ use crate::os::proc::{
     take_inherited_fd, Forked,
 };
 use crate::process::exit::Exit;
+use crate::process::notice::{Down, Exited, DOWN_TAG, EXITED_TAG};
+use crate::wire::{FrameHeader, FrameKind};
 
 /// A request to the zygote.
 #[derive(Debug, Serialize, Deserialize)]
@@ -147,7 +149,17 @@ impl ZygoteClient {
 struct Zygote {
     dir: PathBuf,
     me: Pid,
-    children: HashMap<i32, u64>,
+    children: HashMap<i32, ChildRecord>,
+}
+
+/// What the zygote knows of each actor it started.
+struct ChildRecord {
+    mailbox: u64,
+    /// The process that asked for it: its logical parent. When the parent dies, the
+    /// child is killed (no orphans, whatever the start method or the parent's death).
+    parent: i32,
+    /// Its parent died; no incarnation will follow this one.
+    orphaned: bool,
 }
 
 /// The zygote's main loop. Never returns.
@@ -229,6 +241,11 @@ fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
     }
 }
 
+fn peer_pid(conn: &UnixStream) -> i32 {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(conn, PeerCredentials).map_or(0, |c| c.pid())
+}
+
 fn peer_is_us(conn: &UnixStream) -> bool {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     getsockopt(conn, PeerCredentials)
@@ -239,10 +256,18 @@ fn peer_is_us(conn: &UnixStream) -> bool {
 impl Zygote {
     fn handle(&mut self, conn: &mut UnixStream) -> io::Result<()> {
         let req: SpawnRequest = read_msg(conn)?;
-        let id = req.boot.mailbox_id;
+        let mailbox = req.boot.mailbox_id;
+        let parent = peer_pid(conn);
         let reply = match self.fork_child(req) {
             Ok(pid) => {
-                self.children.insert(pid, id);
+                self.children.insert(
+                    pid,
+                    ChildRecord {
+                        mailbox,
+                        parent,
+                        orphaned: false,
+                    },
+                );
                 SpawnReply::Spawned { pid: pid as u32 }
             }
             Err(e) => SpawnReply::Failed {
@@ -281,10 +306,26 @@ impl Zygote {
             };
             // The pid stays reserved (a zombie) until the waitpid below, so nobody can
             // signal a recycled pid while the exit is being published.
-            if let Some(id) = self.children.remove(&pid.as_raw()) {
-                publish(&self.dir, id, pid.as_raw() as u32, signal, status);
+            if let Some(rec) = self.children.remove(&pid.as_raw()) {
+                publish(
+                    &self.dir,
+                    rec.mailbox,
+                    pid.as_raw() as u32,
+                    signal,
+                    status,
+                    rec.orphaned,
+                );
             }
             let _ = waitpid(pid, None);
+            self.kill_children_of(pid.as_raw());
+        }
+    }
+
+    /// A process died: its logical children die too (and theirs, as they are reaped).
+    fn kill_children_of(&mut self, parent: i32) {
+        for (&pid, rec) in self.children.iter_mut().filter(|(_, r)| r.parent == parent) {
+            rec.orphaned = true;
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 
@@ -300,19 +341,101 @@ impl Zygote {
     }
 }
 
-/// Records a reaped child's exit in its mailbox and removes its files.
-pub fn publish(dir: &Path, mailbox_id: u64, pid: u32, signal: Option<i32>, status: i32) {
+/// Records a reaped child's exit in its mailbox, removes what it leaves behind, and tells
+/// its watchers. `orphaned`: its logical parent is gone, so even a supervised mailbox
+/// will see no further incarnation.
+pub fn publish(
+    dir: &Path,
+    mailbox_id: u64,
+    pid: u32,
+    signal: Option<i32>,
+    status: i32,
+    orphaned: bool,
+) {
     // Files first, exit second: whoever join() wakes must find nothing left behind.
     remove_inboxes_of(dir, pid);
-    if let Ok(mb) = Mailbox::open(dir, mailbox_id) {
+    let Ok(mb) = Mailbox::open(dir, mailbox_id) else {
+        return;
+    };
+    if orphaned {
+        mb.set_supervised(false);
+    }
+    if !mb.is_supervised() {
         mb.unlink();
-        mb.publish_exit(signal, status);
-        let exit = Exit::from_raw(mb.raw_exit());
-        if exit.is_clean() {
-            tracing::info!(actor = mb.actor_name(), pid, %exit, "actor exited");
-        } else {
-            tracing::warn!(actor = mb.actor_name(), pid, %exit, "actor exited");
+        super::names::release_names_of(dir, mailbox_id);
+    }
+    mb.publish_exit(signal, status);
+    let exit = Exit::from_raw(mb.raw_exit());
+    if exit.is_clean() {
+        tracing::info!(actor = mb.actor_name(), pid, %exit, "actor exited");
+    } else {
+        tracing::warn!(actor = mb.actor_name(), pid, %exit, "actor exited");
+    }
+    notify_watchers(dir, &mb, pid, &exit);
+}
+
+/// Delivers `Down` to monitors; kills linked actors after an abnormal exit, or sends
+/// them `Exited` if they trap exits.
+pub fn notify_watchers(dir: &Path, mb: &Mailbox, pid: u32, exit: &Exit) {
+    for (watcher_id, link) in mb.take_watchers() {
+        let Ok(watcher) = Mailbox::open(dir, watcher_id) else {
+            continue;
+        };
+        if !link {
+            let down = Down {
+                id: mb.id(),
+                actor: mb.actor_name().to_string(),
+                pid,
+                exit: exit.clone(),
+            };
+            send_notice(&watcher, DOWN_TAG, &down);
+        } else if !exit.is_clean() {
+            if watcher.traps_exits() {
+                let exited = Exited {
+                    id: mb.id(),
+                    actor: mb.actor_name().to_string(),
+                    pid,
+                    exit: exit.clone(),
+                };
+                send_notice(&watcher, EXITED_TAG, &exited);
+            } else if watcher.state() == crate::mailbox::STATE_RUNNING && watcher.pid() != 0 {
+                watcher.record_exit(
+                    crate::mailbox::ExitKind::Linked,
+                    0,
+                    &format!(
+                        "linked actor {} (pid {pid}) exited: {exit}",
+                        mb.actor_name()
+                    ),
+                );
+                let _ = kill(Pid::from_raw(watcher.pid() as i32), Signal::SIGKILL);
+            }
         }
+    }
+}
+
+/// Sends a notice as an ordinary tell; waits at most a second for room, so a full
+/// mailbox cannot stall the reaper. A notice that does not fit is logged.
+pub fn send_notice<T: Serialize>(to: &Mailbox, tag: &'static str, body: &T) {
+    let mut frame = Vec::new();
+    FrameHeader {
+        kind: FrameKind::Tell,
+        tag: crate::wire::tag_id(tag),
+        corr: 0,
+        reply_to: 0,
+    }
+    .write_into(&mut frame);
+    if crate::wire::encode_body(body, &mut frame).is_err() || FrameHeader::seal(&mut frame).is_err()
+    {
+        return;
+    }
+    let wait = crate::mailbox::Wait::from_timeout(Some(Duration::from_secs(1)));
+    if let Err(e) = to.send(&frame, wait) {
+        tracing::warn!(
+            to = to.actor_name(),
+            tag,
+            ?e,
+            "a notice could not be delivered"
+        );
     }
 }
 

@@ -16,14 +16,18 @@ pub(crate) mod bootstrap;
 mod exit;
 pub(crate) mod fork;
 pub(crate) mod forkserver;
+pub(crate) mod names;
+mod notice;
 pub(crate) mod registry;
 pub(crate) mod runtime;
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use exit::Exit;
+pub(crate) use forkserver::send_notice;
+pub use notice::{Down, Exited, DOWN_TAG, EXITED_TAG};
 
 use crate::error::{Error, Result};
 use crate::mailbox::{
@@ -106,6 +110,11 @@ pub struct SpawnOptions {
     pub(crate) method: Option<StartMethod>,
     pub(crate) mailbox: MailboxConfig,
     pub(crate) start_timeout: Option<Duration>,
+    pub(crate) daemon: bool,
+    /// Set by a supervisor: the mailbox outlives incarnations, the supervisor joins it.
+    pub(crate) supervised: bool,
+    /// A mailbox to notify (with `Down`) when the actor exits, registered before it starts.
+    pub(crate) watcher: Option<u64>,
 }
 
 impl SpawnOptions {
@@ -138,6 +147,16 @@ impl SpawnOptions {
         self
     }
 
+    /// Makes the actor a daemon. As in Python's multiprocessing: when the process that
+    /// spawned it exits normally, it waits for its non-daemon actors to end but terminates
+    /// its daemon actors. (Whatever the flag, when the spawning process dies abnormally —
+    /// even by SIGKILL — every actor it spawned is killed: there are no orphans.)
+    /// Unlike Python, a daemon may spawn actors of its own; they die with it.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
     /// How long spawn waits for the actor's `create` (default 30 s).
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
         self.start_timeout = Some(timeout);
@@ -163,6 +182,30 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
     fork::reap();
     let mb = Mailbox::create(rt.dir(), &opts.mailbox, name, false)
         .map_err(|e| Error::io("cannot create the actor's mailbox", e))?;
+    mb.set_daemon(opts.daemon);
+    mb.set_supervised(opts.supervised);
+    if let Some(w) = opts.watcher {
+        mb.add_watcher(w, false);
+    }
+    if let Err(e) = start_on(&mb, name, args, opts) {
+        mb.unlink();
+        return Err(e);
+    }
+    if !opts.daemon && !opts.supervised {
+        track_non_daemon(&mb);
+    }
+    Ok(mb)
+}
+
+/// Starts a new incarnation consuming the existing mailbox `mb` (whose life record says
+/// STARTING), and waits until its `create` has run.
+pub(crate) fn start_on(
+    mb: &Arc<Mailbox>,
+    name: &str,
+    args: Vec<u8>,
+    opts: &SpawnOptions,
+) -> Result<()> {
+    let rt = runtime::get()?;
     let boot = ChildBoot {
         name: name.to_string(),
         args,
@@ -175,23 +218,19 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
         // the root ends, however it ends. Fork children need that too.
         drop(rt.zygote()?);
     }
-    let started = match method {
-        StartMethod::Fork => fork::start(boot, &mb),
-        StartMethod::Forkserver | StartMethod::Spawn => rt.zygote().and_then(|mut z| {
-            z.as_mut()
-                .expect("zygote is connected")
-                .spawn(boot, method == StartMethod::Spawn)
-        }),
-    };
-    let pid = match started {
-        Ok(pid) => pid,
-        Err(e) => {
-            mb.unlink();
-            return Err(e);
+    let pid = match method {
+        StartMethod::Fork => fork::start(boot, mb)?,
+        StartMethod::Forkserver | StartMethod::Spawn => {
+            let mut zygote = rt.zygote()?;
+            let z = zygote
+                .as_mut()
+                .ok_or_else(|| Error::Runtime("no zygote connection".into()))?;
+            z.spawn(boot, method == StartMethod::Spawn)?
         }
     };
     mb.set_pid(pid);
-    let deadline = Instant::now() + opts.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT);
+    let timeout = opts.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT);
+    let deadline = Instant::now() + timeout;
     loop {
         match mb.wait_started(deadline.min(Instant::now() + LIVENESS_SLICE)) {
             STATE_RUNNING => break,
@@ -215,13 +254,61 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
-                return Err(Error::Timeout(
-                    opts.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT),
-                ));
+                return Err(Error::Timeout(timeout));
             }
             _ => fork::reap(),
         }
     }
-    tracing::info!(actor = name, pid, ?method, "actor spawned");
-    Ok(mb)
+    tracing::info!(
+        actor = name,
+        pid,
+        ?method,
+        incarnation = mb.incarnation(),
+        "actor spawned"
+    );
+    Ok(())
+}
+
+/// Non-daemon actors spawned by this process, which it waits for before it exits.
+static NON_DAEMONS: Mutex<Vec<Arc<Mailbox>>> = Mutex::new(Vec::new());
+
+fn track_non_daemon(mb: &Arc<Mailbox>) {
+    let mut list = NON_DAEMONS.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|m| !m.is_gone());
+    list.push(mb.clone());
+    if runtime::current().is_some_and(|rt| rt.is_root()) {
+        crate::os::proc::at_exit_once(join_non_daemons_at_exit);
+    }
+}
+
+/// Waits until every non-daemon actor this process spawned has ended. The root calls it
+/// at exit (as Python's multiprocessing does); an actor calls it before its process ends.
+pub(crate) fn join_non_daemons() {
+    let list: Vec<Arc<Mailbox>> =
+        std::mem::take(&mut *NON_DAEMONS.lock().unwrap_or_else(|e| e.into_inner()));
+    let waiting: Vec<_> = list.into_iter().filter(|m| !m.is_gone()).collect();
+    if waiting.is_empty() {
+        return;
+    }
+    tracing::info!(
+        count = waiting.len(),
+        "waiting for non-daemon actors to end"
+    );
+    for mb in waiting {
+        while !mb.is_gone() {
+            fork::reap();
+            mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+        }
+    }
+}
+
+/// Forgets the parent's list in a `fork` child (those actors are not its children).
+pub(crate) fn forget_non_daemons() {
+    if let Ok(mut list) = NON_DAEMONS.try_lock() {
+        std::mem::forget(std::mem::take(&mut *list));
+    }
+}
+
+extern "C" fn join_non_daemons_at_exit() {
+    join_non_daemons();
 }
