@@ -38,7 +38,7 @@
 
 extern crate self as procession;
 
-mod actor;
+pub(crate) mod actor;
 mod error;
 pub mod mailbox;
 mod os;

@@ -281,6 +281,22 @@ impl<A: Dispatch> ActorRef<A> {
     }
 }
 
+/// Queues a graceful stop for the incarnation `incarnation` of the actor that consumes
+/// `mb` (`None`: whichever reads it).
+pub(crate) fn send_stop(
+    mb: &Mailbox,
+    incarnation: Option<u32>,
+    wait: Wait,
+) -> Result<(), SendFail> {
+    let header = FrameHeader {
+        kind: FrameKind::Stop,
+        tag: 0,
+        corr: incarnation.map_or(0, |i| i as u64 + 1),
+        reply_to: 0,
+    };
+    with_frame(header, &(), |f| mb.send(f, wait)).unwrap_or(Err(SendFail::TooLarge))
+}
+
 /// Starts an actor of type `A` in a new OS process and returns its reference once its
 /// `create` has run. Uses the program's start method ([`set_start_method`](crate::set_start_method)).
 ///

@@ -56,6 +56,7 @@ impl Ord for Timer {
 pub struct Context<A: Actor> {
     me: ActorRef<A>,
     stop: bool,
+    shutdown: Option<String>,
     timers: BinaryHeap<Timer>,
     seq: u64,
 }
@@ -65,6 +66,7 @@ impl<A: Actor> Context<A> {
         Context {
             me,
             stop: false,
+            shutdown: None,
             timers: BinaryHeap::new(),
             seq: 0,
         }
@@ -84,6 +86,17 @@ impl<A: Actor> Context<A> {
     /// is [`Exit::Normal`](crate::Exit::Normal).
     pub fn stop(&mut self) {
         self.stop = true;
+    }
+
+    /// Stops the actor like [`Context::stop`], but its exit is
+    /// [`Exit::Shutdown(reason)`](crate::Exit::Shutdown): a supervisor giving up.
+    pub fn shutdown(&mut self, reason: impl Into<String>) {
+        self.stop = true;
+        self.shutdown = Some(reason.into());
+    }
+
+    pub(crate) fn shutdown_reason(&self) -> Option<&str> {
+        self.shutdown.as_deref()
     }
 
     /// Whether [`Context::stop`] was called.

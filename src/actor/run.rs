@@ -186,7 +186,12 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     match stopped {
         Ok(()) => {
             tracing::info!(exit = ?outcome, "actor stopping");
-            finish(&mb, outcome, "", 0)
+            match cx.shutdown_reason() {
+                Some(reason) if outcome == ExitKind::Normal => {
+                    finish(&mb, ExitKind::Shutdown, reason, 0)
+                }
+                _ => finish(&mb, outcome, "", 0),
+            }
         }
         Err(p) => finish(&mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
     }

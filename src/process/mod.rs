@@ -36,7 +36,7 @@ use crate::mailbox::{
 use bootstrap::ChildBoot;
 
 /// How a new actor process is started. See the [module docs](self).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// Forked by the runtime's single-threaded zygote (the default).
     #[default]

@@ -1,5 +1,120 @@
-//! Supervision: supervisors, child specs, restart rules — and named actors.
+//! Supervision trees, with Erlang/OTP's `supervisor` semantics, and named actors.
+//!
+//! # Where things run
+//! A supervisor is an actor ([`SupervisorActor`]) in **its own process**, configured as
+//! data ([`Supervisor`], [`ChildSpec`]: both `Serialize`). Each child runs in its own
+//! process too, started through the runtime's zygote. The **root supervisor** is started
+//! by the program's `main` with [`Supervisor::spawn`]; `main` usually then calls
+//! [`ActorRef::join`](crate::ActorRef::join) on it. A child supervisor is a child of kind
+//! [`ChildKind::Supervisor`] ([`ChildSpec::supervisor`]), which gives a tree.
+//!
+//! # Starting and stopping
+//! - Children start **in the order given**, one after another; each start waits until
+//!   the child's `create` has run. If a child fails to start, the children already
+//!   started are terminated in reverse order and the supervisor itself fails to start
+//!   ([`spawn`](crate::spawn) returns [`Error::StartFailed`](crate::Error::StartFailed)).
+//! - Children stop **in reverse start order**: when the supervisor stops (gracefully, or
+//!   because it gives up), and for the group a `OneForAll`/`RestForOne` restart
+//!   terminates.
+//! - Each child stops by its [`Shutdown`]: `BrutalKill` (SIGKILL at once);
+//!   `Timeout(d)` (a graceful stop, then SIGKILL if the child has not exited after `d`;
+//!   **default 5 s for workers**); `Infinity` (a graceful stop, waited for without limit;
+//!   **the default for supervisors**). A child stuck in a handler is therefore killed
+//!   when its timeout expires, and the supervisor goes on right after.
+//!
+//! # Restarts
+//! When a child exits, its [`Restart`] type decides:
+//!
+//! | restart type | after a clean exit (`Normal`, `Stopped`, `Shutdown`) | after an abnormal exit (`Panicked`, `Signaled`, `Failed`) | when a sibling's restart terminates it |
+//! |---|---|---|---|
+//! | `Permanent` (default) | restarted | restarted | restarted with the group |
+//! | `Transient` | not restarted | restarted | restarted with the group |
+//! | `Temporary` | not restarted, spec removed | not restarted, spec removed | terminated, spec removed |
+//!
+//! and the [`Strategy`] decides which children restart with it: `OneForOne` (default)
+//! only that child; `OneForAll` every child (the others are terminated in reverse
+//! order, then all start again in order); `RestForOne` that child and the ones started
+//! after it; `Dynamic` (Erlang's `simple_one_for_one`) children made at run time from a
+//! template ([`ActorRef::start_dynamic`](crate::ActorRef::start_dynamic)), each restarted on its own.
+//!
+//! **Intensity.** At most `intensity` restarts may happen within any `period`
+//! (Erlang's default: **1 restart in 5 s**, [`DEFAULT_INTENSITY`], [`DEFAULT_PERIOD`]).
+//! One more, and the supervisor terminates all its children in reverse start order and
+//! exits with [`Exit::Shutdown`](crate::Exit::Shutdown) whose reason says the intensity
+//! was reached. Its own supervisor sees that exit like any other child's: a `Permanent`
+//! supervisor child is restarted, which counts against the parent's intensity — that is
+//! how a failure escalates up the tree. (As in OTP, a `Shutdown` exit is clean, so a
+//! `Transient` supervisor that gives up is not restarted.) A restart whose child then
+//! fails to start counts as another restart.
+//!
+//! **Backoff** (optional, [`Supervisor::backoff`]): the n-th consecutive restart of a
+//! child is delayed by `initial * 2^(n-1)`, capped at `max`; a child that ran for
+//! `reset_after` starts over from `initial`. Messages sent meanwhile wait in its mailbox.
+//!
+//! **Auto-shutdown** (OTP 24+): a `Transient` or `Temporary` child may be
+//! [significant](ChildSpec::significant). With [`AutoShutdown::AnySignificant`], the
+//! supervisor shuts down when any significant child exits for good; with
+//! [`AutoShutdown::AllSignificant`], when all have. The default is
+//! [`AutoShutdown::Never`].
+//!
+//! # The mailbox survives a restart
+//! A restarted child consumes **the same mailbox**: the address is the mailbox, not the
+//! pid. So every [`ActorRef`](crate::ActorRef) to it stays valid; messages sent while it
+//! was down wait for the new incarnation; and messages accepted before the crash are
+//! delivered to the new incarnation, in order. The message that was **being handled**
+//! when the process died is decided by its type's [`Message::REDELIVER`](crate::Message::REDELIVER):
+//! - `0` (the default): **at most once**. It is dropped; if it was an `ask`, the asker
+//!   gets [`Error::ActorDied`](crate::Error::ActorDied) (a handler panic answers at once;
+//!   after a signal, the next incarnation answers).
+//! - `n > 0` (`#[message(redeliver = n)]`): **at least once**. The next incarnation gets it
+//!   again, up to `n` times; a message that has crashed the actor more often is dropped
+//!   as **poison**, logged at error level and counted, and its asker gets `ActorDied`.
+//!   Only a message that fits in one ring record (smaller than the mailbox ring, 1 MiB by
+//!   default) can be redelivered; a larger one streams through the ring and is at most once.
+//!
+//! A child that exits for good (not restarted, or its supervisor gives up) has its
+//! mailbox removed and its names released; a send to it then fails with
+//! [`TellError::Dead`](crate::TellError::Dead).
+//!
+//! # Links, monitors, daemons
+//! - [`Context::monitor`](crate::Context::monitor): when the target's process exits, for
+//!   any reason, the monitoring actor receives one [`Down`](crate::Down) `{ id, actor,
+//!   pid, exit }` message. Supervisors watch their children this way.
+//! - [`Context::link`](crate::Context::link): an abnormal exit of either side kills the
+//!   other (its exit is `Failed` naming the linked actor), unless that side traps exits
+//!   ([`Context::trap_exit`](crate::Context::trap_exit)), in which case it receives an
+//!   [`Exited`](crate::Exited) message.
+//! - Exit reasons: `Normal` (stopped itself), `Stopped` (on request), `Shutdown(reason)`
+//!   (a supervisor giving up), `Panicked { message }`, `Signaled(signal)` — a SIGKILL from
+//!   outside, the OOM killer's included, is `Signaled(9)` — and `Failed(error)`.
+//! - Daemons ([`SpawnOptions::daemon`](crate::SpawnOptions::daemon)), with Python's rules
+//!   made strict: when a process exits normally it **waits for its non-daemon actors** and
+//!   its **daemon actors are terminated**; when a process dies in any other way (even by
+//!   SIGKILL) every actor it spawned is killed, and theirs, down the tree: no orphans.
+//!   Python forbids a daemon to have children; procession allows it, and the daemon's
+//!   whole subtree dies with it. Supervised children are not waited for by this rule:
+//!   their supervisor stops them by their shutdown specs.
+//!
+//! # Names
+//! [`register`], [`whereis`] and [`unregister`] bind names to addresses within a runtime.
+//! A name stays bound across restarts and is released when its actor is gone for good.
+//!
+//! # Introspection
+//! [`which_children`](crate::ActorRef::which_children) and
+//! [`count_children`](crate::ActorRef::count_children) as in OTP, and
+//! [`tree`](crate::ActorRef::tree), a snapshot of the whole tree (ids, pids, restart counts,
+//! states) whose `Display` draws it.
 
 mod registry;
+mod server;
+mod spec;
 
 pub use registry::{register, unregister, whereis};
+pub use server::{
+    ChildCounts, ChildInfo, ChildState, CountChildren, DeleteChild, RestartChild, StartChild,
+    SupervisorActor, TerminateChild, Tree, TreeNode, WhichChildren,
+};
+pub use spec::{
+    AutoShutdown, Backoff, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor,
+    DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_WORKER_SHUTDOWN,
+};
