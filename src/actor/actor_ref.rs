@@ -237,7 +237,9 @@ impl<A: Dispatch> ActorRef<A> {
         self.mb.state() != STATE_EXITED
     }
 
-    /// Waits for the actor's process to end and says how.
+    /// Waits for the actor's process to end and says how. For an actor that a supervisor
+    /// restarts, this is the end of the current incarnation (use
+    /// [`Context::monitor`](crate::Context::monitor) to follow every one).
     pub fn join(&self) -> Result<Exit> {
         loop {
             if let Some(exit) = self.try_join() {

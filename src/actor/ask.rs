@@ -181,7 +181,10 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
             Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
             Received::TimedOut => {
                 fork::reap();
-                if target.state() == STATE_EXITED {
+                // Between two incarnations of a supervised actor the request stays queued
+                // (or the next incarnation answers for the one in flight): only a final
+                // exit ends the wait early.
+                if target.is_gone() {
                     return Err(died(target));
                 }
             }

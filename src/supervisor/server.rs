@@ -502,10 +502,13 @@ impl Handler<Down> for SupervisorActor {
             b.delay(child.consecutive)
         });
         let n = self.children.len();
+        // The group: the exited child, and (by strategy) the siblings that are running or
+        // waiting to restart; a sibling that has already exited for good stays so.
+        let live = |i: &usize| *i == idx || self.children[*i].state != ChildState::Terminated;
         let group: Vec<usize> = match self.cfg.strategy {
             Strategy::OneForOne | Strategy::Dynamic => vec![idx],
-            Strategy::OneForAll => (0..n).collect(),
-            Strategy::RestForOne => (idx..n).collect(),
+            Strategy::OneForAll => (0..n).filter(live).collect(),
+            Strategy::RestForOne => (idx..n).filter(live).collect(),
         };
         // Terminate the rest of the group, last started first.
         for &i in group.iter().rev().filter(|&&i| i != idx) {
