@@ -63,6 +63,14 @@ pub enum Error {
     /// The name is not a valid registered name.
     #[error("{0:?} is not a valid name: use 1 to 100 characters from [A-Za-z0-9_.:-], not starting with a dot")]
     BadName(String),
+    /// Another copy of the program holds the [`SingleInstance`](crate::sync::SingleInstance) guard.
+    #[error("another copy of {name:?} is already running{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning {
+        /// The guard's name.
+        name: String,
+        /// The holder's pid, if it could be read.
+        pid: Option<u32>,
+    },
     /// A reference names an actor of another type, or an unknown mailbox.
     #[error("invalid actor reference: {0}")]
     BadRef(String),

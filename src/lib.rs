@@ -43,7 +43,9 @@ mod error;
 pub mod mailbox;
 mod os;
 pub mod process;
+pub mod shared;
 pub mod supervisor;
+pub mod sync;
 pub mod wire;
 
 pub use actor::{

@@ -181,12 +181,12 @@ impl Region {
             (*hdr).name_len = name.len() as u32;
             (*hdr).cons.in_flight_pos = AtomicU64::new(NONE);
             (&mut (*hdr).name)[..name.len()].copy_from_slice(name);
-            RobustMutex::init(std::ptr::addr_of_mut!((*hdr).lock))?;
         }
         let region = Region {
             map,
             ring_size: ring_size as u64,
         };
+        region.header().lock.init(false)?;
         region.header().magic.store(MAGIC, Ordering::Release);
         Ok(region)
     }

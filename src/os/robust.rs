@@ -17,10 +17,12 @@ pub enum Locked {
     OwnerDied,
 }
 
-/// The raw mutex, to be embedded (`#[repr(C)]`) in a shared-memory structure.
+/// The raw mutex, to be embedded (`#[repr(C)]`) in a shared-memory structure. All-zero
+/// bytes are "not initialized yet"; [`RobustMutex::init`] initializes it exactly once.
 #[repr(C)]
 pub struct RobustMutex {
     inner: UnsafeCell<libc::pthread_mutex_t>,
+    initialized: std::sync::atomic::AtomicU32,
 }
 
 // SAFETY: a PTHREAD_PROCESS_SHARED mutex is designed to be used concurrently from many
@@ -28,14 +30,21 @@ pub struct RobustMutex {
 unsafe impl Sync for RobustMutex {}
 
 impl RobustMutex {
-    /// Initializes the mutex in place as process-shared and robust.
-    ///
-    /// # Safety
-    /// `this` must point at writable memory that no other thread or process uses until
-    /// this returns (the creator of a new shared file calls it before publishing the file).
-    pub unsafe fn init(this: *mut RobustMutex) -> std::io::Result<()> {
+    /// Initializes the mutex in place as process-shared and robust (and recursive if
+    /// asked). The creator of a shared structure calls it before publishing the
+    /// structure; later calls do nothing, so a live mutex is never re-initialized.
+    pub fn init(&self, recursive: bool) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        if self
+            .initialized
+            .compare_exchange(0, 1, AcqRel, Acquire)
+            .is_err()
+        {
+            return Ok(());
+        }
         let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        // SAFETY: standard attr life cycle on a local; `this` is valid per the contract.
+        // SAFETY: standard attr life cycle on a local. `inner` is not used by anyone yet:
+        // the flag above lets exactly one caller through, before publication.
         unsafe {
             check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
             let attr = attr.as_mut_ptr();
@@ -48,7 +57,13 @@ impl RobustMutex {
                     attr,
                     libc::PTHREAD_MUTEX_ROBUST,
                 ))?;
-                check(libc::pthread_mutex_init((*this).inner.get(), attr))
+                if recursive {
+                    check(libc::pthread_mutexattr_settype(
+                        attr,
+                        libc::PTHREAD_MUTEX_RECURSIVE,
+                    ))?;
+                }
+                check(libc::pthread_mutex_init(self.inner.get(), attr))
             })();
             libc::pthread_mutexattr_destroy(attr);
             r

@@ -1,0 +1,180 @@
+//! [`Barrier`]: parties wait until all have arrived.
+
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::lock::{acquire, MutexCell};
+use super::object::{shared_handle_serde, SharedObject, ShmSafe};
+use super::{SyncError, LIVENESS};
+use crate::error::Result;
+use crate::os::futex;
+use crate::os::proc::{pid, process_alive};
+
+const WAITERS: usize = 256;
+
+#[repr(C)]
+pub(crate) struct BarrierCell {
+    mutex: MutexCell,
+    parties: AtomicU32,
+    count: AtomicU32,
+    generation: AtomicU32,
+    broken: AtomicU32,
+    /// Pids of the parties waiting in the current generation.
+    waiting: [AtomicU32; WAITERS],
+}
+
+// SAFETY: repr(C), a MutexCell and atomics, valid when zeroed.
+unsafe impl ShmSafe for BarrierCell {}
+
+/// A barrier for a fixed number of parties in any processes, like Python's `Barrier`:
+/// each [`wait`](Barrier::wait)s until all have arrived, then all go on. It breaks — and
+/// every waiter gets [`SyncError::BrokenBarrier`] — when a wait times out, when it is
+/// [`abort`](Barrier::abort)ed, or when a waiting party's process dies (where Python's
+/// would hang for ever).
+///
+/// ```
+/// let b = procession::sync::Barrier::new(1)?;
+/// assert_eq!(b.wait(), Ok(0)); // one party: it passes at once
+/// # Ok::<(), procession::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Barrier {
+    obj: Arc<SharedObject<BarrierCell>>,
+}
+
+impl Barrier {
+    /// A barrier for `parties` parties (at least 1, at most 256).
+    pub fn new(parties: u32) -> Result<Self> {
+        let parties = parties.clamp(1, WAITERS as u32);
+        let obj = SharedObject::create(0, |c: &BarrierCell, _| {
+            c.parties.store(parties, SeqCst);
+            c.mutex.mutex.init(false)
+        })?;
+        Ok(Self::from_obj(obj))
+    }
+
+    fn from_obj(obj: Arc<SharedObject<BarrierCell>>) -> Self {
+        Barrier { obj }
+    }
+
+    /// Waits for all parties; returns this party's arrival index (0 for the first).
+    pub fn wait(&self) -> std::result::Result<u32, SyncError> {
+        self.wait_inner(None)
+    }
+
+    /// Waits at most `timeout`; a timeout breaks the barrier (as in Python).
+    pub fn wait_timeout(&self, timeout: Duration) -> std::result::Result<u32, SyncError> {
+        self.wait_inner(Some(timeout))
+    }
+
+    fn wait_inner(&self, timeout: Option<Duration>) -> std::result::Result<u32, SyncError> {
+        let c = self.obj.get();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let (gen, index) = {
+            let _held = loop {
+                if let Some(r) = acquire(&c.mutex.mutex, None) {
+                    break r.unwrap_or_else(|died| died.into_inner());
+                }
+            };
+            if c.broken.load(SeqCst) != 0 {
+                return Err(SyncError::BrokenBarrier);
+            }
+            let gen = c.generation.load(SeqCst);
+            let index = c.count.fetch_add(1, SeqCst);
+            if index + 1 >= c.parties.load(SeqCst) {
+                c.count.store(0, SeqCst);
+                for w in &c.waiting {
+                    w.store(0, SeqCst);
+                }
+                c.generation.fetch_add(1, SeqCst);
+                futex::wake(&c.generation, i32::MAX);
+                return Ok(index);
+            }
+            c.waiting[index as usize % WAITERS].store(pid(), SeqCst);
+            (gen, index)
+        };
+        loop {
+            if c.generation.load(Acquire) != gen {
+                return Ok(index);
+            }
+            if c.broken.load(Acquire) != 0 {
+                return Err(SyncError::BrokenBarrier);
+            }
+            if c.waiting.iter().any(|w| {
+                let p = w.load(Acquire);
+                p != 0 && !process_alive(p)
+            }) {
+                self.abort();
+                return Err(SyncError::BrokenBarrier);
+            }
+            let slice = match deadline {
+                None => LIVENESS,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.abort();
+                        return Err(SyncError::Timeout);
+                    }
+                    left.min(LIVENESS)
+                }
+            };
+            futex::wait(&c.generation, gen, Some(slice));
+        }
+    }
+
+    /// Breaks the barrier: every current and future waiter gets `BrokenBarrier` until
+    /// [`reset`](Barrier::reset).
+    pub fn abort(&self) {
+        let c = self.obj.get();
+        c.broken.store(1, SeqCst);
+        futex::wake(&c.generation, i32::MAX);
+    }
+
+    /// Returns the barrier to its initial, unbroken state (waiters get `BrokenBarrier`).
+    pub fn reset(&self) {
+        let c = self.obj.get();
+        self.abort();
+        let _held = loop {
+            if let Some(r) = acquire(&c.mutex.mutex, None) {
+                break r.unwrap_or_else(|died| died.into_inner());
+            }
+        };
+        c.count.store(0, SeqCst);
+        for w in &c.waiting {
+            w.store(0, SeqCst);
+        }
+        c.generation.fetch_add(1, SeqCst);
+        c.broken.store(0, SeqCst);
+        futex::wake(&c.generation, i32::MAX);
+    }
+
+    /// Whether the barrier is broken.
+    pub fn is_broken(&self) -> bool {
+        self.obj.get().broken.load(Acquire) != 0
+    }
+
+    /// The number of parties.
+    pub fn parties(&self) -> u32 {
+        self.obj.get().parties.load(Acquire)
+    }
+
+    /// Parties waiting now.
+    pub fn n_waiting(&self) -> u32 {
+        self.obj.get().count.load(Acquire)
+    }
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Barrier({}/{} waiting)",
+            self.n_waiting(),
+            self.parties()
+        )
+    }
+}
+
+shared_handle_serde!(Barrier, BarrierCell);

@@ -1,0 +1,233 @@
+//! [`Semaphore`] and [`BoundedSemaphore`]: counters of permits shared by processes.
+
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::object::{shared_handle_serde, SharedObject, ShmSafe};
+use super::{OwnerDied, SyncError, LIVENESS};
+use crate::error::Result;
+use crate::os::futex;
+use crate::os::proc::{pid, process_alive};
+
+const HOLDERS: usize = 128;
+
+#[repr(C)]
+pub(crate) struct SemCell {
+    value: AtomicU32,
+    bound: AtomicU32,
+    waiters: AtomicU32,
+    /// `pid << 32 | permits` of each process holding permits.
+    holders: [AtomicU64; HOLDERS],
+}
+
+// SAFETY: repr(C), all atomics, valid when zeroed.
+unsafe impl ShmSafe for SemCell {}
+
+impl SemCell {
+    fn track(&self, me: u32, add: bool) {
+        for slot in &self.holders {
+            let e = slot.load(Acquire);
+            if e >> 32 == me as u64 {
+                let n = e & 0xffff_ffff;
+                let new = if add { n + 1 } else { n.saturating_sub(1) };
+                let new = if new == 0 {
+                    0
+                } else {
+                    ((me as u64) << 32) | new
+                };
+                // Only this process changes its own slot (or a reclaimer, once it is dead).
+                slot.store(new, Release);
+                return;
+            }
+        }
+        if add {
+            let entry = ((me as u64) << 32) | 1;
+            // A full table only loses the dead-holder recovery for this process.
+            let _ = self
+                .holders
+                .iter()
+                .any(|s| s.compare_exchange(0, entry, AcqRel, Relaxed).is_ok());
+        }
+    }
+
+    /// Returns the permits of dead holders to the count; how many it returned.
+    fn reclaim(&self) -> u32 {
+        let mut back = 0;
+        for slot in &self.holders {
+            let e = slot.load(Acquire);
+            if e != 0
+                && !process_alive((e >> 32) as u32)
+                && slot.compare_exchange(e, 0, AcqRel, Relaxed).is_ok()
+            {
+                let n = (e & 0xffff_ffff) as u32;
+                self.value.fetch_add(n, SeqCst);
+                futex::wake(&self.value, n as i32);
+                back += n;
+            }
+        }
+        back
+    }
+
+    fn acquire(&self, timeout: Option<Duration>) -> Option<std::result::Result<(), OwnerDied<()>>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut died = false;
+        loop {
+            let v = self.value.load(Acquire);
+            if v > 0 {
+                if self
+                    .value
+                    .compare_exchange(v, v - 1, AcqRel, Relaxed)
+                    .is_ok()
+                {
+                    self.track(pid(), true);
+                    return Some(if died {
+                        Err(OwnerDied::new(()))
+                    } else {
+                        Ok(())
+                    });
+                }
+                continue;
+            }
+            if self.reclaim() > 0 {
+                died = true;
+                continue;
+            }
+            let slice = match deadline {
+                None => LIVENESS,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    left.min(LIVENESS)
+                }
+            };
+            self.waiters.fetch_add(1, SeqCst);
+            futex::wait(&self.value, 0, Some(slice));
+            self.waiters.fetch_sub(1, SeqCst);
+        }
+    }
+
+    fn release(&self) -> std::result::Result<(), SyncError> {
+        let bound = self.bound.load(Relaxed);
+        loop {
+            let v = self.value.load(Acquire);
+            if bound != 0 && v >= bound {
+                return Err(SyncError::OverReleased { bound });
+            }
+            if self
+                .value
+                .compare_exchange(v, v + 1, AcqRel, Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        self.track(pid(), false);
+        if self.waiters.load(SeqCst) > 0 {
+            futex::wake(&self.value, 1);
+        }
+        Ok(())
+    }
+}
+
+use std::sync::atomic::Ordering::Release;
+
+macro_rules! semaphore_handle {
+    ($(#[$doc:meta])* $name:ident, $bounded:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            obj: Arc<SharedObject<SemCell>>,
+        }
+
+        impl $name {
+            /// Creates it with `value` permits.
+            pub fn new(value: u32) -> Result<Self> {
+                let obj = SharedObject::create(0, |c: &SemCell, _| {
+                    c.value.store(value, SeqCst);
+                    c.bound.store(if $bounded { value.max(1) } else { 0 }, SeqCst);
+                    Ok(())
+                })?;
+                Ok(Self::from_obj(obj))
+            }
+
+            fn from_obj(obj: Arc<SharedObject<SemCell>>) -> Self {
+                Self { obj }
+            }
+
+            /// Takes a permit, waiting as long as needed. `Err(OwnerDied)` still took it: it
+            /// comes from a process that died holding permits (they were returned).
+            pub fn acquire(&self) -> std::result::Result<(), OwnerDied<()>> {
+                loop {
+                    if let Some(r) = self.obj.get().acquire(None) {
+                        return r;
+                    }
+                }
+            }
+
+            /// Takes a permit if one is free now.
+            pub fn try_acquire(&self) -> Option<std::result::Result<(), OwnerDied<()>>> {
+                self.obj.get().acquire(Some(Duration::ZERO))
+            }
+
+            /// Waits at most `timeout` for a permit; `None` if none came.
+            pub fn acquire_timeout(&self, timeout: Duration) -> Option<std::result::Result<(), OwnerDied<()>>> {
+                self.obj.get().acquire(Some(timeout))
+            }
+
+            /// Returns a permit.
+            pub fn release(&self) -> std::result::Result<(), SyncError> {
+                self.obj.get().release()
+            }
+
+            /// Permits free now.
+            pub fn value(&self) -> u32 {
+                self.obj.get().value.load(Acquire)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({} free)"), self.value())
+            }
+        }
+
+        shared_handle_serde!($name, SemCell);
+    };
+}
+
+semaphore_handle!(
+    /// A counting semaphore shared by processes, like Python's `Semaphore`, but robust:
+    /// permits held by a process that dies are returned, and the acquirer that gets one
+    /// of them is told so ([`OwnerDied`]). Up to 128 processes are tracked as holders.
+    ///
+    /// ```
+    /// let sem = procession::sync::Semaphore::new(2)?;
+    /// sem.acquire().expect("no holder died");
+    /// sem.acquire().expect("no holder died");
+    /// assert!(sem.try_acquire().is_none());
+    /// sem.release().unwrap();
+    /// assert_eq!(sem.value(), 1);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    Semaphore,
+    false
+);
+
+semaphore_handle!(
+    /// A [`Semaphore`] that refuses to be released above its initial value: such a
+    /// release is [`SyncError::OverReleased`], as Python's `BoundedSemaphore` raises.
+    ///
+    /// ```
+    /// use procession::sync::{BoundedSemaphore, SyncError};
+    /// let sem = BoundedSemaphore::new(1)?;
+    /// assert_eq!(sem.release(), Err(SyncError::OverReleased { bound: 1 }));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    BoundedSemaphore,
+    true
+);

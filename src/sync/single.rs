@@ -1,0 +1,82 @@
+//! [`SingleInstance`]: one running copy of a program at a time.
+
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Error, Result};
+
+/// A guard that makes a second copy of a program refuse to start. It holds an exclusive
+/// `flock` on `$XDG_RUNTIME_DIR/<name>.lock` (or `/tmp/procession-<uid>/<name>.lock`);
+/// the kernel releases it when the holder exits, however it exits, so a crash never
+/// leaves a stale lock.
+///
+/// ```
+/// use procession::sync::SingleInstance;
+/// let name = format!("doctest-{}", std::process::id());
+/// let first = SingleInstance::acquire(&name)?;
+/// assert!(SingleInstance::acquire(&name).is_err()); // a second copy is refused
+/// drop(first);
+/// assert!(SingleInstance::acquire(&name).is_ok());
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub struct SingleInstance {
+    _lock: Flock<std::fs::File>,
+    path: PathBuf,
+}
+
+impl SingleInstance {
+    /// Takes the guard for `name` (1 to 100 characters from `[A-Za-z0-9_.:-]`), or fails
+    /// with [`Error::AlreadyRunning`] naming the holder's pid.
+    pub fn acquire(name: &str) -> Result<SingleInstance> {
+        if !crate::process::names::valid(name) {
+            return Err(Error::BadName(name.to_string()));
+        }
+        let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(format!("/tmp/procession-{}", nix::unistd::geteuid())),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io("cannot create the lock directory", e))?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            0o600,
+        )
+        .open(&path)
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut lock) => {
+                let _ = lock.set_len(0);
+                let _ = lock.rewind();
+                let _ = write!(lock, "{}", std::process::id());
+                let _ = lock.flush();
+                Ok(SingleInstance { _lock: lock, path })
+            }
+            Err((mut file, _)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                Err(Error::AlreadyRunning {
+                    name: name.to_string(),
+                    pid: pid.trim().parse().ok(),
+                })
+            }
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl std::fmt::Debug for SingleInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SingleInstance({})", self.path.display())
+    }
+}
