@@ -43,6 +43,7 @@ mod error;
 pub mod mailbox;
 mod os;
 pub mod process;
+pub mod queue;
 pub mod shared;
 pub mod supervisor;
 pub mod sync;

@@ -7,7 +7,7 @@ mod context;
 mod run;
 mod traits;
 
-pub(crate) use actor_ref::send_stop;
+pub(crate) use actor_ref::{send_stop, with_frame};
 pub use actor_ref::{spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT};
 pub use context::Context;
 pub use traits::{handle, Actor, BoxError, Dispatch, Handler, Handles, Message};

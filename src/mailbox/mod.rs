@@ -374,6 +374,123 @@ impl Mailbox {
         self.region.header().cons.waiting_corr.load(SeqCst)
     }
 
+    // ---- queues and pipes ----
+
+    /// Takes the consumers' lock (for a mailbox read by several processes), at most
+    /// `timeout`; `Some(true)` if a previous reader died holding it.
+    pub fn lock_consumers(&self, timeout: Option<Duration>) -> Option<bool> {
+        let m = &self.region.header().queue.consumers;
+        match m.lock(timeout)? {
+            crate::os::robust::Locked::Clean => Some(false),
+            crate::os::robust::Locked::OwnerDied => {
+                m.mark_consistent();
+                Some(true)
+            }
+        }
+    }
+
+    /// Releases the consumers' lock.
+    pub fn unlock_consumers(&self) {
+        self.region.header().queue.consumers.unlock();
+    }
+
+    /// Counts one more handle to this mailbox (in any process).
+    pub fn add_handle(&self) {
+        self.region.header().queue.handles.fetch_add(1, SeqCst);
+    }
+
+    /// Counts one handle less; the last one removes the file.
+    pub fn drop_handle(&self) {
+        if self.region.header().queue.handles.fetch_sub(1, SeqCst) == 1 {
+            self.unlink();
+        }
+    }
+
+    /// Adds to the count of unfinished tasks.
+    pub fn unfinished_add(&self, n: u32) {
+        self.region.header().queue.unfinished.fetch_add(n, SeqCst);
+    }
+
+    /// Marks one task done; `false` if none was unfinished.
+    pub fn task_done(&self) -> bool {
+        let u = &self.region.header().queue.unfinished;
+        let done = u.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok();
+        if done && u.load(SeqCst) == 0 {
+            futex::wake(u, i32::MAX);
+        }
+        done
+    }
+
+    /// Waits until no task is unfinished, at most `timeout`; whether that happened.
+    pub fn wait_all_done(&self, timeout: Option<Duration>) -> bool {
+        let u = &self.region.header().queue.unfinished;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let n = u.load(SeqCst);
+            if n == 0 {
+                return true;
+            }
+            let slice = match deadline {
+                None => LIVENESS_SLICE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    left.min(LIVENESS_SLICE)
+                }
+            };
+            futex::wait(u, n, Some(slice));
+        }
+    }
+
+    /// Counts this process in (or out of) the holders of the writing end.
+    pub fn hold_writer(&self, hold: bool) {
+        let me = crate::os::proc::pid() as u64;
+        let slots = &self.region.header().queue.writers;
+        for slot in slots {
+            let e = slot.load(Acquire);
+            if e >> 32 == me {
+                let n = e & 0xffff_ffff;
+                let n = if hold { n + 1 } else { n.saturating_sub(1) };
+                slot.store(if n == 0 { 0 } else { (me << 32) | n }, SeqCst);
+                return;
+            }
+        }
+        if hold {
+            let _ = slots.iter().any(|s| {
+                s.compare_exchange(0, (me << 32) | 1, SeqCst, SeqCst)
+                    .is_ok()
+            });
+        }
+    }
+
+    /// Whether any live process holds the writing end.
+    pub fn writers_alive(&self) -> bool {
+        self.region.header().queue.writers.iter().any(|s| {
+            let e = s.load(Acquire);
+            e != 0 && crate::os::proc::process_alive((e >> 32) as u32)
+        })
+    }
+
+    /// Sleeps until something is published or a reader is woken, at most `timeout`.
+    pub fn wait_readable(&self, timeout: Duration) {
+        let h = self.region.header();
+        let seq = h.cons.data_seq.load(SeqCst);
+        h.cons.consumer_waiting.store(1, SeqCst);
+        if self.queued() == 0 {
+            futex::wait(&h.cons.data_seq, seq, Some(timeout));
+        }
+        h.cons.consumer_waiting.store(0, SeqCst);
+    }
+
+    /// Wakes a reader blocked on this mailbox (so it re-checks, e.g. for EOF).
+    pub fn wake_readers(&self) {
+        let h = self.region.header();
+        h.cons.data_seq.fetch_add(1, SeqCst);
+        futex::wake(&h.cons.data_seq, i32::MAX);
+    }
+
     // ---- supervision ----
 
     /// Marks the mailbox as owned by a supervisor (exits are not final; the file stays).

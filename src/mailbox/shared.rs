@@ -78,6 +78,24 @@ pub struct WatchSide {
     pub slots: [AtomicU64; WATCH_SLOTS],
 }
 
+/// For mailboxes used as queues and pipes: a consumers' lock (many readers), a handle
+/// count across processes (the last handle removes the file), a count of unfinished
+/// tasks (`JoinableQueue`), and the processes holding the writing end (a pipe's EOF).
+#[repr(C, align(64))]
+pub struct QueueSide {
+    /// Serializes readers when there are several.
+    pub consumers: RobustMutex,
+    /// Handles to this queue in all processes.
+    pub handles: AtomicU32,
+    /// Items put and not yet marked done (futex word).
+    pub unfinished: AtomicU32,
+    /// `pid << 32 | count` of each process holding the writing end.
+    pub writers: [AtomicU64; WRITER_SLOTS],
+}
+
+/// Processes tracked as holders of a pipe's writing end.
+pub const WRITER_SLOTS: usize = 32;
+
 /// Watcher slots per mailbox.
 pub const WATCH_SLOTS: usize = 48;
 /// Marks a watcher slot as a link rather than a monitor.
@@ -140,6 +158,8 @@ pub struct Header {
     pub life: LifeSide,
     /// See [`WatchSide`].
     pub watch: WatchSide,
+    /// See [`QueueSide`].
+    pub queue: QueueSide,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -187,6 +207,7 @@ impl Region {
             ring_size: ring_size as u64,
         };
         region.header().lock.init(false)?;
+        region.header().queue.consumers.init(false)?;
         region.header().magic.store(MAGIC, Ordering::Release);
         Ok(region)
     }

@@ -1,0 +1,152 @@
+//! The machinery shared by [`Queue`](super::Queue) and [`Pipe`](super::PipeEnd): a
+//! mailbox ring with typed frames, several readers serialized by the ring's consumers'
+//! lock, and a handle count across processes.
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::RecvError;
+use crate::actor::with_frame;
+use crate::error::{Error, Result, TellError};
+use crate::mailbox::{Consumer, Mailbox, MailboxConfig, Received, SendFail, Wait, LIVENESS_SLICE};
+use crate::process::runtime;
+use crate::wire::{decode_body, FrameHeader, FrameKind};
+
+/// One direction of items of type `T`.
+pub(crate) struct Channel<T> {
+    pub(crate) mb: Arc<Mailbox>,
+    consumer: Mutex<Consumer>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+fn type_name<T>() -> &'static str {
+    std::any::type_name::<T>()
+}
+
+impl<T: Serialize + DeserializeOwned> Channel<T> {
+    pub(crate) fn create(cfg: &MailboxConfig) -> Result<Self> {
+        let rt = runtime::get()?;
+        let mb = Mailbox::create(rt.dir(), cfg, type_name::<T>(), false)
+            .map_err(|e| Error::io("cannot create a queue", e))?;
+        mb.add_handle();
+        Ok(Self::wrap(mb))
+    }
+
+    pub(crate) fn open(id: u64) -> Result<Self> {
+        let rt = runtime::get()?;
+        let mb = Mailbox::open(rt.dir(), id)
+            .map_err(|e| Error::BadRef(format!("queue {id:016x}: {e}")))?;
+        if mb.actor_name() != type_name::<T>() {
+            return Err(Error::BadRef(format!(
+                "a queue of {} used as a queue of {}",
+                mb.actor_name(),
+                type_name::<T>()
+            )));
+        }
+        mb.add_handle();
+        Ok(Self::wrap(mb))
+    }
+
+    fn wrap(mb: Arc<Mailbox>) -> Self {
+        Channel {
+            mb,
+            consumer: Mutex::new(Consumer::new()),
+            _t: PhantomData,
+        }
+    }
+
+    pub(crate) fn put(&self, item: T, wait: Wait) -> std::result::Result<(), TellError<T>> {
+        let header = FrameHeader {
+            kind: FrameKind::Tell,
+            tag: crate::wire::tag_id(type_name::<T>()),
+            corr: 0,
+            reply_to: 0,
+        };
+        match with_frame(header, &item, |f| {
+            self.mb.send(f, wait).map_err(|e| (e, f.len()))
+        }) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((SendFail::Full, _))) => Err(TellError::Full(item)),
+            Ok(Err((SendFail::Timeout, _))) => Err(TellError::Timeout(item)),
+            Ok(Err((SendFail::Dead, _))) => Err(TellError::Dead(item)),
+            Ok(Err((SendFail::TooLarge, len))) => Err(TellError::TooLarge {
+                msg: item,
+                len: len as u64,
+                max: self.mb.max_frame(),
+            }),
+            Err(error) => Err(TellError::Encode { msg: item, error }),
+        }
+    }
+
+    /// Takes the next item. `eof` tells, when nothing arrived in a liveness slice,
+    /// whether no item can come any more.
+    pub(crate) fn get(
+        &self,
+        timeout: Option<Duration>,
+        eof: &dyn Fn() -> bool,
+    ) -> std::result::Result<T, RecvError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let mut consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
+        if self.mb.lock_consumers(left()).is_none() {
+            return Err(RecvError::Timeout);
+        }
+        let result = loop {
+            let slice = match left() {
+                None => LIVENESS_SLICE,
+                Some(l) if l.is_zero() && timeout != Some(Duration::ZERO) => {
+                    break Err(RecvError::Timeout)
+                }
+                Some(l) => l.min(LIVENESS_SLICE),
+            };
+            let wait = if slice.is_zero() {
+                Wait::Never
+            } else {
+                Wait::from_timeout(Some(slice))
+            };
+            match self.mb.recv(&mut consumer, wait) {
+                Received::Frame(f, _) => {
+                    let item =
+                        FrameHeader::parse(f)
+                            .map_err(RecvError::Wire)
+                            .and_then(|(_, body)| {
+                                decode_body::<T>(body, type_name::<T>()).map_err(RecvError::Wire)
+                            });
+                    self.mb.commit(&mut consumer);
+                    break item;
+                }
+                Received::Bad(e) => {
+                    tracing::warn!(queue = self.mb.actor_name(), error = %e, "dropped a malformed item");
+                }
+                Received::TimedOut => {
+                    if eof() {
+                        break Err(RecvError::Eof);
+                    }
+                    if timeout == Some(Duration::ZERO) {
+                        break Err(RecvError::Empty);
+                    }
+                }
+            }
+        };
+        self.mb.unlock_consumers();
+        result
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.mb.queued() as usize
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.mb.id()
+    }
+}
+
+impl<T> Drop for Channel<T> {
+    fn drop(&mut self) {
+        self.mb.drop_handle();
+    }
+}

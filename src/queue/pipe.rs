@@ -1,0 +1,233 @@
+//! Pipes: [`pipe`] (duplex) and [`simplex`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::channel::Channel;
+use super::RecvError;
+use crate::error::{Result, TellError};
+use crate::mailbox::{MailboxConfig, Wait};
+
+/// The sending half of one direction; it holds the direction's "writer" registration.
+struct Tx<T> {
+    ch: Arc<Channel<T>>,
+}
+
+impl<T: Serialize + DeserializeOwned> Tx<T> {
+    fn new(ch: Arc<Channel<T>>) -> Self {
+        ch.mb.hold_writer(true);
+        Tx { ch }
+    }
+}
+
+impl<T> Drop for Tx<T> {
+    fn drop(&mut self) {
+        self.ch.mb.hold_writer(false);
+        // A reader blocked on this direction re-checks at once (and may see EOF).
+        self.ch.mb.wake_readers();
+    }
+}
+
+fn recv_on<T: Serialize + DeserializeOwned>(
+    rx: &Channel<T>,
+    timeout: Option<Duration>,
+) -> std::result::Result<T, RecvError> {
+    rx.get(timeout, &|| !rx.mb.writers_alive())
+}
+
+fn open_tx<T: Serialize + DeserializeOwned>(id: u64) -> Result<Tx<T>> {
+    Ok(Tx::new(Arc::new(Channel::open(id)?)))
+}
+
+fn open_rx<T: Serialize + DeserializeOwned>(id: u64) -> Result<Arc<Channel<T>>> {
+    Ok(Arc::new(Channel::open(id)?))
+}
+
+/// One end of a duplex pipe: it sends to the other end and receives from it.
+pub struct PipeEnd<T> {
+    tx: Tx<T>,
+    rx: Arc<Channel<T>>,
+}
+
+/// Makes a duplex pipe, like Python's `Pipe()`: two ends, each able to send and receive.
+///
+/// ```
+/// use procession::queue::{pipe, RecvError};
+/// let (a, b) = pipe::<String>()?;
+/// a.send("ping".into()).unwrap();
+/// assert_eq!(b.recv().unwrap(), "ping");
+/// b.send("pong".into()).unwrap();
+/// assert_eq!(a.recv().unwrap(), "pong");
+/// drop(b);
+/// assert_eq!(a.recv(), Err(RecvError::Eof));
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub fn pipe<T: Serialize + DeserializeOwned>() -> Result<(PipeEnd<T>, PipeEnd<T>)> {
+    let cfg = MailboxConfig::default();
+    let ab = Arc::new(Channel::create(&cfg)?);
+    let ba = Arc::new(Channel::create(&cfg)?);
+    let a = PipeEnd {
+        tx: Tx::new(ab.clone()),
+        rx: ba.clone(),
+    };
+    let b = PipeEnd {
+        tx: Tx::new(ba),
+        rx: ab,
+    };
+    Ok((a, b))
+}
+
+impl<T: Serialize + DeserializeOwned> PipeEnd<T> {
+    /// Sends a value to the other end (waits while the pipe is full).
+    pub fn send(&self, value: T) -> std::result::Result<(), TellError<T>> {
+        self.tx.ch.put(value, Wait::Forever)
+    }
+
+    /// Receives the next value; [`RecvError::Eof`] once the other end is gone and
+    /// everything it sent has been received.
+    pub fn recv(&self) -> std::result::Result<T, RecvError> {
+        recv_on(&self.rx, None)
+    }
+
+    /// Like [`recv`](PipeEnd::recv), waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
+        recv_on(&self.rx, Some(timeout))
+    }
+
+    /// Whether a value can be received now, waiting at most `timeout` for one.
+    pub fn poll(&self, timeout: Duration) -> bool {
+        poll(&self.rx, timeout)
+    }
+}
+
+fn poll<T: Serialize + DeserializeOwned>(rx: &Channel<T>, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if rx.len() > 0 {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        rx.mb
+            .wait_readable(left.min(crate::mailbox::LIVENESS_SLICE));
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Serialize for PipeEnd<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (self.tx.ch.id(), self.rx.id()).serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for PipeEnd<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let (tx, rx) = <(u64, u64)>::deserialize(d)?;
+        let e = serde::de::Error::custom;
+        Ok(PipeEnd {
+            tx: open_tx(tx).map_err(e)?,
+            rx: open_rx(rx).map_err(e)?,
+        })
+    }
+}
+
+/// The sending end of a [`simplex`] pipe.
+pub struct PipeSender<T> {
+    tx: Tx<T>,
+}
+
+/// The receiving end of a [`simplex`] pipe.
+pub struct PipeReceiver<T> {
+    rx: Arc<Channel<T>>,
+}
+
+/// Makes a one-way pipe, like Python's `Pipe(duplex=False)`.
+///
+/// ```
+/// let (tx, rx) = procession::queue::simplex::<u64>()?;
+/// tx.send(42).unwrap();
+/// assert!(rx.poll(std::time::Duration::from_millis(10)));
+/// assert_eq!(rx.recv().unwrap(), 42);
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub fn simplex<T: Serialize + DeserializeOwned>() -> Result<(PipeSender<T>, PipeReceiver<T>)> {
+    let ch = Arc::new(Channel::create(&MailboxConfig::default())?);
+    Ok((
+        PipeSender {
+            tx: Tx::new(ch.clone()),
+        },
+        PipeReceiver { rx: ch },
+    ))
+}
+
+impl<T: Serialize + DeserializeOwned> PipeSender<T> {
+    /// Sends a value (waits while the pipe is full).
+    pub fn send(&self, value: T) -> std::result::Result<(), TellError<T>> {
+        self.tx.ch.put(value, Wait::Forever)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> PipeReceiver<T> {
+    /// Receives the next value; [`RecvError::Eof`] once every sender is gone.
+    pub fn recv(&self) -> std::result::Result<T, RecvError> {
+        recv_on(&self.rx, None)
+    }
+
+    /// Like [`recv`](PipeReceiver::recv), waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
+        recv_on(&self.rx, Some(timeout))
+    }
+
+    /// Whether a value can be received now, waiting at most `timeout` for one.
+    pub fn poll(&self, timeout: Duration) -> bool {
+        poll(&self.rx, timeout)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Serialize for PipeSender<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.tx.ch.id().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for PipeSender<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let id = u64::deserialize(d)?;
+        Ok(PipeSender {
+            tx: open_tx(id).map_err(serde::de::Error::custom)?,
+        })
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Serialize for PipeReceiver<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.rx.id().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for PipeReceiver<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let id = u64::deserialize(d)?;
+        Ok(PipeReceiver {
+            rx: open_rx(id).map_err(serde::de::Error::custom)?,
+        })
+    }
+}
+
+macro_rules! debug_by_ids {
+    ($t:ident, |$s:ident| $ids:expr) => {
+        impl<T> std::fmt::Debug for $t<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let $s = self;
+                write!(f, concat!(stringify!($t), "{:x?}"), $ids)
+            }
+        }
+    };
+}
+debug_by_ids!(PipeEnd, |s| (s.tx.ch.mb.id(), s.rx.mb.id()));
+debug_by_ids!(PipeSender, |s| s.tx.ch.mb.id());
+debug_by_ids!(PipeReceiver, |s| s.rx.mb.id());
