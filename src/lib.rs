@@ -42,6 +42,7 @@ pub(crate) mod actor;
 mod error;
 pub mod mailbox;
 mod os;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod shared;

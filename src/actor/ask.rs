@@ -240,3 +240,86 @@ impl ReplyRoutes {
         }
     }
 }
+
+/// What came back for one pipelined request.
+pub(crate) type PipelinedReply = std::result::Result<Vec<u8>, ReplyFailure>;
+
+/// Many requests in flight at once, matched to their replies by correlation id (a pool's
+/// dispatcher uses it). It owns a reply inbox of its own, removed when it is dropped.
+pub(crate) struct Pipeline {
+    inbox: Inbox,
+    frame: Vec<u8>,
+}
+
+impl Pipeline {
+    /// A pipeline with a fresh reply inbox.
+    pub(crate) fn new() -> Result<Pipeline> {
+        let rt = runtime::get()?;
+        let mb = Mailbox::create(rt.dir(), &inbox_config(), "reply-inbox", true)
+            .map_err(|e| Error::io("cannot create a reply inbox", e))?;
+        mb.set_pid(std::process::id());
+        mb.set_running();
+        mb.set_waiting_corr(crate::mailbox::ANY_CORR);
+        Ok(Pipeline {
+            inbox: Inbox {
+                mb,
+                consumer: Consumer::new(),
+                next_corr: 1,
+            },
+            frame: Vec::new(),
+        })
+    }
+}
+
+impl Pipeline {
+    /// Sends one request frame (`Ask` or `Batch`) with a raw body; returns its correlation id.
+    pub(crate) fn send(
+        &mut self,
+        target: &Mailbox,
+        kind: FrameKind,
+        tag: u64,
+        body: &[u8],
+        wait: Wait,
+    ) -> std::result::Result<u64, SendFail> {
+        let corr = self.inbox.next_corr;
+        self.inbox.next_corr += 1;
+        self.frame.clear();
+        FrameHeader {
+            kind,
+            tag,
+            corr,
+            reply_to: self.inbox.mb.id(),
+        }
+        .write_into(&mut self.frame);
+        self.frame.extend_from_slice(body);
+        FrameHeader::seal(&mut self.frame).map_err(|_| SendFail::TooLarge)?;
+        target.send(&self.frame, wait).map(|()| corr)
+    }
+
+    /// Receives the next reply (its correlation id and body, or why it failed); `None`
+    /// if none came in `wait`.
+    pub(crate) fn recv(&mut self, wait: Wait) -> Option<(u64, PipelinedReply)> {
+        loop {
+            match self.inbox.mb.recv(&mut self.inbox.consumer, wait) {
+                Received::Frame(frame, _) => {
+                    let Ok((h, body)) = FrameHeader::parse(frame) else {
+                        continue;
+                    };
+                    let reply = match h.kind {
+                        FrameKind::Reply => Ok(body.to_vec()),
+                        FrameKind::ReplyError => {
+                            match decode_body::<ReplyFailure>(body, "ReplyFailure") {
+                                Ok(f) => Err(f),
+                                Err(e) => Err(ReplyFailure::Rejected(e)),
+                            }
+                        }
+                        _ => continue,
+                    };
+                    return Some((h.corr, reply));
+                }
+                Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
+                Received::TimedOut => return None,
+            }
+        }
+    }
+}

@@ -9,5 +9,6 @@ mod traits;
 
 pub(crate) use actor_ref::{send_stop, with_frame};
 pub use actor_ref::{spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT};
+pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::Context;
 pub use traits::{handle, Actor, BoxError, Dispatch, Handler, Handles, Message};

@@ -150,15 +150,26 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
                 break ExitKind::Stopped;
             }
             FrameKind::Stop => {}
-            FrameKind::Tell | FrameKind::Ask => {
-                let is_ask = h.kind == FrameKind::Ask;
+            FrameKind::Tell | FrameKind::Ask | FrameKind::Batch => {
+                let is_ask = h.kind != FrameKind::Tell;
                 let attempts = mb.begin_in_flight(pos, if is_ask { h.reply_to } else { 0 }, h.corr);
                 if attempts > 1 && drop_after_crash::<A>(&mb, &mut routes, &h, attempts) {
                     mb.commit(&mut consumer);
                     mb.end_in_flight();
                     continue;
                 }
-                if is_ask {
+                if h.kind == FrameKind::Batch {
+                    handle_batch(
+                        &mut actor,
+                        &mut cx,
+                        &mb,
+                        &mut routes,
+                        &mut out,
+                        &h,
+                        body,
+                        attempts,
+                    );
+                } else if is_ask {
                     handle_ask(
                         &mut actor,
                         &mut cx,
@@ -231,7 +242,7 @@ fn drop_after_crash<A: Dispatch>(
             "dropping the at-most-once message a crash interrupted ({prev})"
         );
     }
-    if h.kind == FrameKind::Ask {
+    if h.kind != FrameKind::Tell {
         send_failure(routes, h, ReplyFailure::Died(prev));
     }
     true
@@ -302,6 +313,71 @@ fn handle_ask<A: Dispatch>(
             }
             finish(mb, ExitKind::Panicked, &message, EXIT_PANICKED)
         }
+    }
+}
+
+/// A batch: every record is one message of the header's tag; the reply holds one record
+/// per reply, in order. A rejected record fails the whole batch; a panic ends the actor
+/// as for an ask.
+#[allow(clippy::too_many_arguments)]
+fn handle_batch<A: Dispatch>(
+    actor: &mut A,
+    cx: &mut Context<A>,
+    mb: &Mailbox,
+    routes: &mut ReplyRoutes,
+    out: &mut Vec<u8>,
+    h: &FrameHeader,
+    body: &[u8],
+    attempts: u32,
+) {
+    let Some(items) = crate::wire::records(body) else {
+        let e = WireError::Truncated {
+            expected: body.len() as u64 + 1,
+            got: body.len() as u64,
+        };
+        rejected(mb, &e);
+        return send_failure(routes, h, ReplyFailure::Rejected(e));
+    };
+    out.clear();
+    FrameHeader {
+        kind: FrameKind::Reply,
+        tag: h.tag,
+        corr: h.corr,
+        reply_to: 0,
+    }
+    .write_into(out);
+    let mut one = Vec::new();
+    for item in items {
+        one.clear();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            actor.dispatch(h.tag, item, cx, Some(&mut one))
+        }));
+        match r {
+            Ok(Ok(())) => crate::wire::push_record(out, &one),
+            Ok(Err(e)) => {
+                rejected(mb, &e);
+                return send_failure(routes, h, ReplyFailure::Rejected(e));
+            }
+            Err(p) => {
+                let message = panic_text(&*p);
+                mb.record_exit(ExitKind::Panicked, 0, &message);
+                let message = mb.raw_exit().message;
+                let redelivered = mb.is_supervised() && attempts <= A::redelivery_limit(h.tag);
+                if !redelivered {
+                    send_failure(
+                        routes,
+                        h,
+                        ReplyFailure::Died(Exit::Panicked {
+                            message: message.clone(),
+                        }),
+                    );
+                }
+                finish(mb, ExitKind::Panicked, &message, EXIT_PANICKED)
+            }
+        }
+    }
+    if FrameHeader::seal(out).is_ok() {
+        routes.send(h.reply_to, h.corr, FrameKind::Reply, out);
     }
 }
 

@@ -170,6 +170,9 @@ pub struct RawExit {
 
 const INBOX_BIT: u64 = 1 << 63;
 
+/// `waiting_corr` of an inbox whose owner waits for replies to many asks at once.
+pub const ANY_CORR: u64 = u64::MAX;
+
 /// Spin budget before a blocked party sleeps, from `PROCESSION_SPIN_US` (default 50 µs).
 pub fn spin_budget() -> Duration {
     static SPIN: OnceLock<Duration> = OnceLock::new();
@@ -313,8 +316,9 @@ impl Mailbox {
     pub fn send_reply(&self, frame: &[u8], corr: u64) -> Result<(), SendFail> {
         let owner = nix::unistd::Pid::from_raw(self.pid() as i32);
         let waiting = || {
+            let w = self.waiting_corr();
             self.state() != STATE_EXITED
-                && self.waiting_corr() == corr
+                && (w == corr || w == ANY_CORR)
                 && nix::sys::signal::kill(owner, None).is_ok()
         };
         let wait = if waiting() {

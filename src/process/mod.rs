@@ -213,11 +213,6 @@ pub(crate) fn start_on(
         runtime_dir: rt.dir().to_path_buf(),
     };
     let method = opts.method.unwrap_or_else(start_method);
-    if method == StartMethod::Fork && rt.is_root() {
-        // The zygote is also the runtime's keeper: it removes the runtime directory when
-        // the root ends, however it ends. Fork children need that too.
-        drop(rt.zygote()?);
-    }
     let pid = match method {
         StartMethod::Fork => fork::start(boot, mb)?,
         StartMethod::Forkserver | StartMethod::Spawn => {

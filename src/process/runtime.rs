@@ -56,7 +56,15 @@ pub fn get() -> Result<&'static Runtime> {
         zygote: Mutex::new(None),
     };
     let _ = RUNTIME.set(rt);
-    Ok(RUNTIME.get().expect("runtime was just set"))
+    let rt = RUNTIME.get().expect("runtime was just set");
+    // The zygote is the runtime's keeper: it removes the directory when this process
+    // ends, however it ends. Start it with the directory, whatever the runtime is first
+    // used for (a spawn, a Lock, a Queue...).
+    if let Err(e) = rt.zygote() {
+        let _ = std::fs::remove_dir_all(rt.dir());
+        return Err(e);
+    }
+    Ok(rt)
 }
 
 /// The runtime if this process already has one (a deserialized `ActorRef` needs it).

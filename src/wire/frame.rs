@@ -21,6 +21,9 @@ pub enum FrameKind {
     ReplyError = 4,
     /// Graceful stop: the actor finishes the frames queued before it, then stops.
     Stop = 5,
+    /// An ask carrying several messages of one type (a pool's chunk): the body is a
+    /// sequence of `u32` length + CBOR records, and so is the reply's.
+    Batch = 6,
 }
 
 impl FrameKind {
@@ -31,6 +34,7 @@ impl FrameKind {
             3 => Self::Reply,
             4 => Self::ReplyError,
             5 => Self::Stop,
+            6 => Self::Batch,
             _ => return None,
         })
     }

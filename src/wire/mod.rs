@@ -24,6 +24,24 @@ mod frame;
 pub use codec::{decode_body, encode_body};
 pub use frame::{FrameHeader, FrameKind, HEADER_LEN, WIRE_VERSION};
 
+/// Appends one `u32` length + bytes record (the item format of batch bodies).
+pub fn push_record(buf: &mut Vec<u8>, item: &[u8]) {
+    buf.extend_from_slice(&(item.len() as u32).to_le_bytes());
+    buf.extend_from_slice(item);
+}
+
+/// Splits a batch body into its records; `None` if a record runs past the end.
+pub fn records(mut body: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let len = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+        let item = body.get(4..4 + len)?;
+        out.push(item);
+        body = &body[4 + len..];
+    }
+    Some(out)
+}
+
 /// The default maximum frame size, 64 MiB. Change it per actor with
 /// [`SpawnOptions::max_frame`](crate::SpawnOptions::max_frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
