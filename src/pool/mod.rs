@@ -266,13 +266,10 @@ impl<W: Dispatch> Pool<W> {
 
     /// Like [`map`](Pool::map), for a message built from each item (Python's `starmap`,
     /// which unpacks argument tuples).
-    pub fn starmap<M: Message, A>(
-        &self,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<M::Reply>>
+    pub fn starmap<M, A>(&self, items: impl IntoIterator<Item = A>) -> Result<Vec<M::Reply>>
     where
         W: Handles<M>,
-        M: From<A>,
+        M: Message + From<A>,
     {
         self.map(items.into_iter().map(M::from))
     }
@@ -504,14 +501,14 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
         }
     }
 
-        fn window(&self) -> usize {
+    fn window(&self) -> usize {
         (WINDOW_TASKS / self.chunk).max(4)
     }
 
     fn pick_worker(&self) -> Option<usize> {
         let workers = self.pool.workers();
         (0..self.in_flight.len().min(workers.len()))
-                        .filter(|&i| self.in_flight[i] < self.window() && !workers[i].retiring)
+            .filter(|&i| self.in_flight[i] < self.window() && !workers[i].retiring)
             .min_by_key(|&i| self.in_flight[i])
     }
 
