@@ -41,6 +41,7 @@ extern crate self as procession;
 pub(crate) mod actor;
 mod error;
 pub mod mailbox;
+pub mod manager;
 mod os;
 pub mod pool;
 pub mod process;
