@@ -24,6 +24,7 @@ TARGETS = {
     "tell.u64.1sender": ("≥ 2,000,000 msg/s", lambda v: v >= 2e6),
     "bytes.16MiB": ("≥ 3,000 MB/s", lambda v: v >= 3000),
     "mem.idle_actor.pss": ("≤ 2,048 KiB", lambda v: v <= 2048),
+    "restart.sigkill_to_next_reply": ("p50 ≤ 2 ms", lambda v: v <= 2000),  # value in µs
 }
 
 LABELS = {
@@ -43,6 +44,7 @@ LABELS = {
     "bytes.16MiB": "16 MiB messages",
     "mem.idle_actor.pss": "PSS per idle actor",
     "mem.idle_actor.rss": "RSS per idle actor",
+    "restart.sigkill_to_next_reply": "restart: SIGKILL → next reply (supervised, no Python equivalent)",
 }
 
 LOWER_IS_BETTER = {"us", "ms", "KiB"}

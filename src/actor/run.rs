@@ -127,7 +127,16 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
         if cx.is_stopping() {
             continue;
         }
-        let wait = cx.next_timer().map_or(Wait::Forever, Wait::Until);
+        let mut wait = cx.next_timer().map_or(Wait::Forever, Wait::Until);
+        if crate::process::fork::has_children() {
+            // This process must reap the actors it forked itself: wake up now and then.
+            crate::process::fork::reap();
+            let slice = Instant::now() + crate::mailbox::LIVENESS_SLICE;
+            wait = match wait {
+                Wait::Until(t) if t < slice => wait,
+                _ => Wait::Until(slice),
+            };
+        }
         let (frame, pos) = match mb.recv(&mut consumer, wait) {
             Received::Frame(f, pos) => (f, pos),
             Received::Bad(e) => {

@@ -403,6 +403,11 @@ impl Mailbox {
         self.region.header().queue.handles.fetch_add(1, SeqCst);
     }
 
+    /// Counts one handle less without removing anything (a reference taken over).
+    pub fn take_over_handle(&self) {
+        self.region.header().queue.handles.fetch_sub(1, SeqCst);
+    }
+
     /// Counts one handle less; the last one removes the file.
     pub fn drop_handle(&self) {
         if self.region.header().queue.handles.fetch_sub(1, SeqCst) == 1 {
@@ -469,12 +474,24 @@ impl Mailbox {
         }
     }
 
-    /// Whether any live process holds the writing end.
+    /// Counts a writing end leaving in a message (`+1`) or arriving from one (`-1`).
+    pub fn writer_in_flight(&self, leaving: bool) {
+        let n = &self.region.header().queue.writers_in_flight;
+        if leaving {
+            n.fetch_add(1, SeqCst);
+        } else {
+            let _ = n.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1));
+        }
+    }
+
+    /// Whether any live process holds the writing end (or one is travelling in a message).
     pub fn writers_alive(&self) -> bool {
-        self.region.header().queue.writers.iter().any(|s| {
-            let e = s.load(Acquire);
-            e != 0 && crate::os::proc::process_alive((e >> 32) as u32)
-        })
+        let q = &self.region.header().queue;
+        q.writers_in_flight.load(Acquire) > 0
+            || q.writers.iter().any(|s| {
+                let e = s.load(Acquire);
+                e != 0 && crate::os::proc::process_alive((e >> 32) as u32)
+            })
     }
 
     /// Sleeps until something is published or a reader is woken, at most `timeout`.

@@ -89,6 +89,8 @@ pub struct QueueSide {
     pub handles: AtomicU32,
     /// Items put and not yet marked done (futex word).
     pub unfinished: AtomicU32,
+    /// Writing ends travelling inside messages (serialized, not yet deserialized).
+    pub writers_in_flight: AtomicU32,
     /// `pid << 32 | count` of each process holding the writing end.
     pub writers: [AtomicU64; WRITER_SLOTS],
 }

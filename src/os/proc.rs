@@ -73,9 +73,29 @@ pub fn die_with_parent(sig: Signal, expected_parent: Pid) -> io::Result<()> {
     Ok(())
 }
 
-/// Unblocks every signal and restores default dispositions that the zygote changed.
+/// The signals a terminal or `timeout` sends to a whole process group.
+const GROUP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// Makes the zygote outlive a Ctrl-C or `timeout` aimed at the program's process group:
+/// it must live until the root's end of its socket closes, to clean up after it.
+pub fn ignore_group_signals() {
+    for sig in GROUP_SIGNALS {
+        // SAFETY: SIG_IGN installs no handler code; it is always sound.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn);
+        }
+    }
+}
+
+/// Unblocks every signal and restores the default dispositions the zygote changed.
 pub fn reset_signals() {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in GROUP_SIGNALS {
+        // SAFETY: SIG_DFL installs no handler code; it is always sound.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+        }
+    }
 }
 
 /// Closes every fd >= 3 except those in `keep`. Used right after fork, so that a child

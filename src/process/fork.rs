@@ -51,6 +51,14 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
     }
 }
 
+/// Whether this process has fork children not yet reaped.
+pub fn has_children() -> bool {
+    !CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty()
+}
+
 /// Reaps fork children that have exited and publishes their exits.
 pub fn reap() {
     let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());

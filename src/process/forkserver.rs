@@ -175,6 +175,7 @@ pub fn zygote_main(control_fd: i32, dir: PathBuf) -> ! {
 
 fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
     let mut control = UnixStream::from(take_inherited_fd(control_fd)?);
+    crate::os::proc::ignore_group_signals();
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.thread_block().map_err(io::Error::from)?;

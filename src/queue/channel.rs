@@ -136,6 +136,18 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
         result
     }
 
+    /// Counts a reference travelling inside a message (see `SharedObject::mark_in_flight`).
+    pub(crate) fn mark_in_flight(&self) {
+        self.mb.add_handle();
+    }
+
+    /// Opens the channel `id`, taking over a reference counted by `mark_in_flight`.
+    pub(crate) fn open_transferred(id: u64) -> Result<Self> {
+        let ch = Self::open(id)?;
+        ch.mb.take_over_handle();
+        Ok(ch)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.mb.queued() as usize
     }

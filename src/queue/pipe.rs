@@ -38,12 +38,26 @@ fn recv_on<T: Serialize + DeserializeOwned>(
     rx.get(timeout, &|| !rx.mb.writers_alive())
 }
 
+/// Serializes a sending end: its channel and its writer registration travel with it.
+fn tx_leaving<T: Serialize + DeserializeOwned>(tx: &Tx<T>) -> u64 {
+    tx.ch.mark_in_flight();
+    tx.ch.mb.writer_in_flight(true);
+    tx.ch.id()
+}
+
+fn rx_leaving<T: Serialize + DeserializeOwned>(rx: &Channel<T>) -> u64 {
+    rx.mark_in_flight();
+    rx.id()
+}
+
 fn open_tx<T: Serialize + DeserializeOwned>(id: u64) -> Result<Tx<T>> {
-    Ok(Tx::new(Arc::new(Channel::open(id)?)))
+    let tx = Tx::new(Arc::new(Channel::open_transferred(id)?));
+    tx.ch.mb.writer_in_flight(false);
+    Ok(tx)
 }
 
 fn open_rx<T: Serialize + DeserializeOwned>(id: u64) -> Result<Arc<Channel<T>>> {
-    Ok(Arc::new(Channel::open(id)?))
+    Ok(Arc::new(Channel::open_transferred(id)?))
 }
 
 /// One end of a duplex pipe: it sends to the other end and receives from it.
@@ -120,7 +134,7 @@ fn poll<T: Serialize + DeserializeOwned>(rx: &Channel<T>, timeout: Duration) -> 
 
 impl<T: Serialize + DeserializeOwned> Serialize for PipeEnd<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (self.tx.ch.id(), self.rx.id()).serialize(s)
+        (tx_leaving(&self.tx), rx_leaving(&self.rx)).serialize(s)
     }
 }
 
@@ -190,7 +204,7 @@ impl<T: Serialize + DeserializeOwned> PipeReceiver<T> {
 
 impl<T: Serialize + DeserializeOwned> Serialize for PipeSender<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.tx.ch.id().serialize(s)
+        tx_leaving(&self.tx).serialize(s)
     }
 }
 
@@ -205,7 +219,7 @@ impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for PipeSender<T> {
 
 impl<T: Serialize + DeserializeOwned> Serialize for PipeReceiver<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.rx.id().serialize(s)
+        rx_leaving(&self.rx).serialize(s)
     }
 }
 

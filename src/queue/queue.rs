@@ -104,6 +104,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Serialize for Queue<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.ch.mark_in_flight();
         self.ch.id().serialize(s)
     }
 }
@@ -111,7 +112,7 @@ impl<T: Serialize + DeserializeOwned> Serialize for Queue<T> {
 impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Queue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let id = u64::deserialize(d)?;
-        let ch = Channel::open(id).map_err(serde::de::Error::custom)?;
+        let ch = Channel::open_transferred(id).map_err(serde::de::Error::custom)?;
         Ok(Queue { ch: Arc::new(ch) })
     }
 }

@@ -313,6 +313,7 @@ macro_rules! handle_serde {
                 &self,
                 s: S,
             ) -> std::result::Result<S::Ok, S::Error> {
+                self.obj.mark_in_flight();
                 self.obj.id().serialize(s)
             }
         }
@@ -321,7 +322,8 @@ macro_rules! handle_serde {
                 d: D,
             ) -> std::result::Result<Self, D::Error> {
                 let id = u64::deserialize(d)?;
-                let obj = SharedObject::<$cell<T>>::open(id).map_err(serde::de::Error::custom)?;
+                let obj = SharedObject::<$cell<T>>::open_transferred(id)
+                    .map_err(serde::de::Error::custom)?;
                 Ok($handle { obj })
             }
         }

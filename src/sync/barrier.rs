@@ -21,6 +21,8 @@ pub(crate) struct BarrierCell {
     count: AtomicU32,
     generation: AtomicU32,
     broken: AtomicU32,
+    /// Bumped by every reset: a waiter from before a reset gets `BrokenBarrier`.
+    resets: AtomicU32,
     /// Pids of the parties waiting in the current generation.
     waiting: [AtomicU32; WAITERS],
 }
@@ -72,7 +74,7 @@ impl Barrier {
     fn wait_inner(&self, timeout: Option<Duration>) -> std::result::Result<u32, SyncError> {
         let c = self.obj.get();
         let deadline = timeout.map(|t| Instant::now() + t);
-        let (gen, index) = {
+        let (gen, index, epoch) = {
             let _held = loop {
                 if let Some(r) = acquire(&c.mutex.mutex, None) {
                     break r.unwrap_or_else(|died| died.into_inner());
@@ -82,6 +84,7 @@ impl Barrier {
                 return Err(SyncError::BrokenBarrier);
             }
             let gen = c.generation.load(SeqCst);
+            let epoch = c.resets.load(SeqCst);
             let index = c.count.fetch_add(1, SeqCst);
             if index + 1 >= c.parties.load(SeqCst) {
                 c.count.store(0, SeqCst);
@@ -93,9 +96,12 @@ impl Barrier {
                 return Ok(index);
             }
             c.waiting[index as usize % WAITERS].store(pid(), SeqCst);
-            (gen, index)
+            (gen, index, epoch)
         };
         loop {
+            if c.resets.load(Acquire) != epoch {
+                return Err(SyncError::BrokenBarrier);
+            }
             if c.generation.load(Acquire) != gen {
                 return Ok(index);
             }
@@ -145,6 +151,7 @@ impl Barrier {
         for w in &c.waiting {
             w.store(0, SeqCst);
         }
+        c.resets.fetch_add(1, SeqCst);
         c.generation.fetch_add(1, SeqCst);
         c.broken.store(0, SeqCst);
         futex::wake(&c.generation, i32::MAX);

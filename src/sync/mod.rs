@@ -12,6 +12,10 @@
 //! `Barrier` whose waiting party dies breaks, and every other party gets
 //! [`SyncError::BrokenBarrier`].
 //!
+//! A handle serialized into a message keeps its object alive until the message is
+//! deserialized, even if the sender drops its last handle meanwhile; a handle serialized
+//! and never delivered keeps its object until the program ends.
+//!
 //! Uncontended, a `Lock` acquire and release are one atomic instruction each (a
 //! process-shared robust pthread mutex); waiting uses futexes on the shared memory.
 //! Waiters that depend on another process's liveness re-check it every 20 ms.
@@ -28,7 +32,7 @@ use std::time::Duration;
 pub use barrier::Barrier;
 pub use event::{Condition, Event};
 pub use lock::{Lock, LockGuard, RLock};
-pub use semaphore::{BoundedSemaphore, Semaphore};
+pub use semaphore::{BoundedSemaphore, Permit, Semaphore};
 pub use single::SingleInstance;
 
 /// How often waiters re-check the liveness of other processes.

@@ -100,6 +100,22 @@ impl<T: ShmSafe> SharedObject<T> {
         Err(Error::Runtime("no free shared-object id".into()))
     }
 
+    /// Counts a reference to this object that travels inside a message: serializing a
+    /// handle calls this, so the object outlives its last local handle until the message
+    /// is deserialized (which takes the reference over with [`SharedObject::open_transferred`]).
+    /// A serialized handle that is never deserialized keeps the object until the runtime
+    /// ends.
+    pub fn mark_in_flight(&self) {
+        self.header().handles.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Maps the object `id`, taking over a reference counted by [`SharedObject::mark_in_flight`].
+    pub fn open_transferred(id: u64) -> Result<Arc<Self>> {
+        let obj = Self::open(id)?;
+        obj.header().handles.fetch_sub(1, Ordering::SeqCst);
+        Ok(obj)
+    }
+
     /// Maps the object `id` of this runtime, checking that it holds a `T`.
     pub fn open(id: u64) -> Result<Arc<Self>> {
         let path = path_of(id)?;
@@ -181,6 +197,7 @@ macro_rules! shared_handle_serde {
                 &self,
                 s: S,
             ) -> std::result::Result<S::Ok, S::Error> {
+                self.obj.mark_in_flight();
                 self.obj.id().serialize(s)
             }
         }
@@ -189,7 +206,7 @@ macro_rules! shared_handle_serde {
                 d: D,
             ) -> std::result::Result<Self, D::Error> {
                 let id = u64::deserialize(d)?;
-                let obj = $crate::sync::object::SharedObject::<$cell>::open(id)
+                let obj = $crate::sync::object::SharedObject::<$cell>::open_transferred(id)
                     .map_err(serde::de::Error::custom)?;
                 Ok($handle::from_obj(obj))
             }

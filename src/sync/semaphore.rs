@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::object::{shared_handle_serde, SharedObject, ShmSafe};
-use super::{OwnerDied, SyncError, LIVENESS};
+use super::{AcquireResult, OwnerDied, SyncError, LIVENESS};
 use crate::error::Result;
 use crate::os::futex;
 use crate::os::proc::{pid, process_alive};
@@ -27,6 +27,8 @@ pub(crate) struct SemCell {
 unsafe impl ShmSafe for SemCell {}
 
 impl SemCell {
+    /// Keeps `sum(holder counts) == live Permit guards`, per process, so that the permits
+    /// a process held when it died can be given back.
     fn track(&self, me: u32, add: bool) {
         for slot in &self.holders {
             let e = slot.load(Acquire);
@@ -38,9 +40,9 @@ impl SemCell {
                 } else {
                     ((me as u64) << 32) | new
                 };
-                // Only this process changes its own slot (or a reclaimer, once it is dead).
-                slot.store(new, Release);
-                return;
+                if slot.compare_exchange(e, new, AcqRel, Relaxed).is_ok() {
+                    return;
+                }
             }
         }
         if add {
@@ -111,6 +113,8 @@ impl SemCell {
         }
     }
 
+    /// Returns a permit without touching the holder table (`Semaphore::release`, or a
+    /// `Permit` whose tracking was already removed).
     fn release(&self) -> std::result::Result<(), SyncError> {
         let bound = self.bound.load(Relaxed);
         loop {
@@ -126,7 +130,6 @@ impl SemCell {
                 break;
             }
         }
-        self.track(pid(), false);
         if self.waiters.load(SeqCst) > 0 {
             futex::wake(&self.value, 1);
         }
@@ -134,7 +137,37 @@ impl SemCell {
     }
 }
 
-use std::sync::atomic::Ordering::Release;
+/// A permit of a [`Semaphore`] or [`BoundedSemaphore`], held by this process: dropping
+/// it gives the permit back. If the process dies while holding it, the permit is given
+/// back too, and the next acquirer is told ([`OwnerDied`]).
+#[must_use = "the permit is given back as soon as it is dropped; use forget() to consume it"]
+pub struct Permit<'a> {
+    cell: &'a SemCell,
+    held: bool,
+}
+
+impl Permit<'_> {
+    /// Consumes the permit: it is not given back (the acquiring side of a signal).
+    pub fn forget(mut self) {
+        self.held = false;
+        self.cell.track(pid(), false);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.cell.track(pid(), false);
+            let _ = self.cell.release();
+        }
+    }
+}
+
+impl std::fmt::Debug for Permit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Permit")
+    }
+}
 
 macro_rules! semaphore_handle {
     ($(#[$doc:meta])* $name:ident, $bounded:expr) => {
@@ -159,27 +192,40 @@ macro_rules! semaphore_handle {
                 Self { obj }
             }
 
-            /// Takes a permit, waiting as long as needed. `Err(OwnerDied)` still took it: it
-            /// comes from a process that died holding permits (they were returned).
-            pub fn acquire(&self) -> std::result::Result<(), OwnerDied<()>> {
+                        /// Takes a permit, waiting as long as needed; it is held until the [`Permit`] is
+            /// dropped (or consumed with [`Permit::forget`]). `Err(OwnerDied)` still holds
+            /// one: it comes from a process that died holding permits (they were returned).
+            pub fn acquire(&self) -> AcquireResult<Permit<'_>> {
                 loop {
-                    if let Some(r) = self.obj.get().acquire(None) {
+                    if let Some(r) = self.try_acquire_for(None) {
                         return r;
                     }
                 }
             }
 
             /// Takes a permit if one is free now.
-            pub fn try_acquire(&self) -> Option<std::result::Result<(), OwnerDied<()>>> {
-                self.obj.get().acquire(Some(Duration::ZERO))
+            pub fn try_acquire(&self) -> Option<AcquireResult<Permit<'_>>> {
+                self.try_acquire_for(Some(Duration::ZERO))
             }
 
             /// Waits at most `timeout` for a permit; `None` if none came.
-            pub fn acquire_timeout(&self, timeout: Duration) -> Option<std::result::Result<(), OwnerDied<()>>> {
-                self.obj.get().acquire(Some(timeout))
+            pub fn acquire_timeout(&self, timeout: Duration) -> Option<AcquireResult<Permit<'_>>> {
+                self.try_acquire_for(Some(timeout))
             }
 
-            /// Returns a permit.
+            fn try_acquire_for(&self, timeout: Option<Duration>) -> Option<AcquireResult<Permit<'_>>> {
+                                let cell = self.obj.get();
+                let got = cell.acquire(timeout)?;
+                // Only now, with a permit taken, does a guard exist to give it back.
+                let permit = Permit { cell, held: true };
+                Some(match got {
+                    Ok(()) => Ok(permit),
+                    Err(_) => Err(OwnerDied::new(permit)),
+                })
+            }
+
+            /// Adds a permit, as Python's `release()` does: the usual way for one process
+            /// to signal another. (To give back a permit you hold, drop its [`Permit`].)
             pub fn release(&self) -> std::result::Result<(), SyncError> {
                 self.obj.get().release()
             }
@@ -207,11 +253,13 @@ semaphore_handle!(
     ///
     /// ```
     /// let sem = procession::sync::Semaphore::new(2)?;
-    /// sem.acquire().expect("no holder died");
-    /// sem.acquire().expect("no holder died");
+    /// let a = sem.acquire().expect("no holder died");
+    /// let _b = sem.acquire().expect("no holder died");
     /// assert!(sem.try_acquire().is_none());
-    /// sem.release().unwrap();
+    /// drop(a); // gives its permit back
     /// assert_eq!(sem.value(), 1);
+    /// sem.acquire().expect("no holder died").forget(); // consumed, as a signal's receiver does
+    /// assert_eq!(sem.value(), 0);
     /// # Ok::<(), procession::Error>(())
     /// ```
     Semaphore,
