@@ -437,6 +437,8 @@ const WINDOW_TASKS: usize = 256;
 
 struct Outstanding {
     worker: usize,
+    /// The worker's pid when the chunk was sent (an error names the process that died).
+    pid: u32,
     start: usize,
     body: Vec<u8>,
     len: usize,
@@ -446,7 +448,7 @@ struct Outstanding {
 /// One map/imap: sends chunks to workers and collects their results.
 struct Run<W, M: Message> {
     pool: Pool<W>,
-    items: Box<dyn Iterator<Item = M>>,
+    items: std::iter::Peekable<Box<dyn Iterator<Item = M>>>,
     next_index: usize,
     chunk: usize,
     pipe: Pipeline,
@@ -460,7 +462,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
         let n = pool.processes();
         Ok(Run {
             pool: pool.clone(),
-            items,
+            items: items.peekable(),
             next_index: 0,
             chunk,
             pipe: Pipeline::new()?,
@@ -492,6 +494,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 worker,
                 Outstanding {
                     worker,
+                    pid: 0,
                     start,
                     body,
                     len,
@@ -512,9 +515,12 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             .min_by_key(|&i| self.in_flight[i])
     }
 
-    fn send(&mut self, worker: usize, o: Outstanding) -> Result<()> {
+    fn send(&mut self, worker: usize, mut o: Outstanding) -> Result<()> {
         loop {
-            let mb = self.pool.workers()[worker].mb.clone();
+            let Some(mb) = self.pool.workers().get(worker).map(|w| w.mb.clone()) else {
+                return Err(Error::Runtime("the pool was terminated".into()));
+            };
+            o.pid = mb.pid();
             let wait = Wait::from_timeout(Some(LIVENESS_SLICE));
             match self
                 .pipe
@@ -550,8 +556,34 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             if let Err(e) = self.pump() {
                 return Some(Err(e));
             }
-            if self.outstanding.is_empty() {
+            if self.pool.processes() == 0 {
+                // terminate() took the workers away: nothing in flight will come back.
+                                // Its tasks died with their workers.
+                let lost = std::mem::take(&mut self.outstanding);
+                if let Some(o) = lost.into_values().next() {
+                    return Some(Err(Error::ActorDied {
+                        actor: self.pool.shared.name.to_string(),
+                        pid: o.pid,
+                        exit: Some(Exit::Signaled(9)),
+                    }));
+                }
+                if self.items.peek().is_some() {
+                    return Some(Err(Error::Runtime("the pool was terminated".into())));
+                }
                 return None;
+            }
+            if self.outstanding.is_empty() {
+                if self.items.peek().is_none() {
+                    return None;
+                }
+                // Tasks remain but every worker is being replaced (maxtasksperchild):
+                // wait for a replacement.
+                self.pool.maintain();
+                let first = self.pool.workers().first().map(|w| w.mb.clone());
+                if let Some(mb) = first {
+                    mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+                }
+                continue;
             }
             self.pool.maintain();
             let Some((corr, reply)) = self.pipe.recv(Wait::from_timeout(Some(LIVENESS_SLICE)))
@@ -590,10 +622,9 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                     };
                     return self.send(worker, retry).err().map(Err);
                 }
-                let pid = self.pool.workers().get(o.worker).map_or(0, |w| w.mb.pid());
                 Some(Err(Error::ActorDied {
                     actor: self.pool.shared.name.to_string(),
-                    pid,
+                    pid: o.pid,
                     exit: Some(exit),
                 }))
             }

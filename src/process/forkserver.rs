@@ -365,6 +365,10 @@ pub fn publish(
         mb.unlink();
         super::names::release_names_of(dir, mailbox_id);
     }
+    // Take the watchers before the exit is visible: a supervisor that sees the exit may
+    // restart the actor and register itself again at once, and that new registration
+    // belongs to the next incarnation.
+    let watchers = mb.take_watchers();
     mb.publish_exit(signal, status);
     let exit = Exit::from_raw(mb.raw_exit());
     if exit.is_clean() {
@@ -372,13 +376,19 @@ pub fn publish(
     } else {
         tracing::warn!(actor = mb.actor_name(), pid, %exit, "actor exited");
     }
-    notify_watchers(dir, &mb, pid, &exit);
+    notify_watchers(dir, &mb, watchers, pid, &exit);
 }
 
 /// Delivers `Down` to monitors; kills linked actors after an abnormal exit, or sends
 /// them `Exited` if they trap exits.
-pub fn notify_watchers(dir: &Path, mb: &Mailbox, pid: u32, exit: &Exit) {
-    for (watcher_id, link) in mb.take_watchers() {
+pub fn notify_watchers(
+    dir: &Path,
+    mb: &Mailbox,
+    watchers: Vec<(u64, bool)>,
+    pid: u32,
+    exit: &Exit,
+) {
+    for (watcher_id, link) in watchers {
         let Ok(watcher) = Mailbox::open(dir, watcher_id) else {
             continue;
         };
