@@ -558,7 +558,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             }
             if self.pool.processes() == 0 {
                 // terminate() took the workers away: nothing in flight will come back.
-                                // Its tasks died with their workers.
+                // Its tasks died with their workers.
                 let lost = std::mem::take(&mut self.outstanding);
                 if let Some(o) = lost.into_values().next() {
                     return Some(Err(Error::ActorDied {
@@ -573,10 +573,9 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 return None;
             }
             if self.outstanding.is_empty() {
-                if self.items.peek().is_none() {
-                    return None;
-                }
-                // Tasks remain but every worker is being replaced (maxtasksperchild):
+                // Done once no task remains...
+                self.items.peek()?;
+                // ...but tasks remain but every worker is being replaced (maxtasksperchild):
                 // wait for a replacement.
                 self.pool.maintain();
                 let first = self.pool.workers().first().map(|w| w.mb.clone());
