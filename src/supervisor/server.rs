@@ -132,7 +132,9 @@ pub enum StartChild {
     Args(ByteBuf),
 }
 
-/// Ask: terminate the child with this id (its spec is kept, except a temporary one's).
+/// Ask: terminate the child with this id (its spec is kept, except a temporary one's, or
+/// any child's of a Dynamic supervisor). Its mailbox is retired: refs to it fail from
+/// then on, and `RestartChild` starts it on a new mailbox.
 #[derive(Debug, Serialize, Deserialize, crate::Message)]
 #[message(reply = std::result::Result<(), String>, tag = "procession::supervisor::TerminateChild")]
 pub struct TerminateChild(pub String);
@@ -305,8 +307,10 @@ impl SupervisorActor {
                 nix::sys::signal::Signal::SIGKILL,
             );
         };
+        // Queue the graceful stop: within the timeout, or (Infinity) for as long as the
+        // child lives, however full its mailbox.
         let stop = |timeout: Option<Duration>| {
-            let wait = Wait::from_timeout(Some(timeout.unwrap_or(Duration::from_secs(5))));
+            let wait = timeout.map_or(Wait::Forever, |t| Wait::from_timeout(Some(t)));
             send_stop(&mb, Some(mb.incarnation()), wait).is_ok()
         };
         match child.spec.shutdown {
@@ -416,7 +420,11 @@ impl SupervisorActor {
         let significant = self.children[idx].spec.significant;
         let id = self.children[idx].spec.id.clone();
         self.retire(idx);
-        if self.children[idx].spec.restart == Restart::Temporary {
+        // A Dynamic supervisor keeps no spec for a child gone for good (as OTP's
+        // simple_one_for_one); a Temporary child's spec goes under every strategy.
+        if self.children[idx].spec.restart == Restart::Temporary
+            || self.cfg.strategy == Strategy::Dynamic
+        {
             self.children.remove(idx);
         }
         if !significant {
