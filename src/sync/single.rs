@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// A guard that makes a second copy of a program refuse to start. It holds an exclusive
 /// `flock` on `$XDG_RUNTIME_DIR/<name>.lock` (or `/tmp/procession-<uid>/<name>.lock`);
 /// the kernel releases it when the holder exits, however it exits, so a crash never
-/// leaves a stale lock.
+/// leaves a stale lock. Dropping the guard removes the file.
 ///
 /// ```
 /// use procession::sync::SingleInstance;
@@ -22,8 +22,24 @@ use crate::error::{Error, Result};
 /// # Ok::<(), procession::Error>(())
 /// ```
 pub struct SingleInstance {
-    _lock: Flock<std::fs::File>,
+    lock: Option<Flock<std::fs::File>>,
     path: PathBuf,
+}
+
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+impl Drop for SingleInstance {
+    fn drop(&mut self) {
+        // Remove the file while still holding the lock, then let go (see `acquire`).
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.lock.take());
+    }
 }
 
 impl SingleInstance {
@@ -40,31 +56,42 @@ impl SingleInstance {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io("cannot create the lock directory", e))?;
         let path = dir.join(format!("{name}.lock"));
-        let file = std::os::unix::fs::OpenOptionsExt::mode(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-            0o600,
-        )
-        .open(&path)
-        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(mut lock) => {
-                let _ = lock.set_len(0);
-                let _ = lock.rewind();
-                let _ = write!(lock, "{}", std::process::id());
-                let _ = lock.flush();
-                Ok(SingleInstance { _lock: lock, path })
-            }
-            Err((mut file, _)) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                Err(Error::AlreadyRunning {
-                    name: name.to_string(),
-                    pid: pid.trim().parse().ok(),
-                })
+        loop {
+            let file = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+                0o600,
+            )
+            .open(&path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(mut lock) => {
+                    // The holder before us removes the file as it lets go; if it did so
+                    // after we opened it, we hold a lock on a file nobody else can find:
+                    // start over with the one at the path.
+                    if !same_file(&lock, &path) {
+                        continue;
+                    }
+                    let _ = lock.set_len(0);
+                    let _ = lock.rewind();
+                    let _ = write!(lock, "{}", std::process::id());
+                    let _ = lock.flush();
+                    return Ok(SingleInstance {
+                        lock: Some(lock),
+                        path,
+                    });
+                }
+                Err((mut file, _)) => {
+                    let mut pid = String::new();
+                    let _ = file.read_to_string(&mut pid);
+                    return Err(Error::AlreadyRunning {
+                        name: name.to_string(),
+                        pid: pid.trim().parse().ok(),
+                    });
+                }
             }
         }
     }
