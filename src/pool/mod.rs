@@ -95,6 +95,11 @@ struct Shared {
     opts: PoolOptions,
     workers: Mutex<Vec<Worker>>,
     closed: std::sync::atomic::AtomicBool,
+    /// Set by `terminate`: the tasks in flight died with their workers.
+    terminated: std::sync::atomic::AtomicBool,
+    /// Maps and imaps in progress; `join` waits for them.
+    active_runs: Mutex<usize>,
+    runs_done: std::sync::Condvar,
 }
 
 /// A pool of worker processes of actor type `W`. See the [module docs](self).
@@ -155,6 +160,9 @@ impl<W: Dispatch> Pool<W> {
             opts,
             workers: Mutex::new(Vec::new()),
             closed: std::sync::atomic::AtomicBool::new(false),
+            terminated: std::sync::atomic::AtomicBool::new(false),
+            active_runs: Mutex::new(0),
+            runs_done: std::sync::Condvar::new(),
         });
         let pool = Pool {
             shared,
@@ -341,10 +349,24 @@ impl<W: Dispatch> Pool<W> {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// After [`close`](Pool::close): lets each worker finish its queued tasks, stops it,
-    /// and waits for it to exit.
+    /// After [`close`](Pool::close): waits for the maps and imaps in progress to finish
+    /// (drop an imap you will not finish first), then stops each worker and waits for it
+    /// to exit.
     pub fn join(&self) -> Result<()> {
         self.check_closed()?;
+        let mut active = self
+            .shared
+            .active_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while *active > 0 {
+            active = self
+                .shared
+                .runs_done
+                .wait(active)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(active);
         let workers = std::mem::take(&mut *self.workers());
         for w in &workers {
             let _ = send_stop(&w.mb, Some(w.mb.incarnation()), Wait::Forever);
@@ -369,6 +391,9 @@ impl<W: Dispatch> Pool<W> {
     /// Stops the workers at once (SIGKILL) and waits for them; tasks in flight fail.
     pub fn terminate(&self) {
         self.close();
+        self.shared
+            .terminated
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         terminate(&mut self.workers());
     }
 }
@@ -460,12 +485,19 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
     fn new(pool: &Pool<W>, items: Box<dyn Iterator<Item = M>>, chunk: usize) -> Result<Self> {
         pool.check_open()?;
         let n = pool.processes();
+        let pipe = Pipeline::new()?;
+        // Counted only once it exists: its Drop uncounts it.
+        *pool
+            .shared
+            .active_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) += 1;
         Ok(Run {
             pool: pool.clone(),
             items: items.peekable(),
             next_index: 0,
             chunk,
-            pipe: Pipeline::new()?,
+            pipe,
             outstanding: HashMap::new(),
             in_flight: vec![0; n],
         })
@@ -530,11 +562,13 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                     self.in_flight[worker] += 1;
                     let max = self.pool.shared.opts.maxtasksperchild;
                     let mut workers = self.pool.workers();
-                    let w = &mut workers[worker];
-                    w.given += o.len as u64;
-                    if max.is_some_and(|m| w.given >= m) && !w.retiring {
-                        w.retiring = true;
-                        let _ = send_stop(&w.mb, Some(w.mb.incarnation()), Wait::Forever);
+                    // (The pool may have been terminated since the send.)
+                    if let Some(w) = workers.get_mut(worker) {
+                        w.given += o.len as u64;
+                        if max.is_some_and(|m| w.given >= m) && !w.retiring {
+                            w.retiring = true;
+                            let _ = send_stop(&w.mb, Some(w.mb.incarnation()), Wait::Forever);
+                        }
                     }
                     self.outstanding.insert(corr, o);
                     return Ok(());
@@ -556,7 +590,12 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             if let Err(e) = self.pump() {
                 return Some(Err(e));
             }
-            if self.pool.processes() == 0 {
+            if self
+                .pool
+                .shared
+                .terminated
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 // terminate() took the workers away: nothing in flight will come back.
                 // Its tasks died with their workers.
                 let lost = std::mem::take(&mut self.outstanding);
@@ -632,6 +671,19 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 source,
             })),
         }
+    }
+}
+
+impl<W, M: Message> Drop for Run<W, M> {
+    fn drop(&mut self) {
+        let mut active = self
+            .pool
+            .shared
+            .active_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *active = active.saturating_sub(1);
+        self.pool.shared.runs_done.notify_all();
     }
 }
 
