@@ -25,6 +25,21 @@ TARGETS = {
     "bytes.16MiB": ("≥ 3,000 MB/s", lambda v: v >= 3000),
     "mem.idle_actor.pss": ("≤ 2,048 KiB", lambda v: v <= 2048),
     "restart.sigkill_to_next_reply": ("p50 ≤ 2 ms", lambda v: v <= 2000),  # value in µs
+    # issue 4: the multiprocessing toolbox
+    "lock.uncontended_1proc": ("≥ 100M pairs/s", lambda v: v >= 100e6),
+    "shm.value_incr_2proc": ("≥ 10M incr/s", lambda v: v >= 10e6),
+    "manager.dict_set": ("≥ 500k ops/s", lambda v: v >= 500e3),
+    "manager.dict_get": ("≥ 500k ops/s", lambda v: v >= 500e3),
+    "throughput.queue.tuple": ("≥ 2M msg/s", lambda v: v >= 2e6),
+    "throughput.queue.bytes64": ("≥ 2M msg/s", lambda v: v >= 2e6),
+    "pool.map.chunksize_1": ("≥ 500k tasks/s", lambda v: v >= 500e3),
+    "fanout.16x10000": ("≥ 600k round trips/s", lambda v: v >= 600e3),
+}
+
+# Targets relative to the Python figure named by the record's "py_id", keyed by
+# procession id: (text, predicate on (procession value, Python value)).
+PY_TARGETS = {
+    "pool.map.chunksize_default": ("≥ Python", lambda v, p: v >= p),
 }
 
 LABELS = {
@@ -45,6 +60,27 @@ LABELS = {
     "mem.idle_actor.pss": "PSS per idle actor",
     "mem.idle_actor.rss": "RSS per idle actor",
     "restart.sigkill_to_next_reply": "restart: SIGKILL → next reply (supervised, no Python equivalent)",
+    "lock.uncontended_1proc": "Lock acquire+release, 1 process",
+    "lock.contended_2proc": "Lock acquire+release, 2 processes contending",
+    "shm.value_incr_2proc": "Value += 1 under its lock, 2 processes",
+    "shm.value_fetch_add_2proc": "Value fetch_add(1), 2 processes (lock-free; Python has none)",
+    "lock.contended_2proc_pinned": "Lock, 2 processes contending, pinned to 2 CPUs (diagnostic)",
+    "shm.value_incr_2proc_pinned": "Value += 1 under its lock, 2 processes pinned to 2 CPUs (diagnostic)",
+    "manager.dict_set": "Manager map set, from a child",
+    "manager.dict_get": "Manager map get, from a child",
+    "manager.list_append": "Manager list append, from a child",
+    "manager.dict_set_pinned": "Manager map set, server and child pinned to 2 CPUs (diagnostic)",
+    "manager.dict_get_pinned": "Manager map get, server and child pinned to 2 CPUs (diagnostic)",
+    "manager.list_append_pinned": "Manager list append, pinned to 2 CPUs (diagnostic)",
+    "throughput.queue.tuple": "Queue one way, (i, \"hello\")",
+    "throughput.queue.bytes64": "Queue one way, 64 B",
+    "throughput.simplequeue.tuple": "SimpleQueue one way, (i, \"hello\")",
+    "throughput.simplequeue.bytes64": "SimpleQueue one way, 64 B",
+    "pool.map.chunksize_1": "Pool(2).map 100k trivial tasks, chunksize 1",
+    "pool.map.chunksize_default": "Pool(2).map 100k trivial tasks, default chunking",
+    "fanout.16x10000": "fan-out 16 × 10k, one duplex pipe per worker",
+    "fanout.16x10000.ask": "fan-out 16 × 10k, sequential asks (not overlapped)",
+    "fanout.16x10000.tell_queue": "fan-out 16 × 10k, tells out + one reply Queue",
 }
 
 LOWER_IS_BETTER = {"us", "ms", "KiB"}
@@ -104,7 +140,13 @@ def ratio(pr, py):
     return "%.2f×" % r
 
 
-def target(pid, rec):
+def target(pid, rec, py=None):
+    if pid in PY_TARGETS:
+        text, ok2 = PY_TARGETS[pid]
+        other = py.get(rec.get("py_id")) if py and rec else None
+        if rec is None or rec.get("value") is None or not other or other.get("value") is None:
+            return text
+        return "%s %s" % (text, "✅" if ok2(float(rec["value"]), float(other["value"])) else "❌")
     if pid not in TARGETS:
         return ""
     text, ok = TARGETS[pid]
@@ -136,14 +178,14 @@ def main(argv):
         py_ids = [rec["py_id"]] if rec.get("py_id") else []
         py_ids += rec.get("py_also", [])
         if not py_ids:
-            print("| %s `%s` | %s | %s | - | - |" % (label, pid, target(pid, rec), cell(rec)))
+            print("| %s `%s` | %s | %s | - | - |" % (label, pid, target(pid, rec, py), cell(rec)))
             continue
         for k, qid in enumerate(py_ids):
             other = py.get(qid)
             first = k == 0
             print("| %s | %s | %s | `%s`: %s | %s |" % (
                 "%s `%s`" % (label, pid) if first else "↳ same, vs",
-                target(pid, rec) if first else "",
+                target(pid, rec, py) if first else "",
                 cell(rec) if first else "",
                 qid, cell(other), ratio(rec, other)))
     print()

@@ -16,12 +16,18 @@
 //! spin, spin off, and with every CPU kept busy); tell throughput of small messages from 1
 //! and 4 sender threads; 1 MiB and 16 MiB messages; memory per idle actor; spawning,
 //! asking and stopping 10/100/1000 actors; restart latency of a supervised actor after a
-//! SIGKILL (no Python counterpart).
+//! SIGKILL (no Python counterpart). The multiprocessing toolbox (issue 4): `Lock`
+//! acquire/release in one process and contended by two; `Value` increments from two
+//! processes (under its lock, and with `fetch_add`); `Manager` map set/get and list
+//! append from a child; one-way `Queue`/`SimpleQueue` throughput; `Pool::map` of 100,000
+//! trivial tasks (chunk size 1 and default); a fan-out to 16 workers (pipes, and two
+//! procession-specific variants: asks, and tells with one reply queue).
 //!
 //! Knobs: `PB_REPS` (repetitions per figure, default 3; the value is the median of the
 //! repetitions), `PB_TARGET_S` (seconds per throughput repetition, default 1.0),
 //! `PB_QUICK=1` (tiny counts, for a smoke test), `PB_ONLY=spawn,rtt,...` (run only some
-//! sections: spawn, rtt, tell, bytes, mem, scale, restart).
+//! sections: spawn, rtt, tell, bytes, mem, scale, restart, lock, value, manager, queue,
+//! pool, fanout).
 //!
 //! The spin-off and busy-CPU round trips run in a re-executed copy of this binary
 //! (`--sub rtt_nospin`, `--sub rtt_busy`): the spin budget is read once per process from
@@ -35,8 +41,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use procession::__private::Dispatch;
+use procession::manager::{Manager, SharedList, SharedMap};
+use procession::pool::{Pool, PoolOptions};
 use procession::prelude::*;
+use procession::queue::{
+    pipe, simplex, PipeEnd, PipeReceiver, PipeSender, Queue, RecvError, SimpleQueue,
+};
+use procession::shared::Value;
 use procession::supervisor::{ChildSpec, Shutdown, Strategy, Supervisor, SupervisorActor};
+use procession::sync::{Lock, OwnerDied};
 use procession::{SpawnOptions, StartMethod};
 
 // ---------------------------------------------------------------------------------------
@@ -1067,6 +1081,1096 @@ fn bench_restart(cfg: &Cfg) -> R<()> {
 }
 
 // ---------------------------------------------------------------------------------------
+// 8. the multiprocessing toolbox (issue 4): Lock, Value, Manager, Queue, Pool, fan-out
+
+/// `(i, "hello")`, the shape of Python's tuple payload.
+type Tup = (u64, Cow<'static, str>);
+
+/// An actor of any type this runner started. Dropping it kills and joins the actor if it
+/// still runs, so an error part-way through a figure leaves no process behind.
+struct Held<A: Dispatch>(ActorRef<A>);
+
+impl<A: Dispatch> std::ops::Deref for Held<A> {
+    type Target = ActorRef<A>;
+    fn deref(&self) -> &ActorRef<A> {
+        &self.0
+    }
+}
+
+impl<A: Dispatch> Drop for Held<A> {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // a no-op once the actor has exited
+        let _ = self.0.join_timeout(Duration::from_secs(10));
+    }
+}
+
+fn held<A: Dispatch>(args: A::Args) -> R<Held<A>> {
+    procession::spawn_with::<A>(
+        args,
+        SpawnOptions::new().start_method(StartMethod::Forkserver),
+    )
+    .map(Held)
+    .map_err(|e| format!("spawn failed: {e}"))
+}
+
+/// Stops a held actor gracefully and checks that it ended with `Exit::Stopped`.
+fn finish_held<A: Dispatch>(a: &Held<A>) -> R<()> {
+    a.stop().map_err(|e| format!("stop failed: {e}"))?;
+    match a.join_timeout(Duration::from_secs(30)) {
+        Ok(Exit::Stopped) => Ok(()),
+        Ok(other) => Err(format!("actor ended with {other}")),
+        Err(e) => Err(format!("join failed: {e}")),
+    }
+}
+
+/// Seconds on CLOCK_MONOTONIC (the same clock in every process, like Python's
+/// `perf_counter`), or this process's CPU seconds with CLOCK_PROCESS_CPUTIME_ID.
+fn clock_s(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// What a worker of a multi-process figure reports about its own timed window (as
+/// mp_baseline.py's `_stats`).
+#[derive(Serialize, Deserialize, Clone, Copy, Default)]
+struct ChildStats {
+    /// Start and end of the window, CLOCK_MONOTONIC seconds.
+    t0: f64,
+    t1: f64,
+    /// CPU seconds the process used in the window.
+    cpu: f64,
+    /// The CPU the process last ran on.
+    last_cpu: i32,
+}
+
+/// `group_diag` of mp_baseline.py: per-child CPU seconds, CPU-busy share, overlap of the
+/// children's windows (share of the wall time), last CPU.
+fn group_diag(wall: f64, st: &[ChildStats]) -> String {
+    let cpu: Vec<String> = st.iter().map(|c| num(c.cpu)).collect();
+    let busy: Vec<String> = st
+        .iter()
+        .map(|c| num(c.cpu / (c.t1 - c.t0).max(1e-9)))
+        .collect();
+    let last: Vec<String> = st.iter().map(|c| c.last_cpu.to_string()).collect();
+    let t0 = st.iter().map(|c| c.t0).fold(f64::NEG_INFINITY, f64::max);
+    let t1 = st.iter().map(|c| c.t1).fold(f64::INFINITY, f64::min);
+    format!(
+        "{{\"child_cpu_s\": [{}], \"child_busy\": [{}], \"last_cpu\": [{}], \
+         \"overlap_of_wall\": {}}}",
+        cpu.join(", "),
+        busy.join(", "),
+        last.join(", "),
+        num((t1 - t0).max(0.0) / wall)
+    )
+}
+
+impl Json {
+    /// A field whose value is already JSON text.
+    fn raw(mut self, k: &str, v: &str) -> Json {
+        self.key(k);
+        self.0.push_str(v);
+        self
+    }
+}
+
+/// Runs `run` (one repetition: n operations -> seconds) after calibration, `reps` times.
+fn measure(
+    cfg: &Cfg,
+    run: &mut dyn FnMut(u64) -> R<f64>,
+    n0: u64,
+    nmin: u64,
+) -> R<(u64, Vec<f64>)> {
+    let n = calibrate(cfg, run, n0, 1 << 40)?.max(nmin);
+    let mut els = Vec::new();
+    for _ in 0..cfg.reps {
+        els.push(run(n)?);
+    }
+    Ok((n, els))
+}
+
+fn rates_of(els: &[f64], ops: f64) -> Vec<f64> {
+    els.iter().map(|e| ops / e).collect()
+}
+
+// --- Lock and Value -------------------------------------------------------------------
+
+/// What a [`Grunt`] does N times in its timed window.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+enum Work {
+    /// `drop(lock.acquire())`.
+    LockPairs,
+    /// `*value.get_lock() += 1`.
+    ValueLocked,
+    /// `value.fetch_add(1)`.
+    ValueAtomic,
+}
+
+/// Gives a grunt the shared Lock and Value (maps them in its process before any timing).
+#[derive(Serialize, Deserialize, Message)]
+struct Arm(Lock, Value<u64>);
+
+/// "go": do `Work` N times (a tell; the stats wait for `Report`).
+#[derive(Serialize, Deserialize, Message)]
+struct Go(Work, u64);
+
+/// The stats of the last `Go` (asked after it, so the reply means "done").
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Result<ChildStats, String>)]
+struct Report;
+
+/// A worker process of the Lock and Value figures.
+#[derive(Serialize, Deserialize, Actor, Default)]
+#[actor(handles(Arm, Go, Report, Pin))]
+struct Grunt {
+    #[serde(skip)]
+    lock: Option<Lock>,
+    #[serde(skip)]
+    value: Option<Value<u64>>,
+    #[serde(skip)]
+    last: Option<Result<ChildStats, String>>,
+    /// The affinity before a `Pin`, restored by `Pin(None)`.
+    #[serde(skip)]
+    affinity: Option<libc::cpu_set_t>,
+}
+
+impl Handler<Arm> for Grunt {
+    fn handle(&mut self, Arm(lock, value): Arm, _cx: &mut Context<Self>) {
+        self.lock = Some(lock);
+        self.value = Some(value);
+    }
+}
+
+impl Handler<Go> for Grunt {
+    fn handle(&mut self, Go(work, n): Go, _cx: &mut Context<Self>) {
+        let (Some(lock), Some(value)) = (&self.lock, &self.value) else {
+            self.last = Some(Err("Go before Arm".into()));
+            return;
+        };
+        let c0 = clock_s(libc::CLOCK_PROCESS_CPUTIME_ID);
+        let t0 = clock_s(libc::CLOCK_MONOTONIC);
+        match work {
+            Work::LockPairs => {
+                for _ in 0..n {
+                    drop(std::hint::black_box(lock.acquire()));
+                }
+            }
+            Work::ValueLocked => {
+                for _ in 0..n {
+                    *value.get_lock().unwrap_or_else(OwnerDied::into_inner) += 1;
+                }
+            }
+            Work::ValueAtomic => {
+                for _ in 0..n {
+                    value.fetch_add(1);
+                }
+            }
+        }
+        let t1 = clock_s(libc::CLOCK_MONOTONIC);
+        self.last = Some(Ok(ChildStats {
+            t0,
+            t1,
+            cpu: clock_s(libc::CLOCK_PROCESS_CPUTIME_ID) - c0,
+            // SAFETY: a plain query of the calling thread's CPU.
+            last_cpu: unsafe { libc::sched_getcpu() },
+        }));
+    }
+}
+
+impl Handler<Report> for Grunt {
+    fn handle(&mut self, _: Report, _cx: &mut Context<Self>) -> Result<ChildStats, String> {
+        self.last.take().unwrap_or_else(|| Err("no Go ran".into()))
+    }
+}
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// One repetition of a group figure (mp_baseline.py's `run_group`): "go" to every grunt,
+/// then wait for each one's report; wall time from before the first "go" to the last
+/// report in hand.
+fn group_run(grunts: &[Held<Grunt>], work: Work, n: u64) -> R<(f64, Vec<ChildStats>)> {
+    let t0 = Instant::now();
+    for g in grunts {
+        g.tell(Go(work, n)).map_err(tell_err)?;
+    }
+    let mut stats = Vec::new();
+    for g in grunts {
+        stats.push(
+            g.ask_timeout(Report, LONG)
+                .map_err(|e| format!("report ask failed: {e}"))??,
+        );
+    }
+    Ok((t0.elapsed().as_secs_f64(), stats))
+}
+
+fn two_grunts(lock: &Lock, value: &Value<u64>) -> R<Vec<Held<Grunt>>> {
+    let mut gs = Vec::new();
+    for _ in 0..2 {
+        let g = held::<Grunt>(Grunt::default())?;
+        g.ask(Arm(lock.clone(), value.clone()))
+            .map_err(|e| format!("arm failed: {e}"))?;
+        gs.push(g);
+    }
+    Ok(gs)
+}
+
+/// Pins the calling process to one CPU, or restores the affinity it had before.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Result<(), String>)]
+struct Pin(Option<usize>);
+
+/// Pins process `pid` (0: the caller) to one CPU (`Some`), saving its affinity in
+/// `saved` first, or restores the saved affinity (`None`).
+fn set_affinity(
+    pid: libc::pid_t,
+    cpu: Option<usize>,
+    saved: &mut Option<libc::cpu_set_t>,
+) -> Result<(), String> {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: cpu_set_t is plain data (all-zero is the empty set); CPU_SET checks the
+    // index against the set's size; the affinity calls read/write one set we own.
+    unsafe {
+        let set = match cpu {
+            Some(c) => {
+                if saved.is_none() {
+                    let mut old: libc::cpu_set_t = std::mem::zeroed();
+                    if libc::sched_getaffinity(pid, size, &mut old) != 0 {
+                        return Err(format!("sched_getaffinity({pid}) failed"));
+                    }
+                    *saved = Some(old);
+                }
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(c, &mut set);
+                set
+            }
+            None => match saved.take() {
+                Some(old) => old,
+                None => return Ok(()),
+            },
+        };
+        if libc::sched_setaffinity(pid, size, &set) != 0 {
+            return Err(format!("sched_setaffinity({pid}, {cpu:?}) failed"));
+        }
+    }
+    Ok(())
+}
+
+impl Handler<Pin> for Grunt {
+    fn handle(&mut self, Pin(cpu): Pin, _cx: &mut Context<Self>) -> Result<(), String> {
+        set_affinity(0, cpu, &mut self.affinity)
+    }
+}
+
+/// Pins grunt k to CPU k (`true`), or restores their affinity (`false`).
+fn pin_grunts(grunts: &[Held<Grunt>], on: bool) -> R<()> {
+    for (k, g) in grunts.iter().enumerate() {
+        g.ask(Pin(on.then_some(k)))
+            .map_err(|e| format!("pin ask failed: {e}"))??;
+    }
+    Ok(())
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One 2-process figure: calibrate, then `reps` group runs of `work`; when `value` is
+/// given, it is reset before and checked (== 2N) after every run.
+fn group_figure(
+    cfg: &Cfg,
+    grunts: &[Held<Grunt>],
+    work: Work,
+    value: Option<&Value<u64>>,
+    n0: u64,
+) -> R<(u64, Vec<f64>, String, Vec<f64>)> {
+    let mut diags = Vec::new();
+    let mut finals = Vec::new();
+    let mut run = |n: u64| -> R<f64> {
+        if let Some(v) = value {
+            v.store(0);
+        }
+        let (wall, st) = group_run(grunts, work, n)?;
+        if let Some(v) = value {
+            let got = v.get();
+            if got != 2 * n {
+                return Err(format!("Value count wrong: {got} != {}", 2 * n));
+            }
+            finals.push(got as f64);
+        }
+        diags.push(group_diag(wall, &st));
+        Ok(wall)
+    };
+    let (n, els) = measure(cfg, &mut run, n0, 1000)?;
+    let k = els.len();
+    let diag = format!("[{}]", diags[diags.len() - k..].join(", "));
+    let finals = finals[finals.len().saturating_sub(k)..].to_vec();
+    Ok((n, els, diag, finals))
+}
+
+const PINNED_NOTE: &str = "; diagnostic variant: worker k pinned to CPU k \
+     (sched_setaffinity), so the two really run at the same time on two CPUs and contend \
+     (unpinned, the scheduler may put both on one CPU, where they take turns)";
+
+fn bench_lock(cfg: &Cfg) -> R<()> {
+    let lock = Lock::new().map_err(|e| format!("Lock::new: {e}"))?;
+    let mut local = |n: u64| -> R<f64> {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            drop(std::hint::black_box(lock.acquire()));
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    let (n, els) = measure(cfg, &mut local, 100_000, 1000)?;
+    rate_record(
+        "lock.uncontended_1proc",
+        "procession::sync::Lock (robust process-shared mutex); drop(lock.acquire()) \
+         (acquire, then release by dropping the guard) in a loop in the runner process, \
+         no other process touching it",
+        "pairs/s",
+        &rates_of(&els, n as f64),
+    )
+    .i("n_per_rep", n)
+    .list("elapsed_s", &els)
+    .s("py_id", "lock.uncontended_1proc")
+    .emit();
+
+    let value = Value::new(0u64).map_err(|e| format!("Value::new: {e}"))?;
+    let grunts = two_grunts(&lock, &value)?;
+    let pinned: &[bool] = if cpus() >= 2 {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &pin in pinned {
+        pin_grunts(&grunts, pin)?;
+        let (n, els, diag, _) = group_figure(cfg, &grunts, Work::LockPairs, None, 50_000)?;
+        rate_record(
+            if pin {
+                "lock.contended_2proc_pinned"
+            } else {
+                "lock.contended_2proc"
+            },
+            &format!(
+                "procession::sync::Lock shared by 2 actor processes, each doing N x \
+                 drop(lock.acquire()) with nothing inside; total pairs (2N) / wall time from \
+                 the first \"go\" (a tell) to both workers' reports in hand{}",
+                if pin { PINNED_NOTE } else { "" }
+            ),
+            "pairs/s",
+            &rates_of(&els, 2.0 * n as f64),
+        )
+        .i("n_per_process", n)
+        .list("elapsed_s", &els)
+        .raw("diag_per_rep", &diag)
+        .s("py_id", "lock.contended_2proc")
+        .emit();
+    }
+    pin_grunts(&grunts, false)?;
+    for g in &grunts {
+        finish_held(g)?;
+    }
+    Ok(())
+}
+
+fn bench_value(cfg: &Cfg) -> R<()> {
+    let lock = Lock::new().map_err(|e| format!("Lock::new: {e}"))?;
+    let value = Value::new(0u64).map_err(|e| format!("Value::new: {e}"))?;
+    let grunts = two_grunts(&lock, &value)?;
+    let locked = "`*value.get_lock() += 1` (the value's robust re-entrant lock, as Python's \
+                  `with v.get_lock(): v.value += 1`)";
+    let mut figures = vec![
+        (Work::ValueLocked, false, "shm.value_incr_2proc", locked, ""),
+        (
+            Work::ValueAtomic,
+            false,
+            "shm.value_fetch_add_2proc",
+            "`value.fetch_add(1)` (a lock-free atomic add on the shared value)",
+            "; NOT the same operation as the Python figure: Python has no lock-free \
+             increment, so this is shown beside its locked one",
+        ),
+    ];
+    if cpus() >= 2 {
+        figures.push((
+            Work::ValueLocked,
+            true,
+            "shm.value_incr_2proc_pinned",
+            locked,
+            PINNED_NOTE,
+        ));
+    }
+    for (work, pin, id, what, note) in figures {
+        pin_grunts(&grunts, pin)?;
+        let (n, els, diag, finals) = group_figure(cfg, &grunts, work, Some(&value), 20_000)?;
+        rate_record(
+            id,
+            &format!(
+                "Value<u64> shared by 2 actor processes, each doing N x {what}; total \
+                 increments (2N) / wall time from the first \"go\" to both workers' reports \
+                 in hand; final value checked == 2N on every rep{note}"
+            ),
+            "incr/s",
+            &rates_of(&els, 2.0 * n as f64),
+        )
+        .i("n_per_process", n)
+        .s("final_count_exact", "true")
+        .list("final_values", &finals)
+        .list("elapsed_s", &els)
+        .raw("diag_per_rep", &diag)
+        .s("py_id", "shm.value_incr_2proc")
+        .emit();
+    }
+    pin_grunts(&grunts, false)?;
+    for g in &grunts {
+        finish_held(g)?;
+    }
+    Ok(())
+}
+
+// --- Manager ----------------------------------------------------------------------------
+
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+enum MgrOp {
+    DictSet,
+    DictGet,
+    ListAppend,
+}
+
+/// Do `op` N times through the proxies, timed inside the worker; replies the seconds.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Result<f64, String>)]
+struct MgrGo(MgrOp, u64, SharedMap<u64, u64>, SharedList<u64>);
+
+/// The child process of the Manager figures.
+#[derive(Serialize, Deserialize, Actor, Default)]
+#[actor(handles(MgrGo, Pin))]
+struct MgrWorker {
+    #[serde(skip)]
+    affinity: Option<libc::cpu_set_t>,
+}
+
+impl Handler<Pin> for MgrWorker {
+    fn handle(&mut self, Pin(cpu): Pin, _cx: &mut Context<Self>) -> Result<(), String> {
+        set_affinity(0, cpu, &mut self.affinity)
+    }
+}
+
+impl Handler<MgrGo> for MgrWorker {
+    fn handle(
+        &mut self,
+        MgrGo(op, n, map, list): MgrGo,
+        _cx: &mut Context<Self>,
+    ) -> Result<f64, String> {
+        let e = |e: procession::Error| format!("{op:?}: {e}");
+        // Establish this process's connection first, as Python's `len(proxy)`.
+        map.len().map_err(e)?;
+        list.len().map_err(e)?;
+        let t0 = Instant::now();
+        match op {
+            MgrOp::DictSet => {
+                for i in 0..n {
+                    map.insert(i & 1023, i).map_err(e)?;
+                }
+            }
+            MgrOp::DictGet => {
+                for i in 0..n {
+                    if map.get(&(i & 1023)).map_err(e)?.is_none() {
+                        return Err(format!("key {} missing", i & 1023));
+                    }
+                }
+            }
+            MgrOp::ListAppend => {
+                for i in 0..n {
+                    list.push(i).map_err(e)?;
+                }
+            }
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    }
+}
+
+fn bench_manager(cfg: &Cfg) -> R<()> {
+    let m = Manager::start().map_err(|e| format!("Manager::start: {e}"))?;
+    let result = manager_figures(cfg, &m);
+    let shut = m.shutdown().map_err(|e| format!("manager shutdown: {e}"));
+    result?;
+    match shut? {
+        Exit::Stopped => Ok(()),
+        other => Err(format!("manager server ended with {other}")),
+    }
+}
+
+fn manager_figures(cfg: &Cfg, m: &Manager) -> R<()> {
+    let e = |e: procession::Error| format!("manager: {e}");
+    let w = held::<MgrWorker>(MgrWorker::default())?;
+    let go = |op, n, map: &SharedMap<u64, u64>, list: &SharedList<u64>| -> R<f64> {
+        w.ask_timeout(MgrGo(op, n, map.clone(), list.clone()), LONG)
+            .map_err(|e| format!("worker ask failed: {e}"))?
+    };
+    let spare_list = m.list::<u64>().map_err(e)?;
+    let figures: [(MgrOp, &str, &str); 3] = [
+        (
+            MgrOp::DictSet,
+            "manager.dict_set",
+            "Manager::start().dict::<u64, u64>() proxy (a fresh, empty map per rep), given \
+             to an actor process that does map.insert(i & 1023, i) in a loop (1024 int keys, \
+             int values; each one ask to the server); timed inside the child, connection \
+             pre-established; after each rep len == min(N, 1024) and map[(N-1) & 1023] == \
+             N-1 checked",
+        ),
+        (
+            MgrOp::DictGet,
+            "manager.dict_get",
+            "Manager dict proxy pre-filled with 1024 int keys (one update()); an actor \
+             process reads map.get(&(i & 1023)) in a loop (each one ask to the server; a \
+             missing key fails the rep); timed inside the child",
+        ),
+        (
+            MgrOp::ListAppend,
+            "manager.list_append",
+            "Manager::start().list::<u64>() proxy (fresh, empty per rep); an actor process \
+             does list.push(i) in a loop (each one ask to the server); timed inside the \
+             child; len == N and list[N-1] == N-1 checked",
+        ),
+    ];
+    let filled = m.dict::<u64, u64>().map_err(e)?;
+    filled.update((0..1024).map(|i| (i, i))).map_err(e)?;
+    let pins: &[bool] = if cpus() >= 2 {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    let mut server_affinity = None;
+    for (&pin, (op, id, desc)) in pins
+        .iter()
+        .flat_map(|p| figures.iter().map(move |f| (p, *f)))
+    {
+        // The pinned variants: the server on CPU 0, the worker on CPU 1.
+        set_affinity(
+            m.pid() as libc::pid_t,
+            pin.then_some(0),
+            &mut server_affinity,
+        )?;
+        w.ask(Pin(pin.then_some(1)))
+            .map_err(|e| format!("pin ask failed: {e}"))??;
+        let mut run = |n: u64| -> R<f64> {
+            match op {
+                MgrOp::DictSet => {
+                    let map = m.dict::<u64, u64>().map_err(e)?;
+                    let el = go(op, n, &map, &spare_list)?;
+                    let len = map.len().map_err(e)? as u64;
+                    let last = map.get(&((n - 1) & 1023)).map_err(e)?;
+                    if len != n.min(1024) || last != Some(n - 1) {
+                        return Err(format!("dict_set verification failed: len {len}"));
+                    }
+                    Ok(el)
+                }
+                MgrOp::DictGet => go(op, n, &filled, &spare_list),
+                MgrOp::ListAppend => {
+                    let list = m.list::<u64>().map_err(e)?;
+                    let el = go(op, n, &filled, &list)?;
+                    let len = list.len().map_err(e)? as u64;
+                    if len != n || list.get((n - 1) as usize).map_err(e)? != Some(n - 1) {
+                        return Err(format!("list_append verification failed: len {len}"));
+                    }
+                    Ok(el)
+                }
+            }
+        };
+        let (n, els) = measure(cfg, &mut run, 500, 1000)?;
+        let (rid, note) = if pin {
+            (
+                format!("{id}_pinned"),
+                "; diagnostic variant: the manager's server pinned to CPU 0 and the worker to \
+                 CPU 1 (sched_setaffinity), so each round trip goes between two running CPUs \
+                 (unpinned, the scheduler may put both on one CPU, where they take turns)",
+            )
+        } else {
+            (id.to_string(), "")
+        };
+        rate_record(
+            &rid,
+            &format!("{desc}{note}"),
+            "ops/s",
+            &rates_of(&els, n as f64),
+        )
+        .i("n_per_rep", n)
+        .list("elapsed_s", &els)
+        .s("py_id", id)
+        .emit();
+    }
+    set_affinity(m.pid() as libc::pid_t, None, &mut server_affinity)?;
+    w.ask(Pin(None))
+        .map_err(|e| format!("pin ask failed: {e}"))??;
+    finish_held(&w)
+}
+
+// --- Queue and SimpleQueue --------------------------------------------------------------
+
+/// The consumer's control messages to the runner, over a simplex pipe.
+#[derive(Serialize, Deserialize, Debug)]
+enum Ctl {
+    Ready,
+    /// Items and payload bytes received before the `None` sentinel.
+    Done(u64, u64),
+    Failed(String),
+}
+
+/// The queue a consumer drains, with its item type.
+#[derive(Serialize, Deserialize)]
+enum Chan {
+    QueueTuple(Queue<Option<Tup>>),
+    QueueBytes(Queue<Option<Blob>>),
+    SimpleTuple(SimpleQueue<Option<Tup>>),
+    SimpleBytes(SimpleQueue<Option<Blob>>),
+}
+
+/// Drain the queue until its `None` sentinel, reporting on the control pipe.
+#[derive(Serialize, Deserialize, Message)]
+struct Drain(Chan, PipeSender<Ctl>);
+
+/// The consumer process of the queue figures.
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(Drain))]
+struct Drainer;
+
+/// Counts items and payload bytes until `get` yields `None`.
+fn drain<T>(get: impl Fn() -> Result<Option<T>, RecvError>, len: impl Fn(&T) -> u64) -> Ctl {
+    let (mut n, mut bytes) = (0, 0);
+    loop {
+        match get() {
+            Ok(Some(item)) => {
+                n += 1;
+                bytes += len(&item);
+            }
+            Ok(None) => return Ctl::Done(n, bytes),
+            Err(e) => return Ctl::Failed(format!("get failed after {n} items: {e}")),
+        }
+    }
+}
+
+impl Handler<Drain> for Drainer {
+    fn handle(&mut self, Drain(chan, ctl): Drain, _cx: &mut Context<Self>) {
+        if ctl.send(Ctl::Ready).is_err() {
+            return;
+        }
+        let done = match &chan {
+            Chan::QueueTuple(q) => drain(|| q.get(), |_| 0),
+            Chan::QueueBytes(q) => drain(|| q.get(), |b| b.0.len() as u64),
+            Chan::SimpleTuple(q) => drain(|| q.get(), |_| 0),
+            Chan::SimpleBytes(q) => drain(|| q.get(), |b| b.0.len() as u64),
+        };
+        let _ = ctl.send(done);
+    }
+}
+
+fn ctl_recv(rx: &PipeReceiver<Ctl>) -> R<Ctl> {
+    rx.recv_timeout(LONG)
+        .map_err(|e| format!("control pipe: {e}"))
+}
+
+/// Puts item number `i` (`None`: the sentinel) into the runner's handle of the queue.
+type PutFn = dyn Fn(Option<u64>) -> R<()>;
+
+/// One repetition: the consumer is told to drain a fresh queue and says it is ready; then
+/// the runner puts n items and the `None` sentinel; timed from the first put to the
+/// consumer's done report in hand.
+fn oneway_run(d: &ActorRef<Drainer>, kind: &str, bytes64: bool, n: u64) -> R<f64> {
+    let qe = |e: procession::Error| format!("queue: {e}");
+    let pe = |e: procession::Error| format!("pipe: {e}");
+    let (tx, rx) = simplex::<Ctl>().map_err(pe)?;
+    let blob = Blob(Arc::new(vec![b'x'; 64]));
+    let hello = || Cow::Borrowed("hello");
+    // The runner's handle, and the one the consumer gets.
+    let (chan, put): (Chan, Box<PutFn>) = match (kind, bytes64) {
+        ("queue", false) => {
+            let q = Queue::<Option<Tup>>::unbounded().map_err(qe)?;
+            let c = Chan::QueueTuple(q.clone());
+            (
+                c,
+                Box::new(move |i| q.put(i.map(|i| (i, hello()))).map_err(tell_err)),
+            )
+        }
+        ("queue", true) => {
+            let q = Queue::<Option<Blob>>::unbounded().map_err(qe)?;
+            let c = Chan::QueueBytes(q.clone());
+            (
+                c,
+                Box::new(move |i| q.put(i.map(|_| blob.clone())).map_err(tell_err)),
+            )
+        }
+        ("simplequeue", false) => {
+            let q = SimpleQueue::<Option<Tup>>::new().map_err(qe)?;
+            let c = Chan::SimpleTuple(q.clone());
+            (
+                c,
+                Box::new(move |i| q.put(i.map(|i| (i, hello()))).map_err(tell_err)),
+            )
+        }
+        ("simplequeue", true) => {
+            let q = SimpleQueue::<Option<Blob>>::new().map_err(qe)?;
+            let c = Chan::SimpleBytes(q.clone());
+            (
+                c,
+                Box::new(move |i| q.put(i.map(|_| blob.clone())).map_err(tell_err)),
+            )
+        }
+        _ => return Err(format!("unknown queue kind {kind}")),
+    };
+    d.tell(Drain(chan, tx)).map_err(tell_err)?;
+    match ctl_recv(&rx)? {
+        Ctl::Ready => {}
+        other => return Err(format!("consumer not ready: {other:?}")),
+    }
+    let t0 = Instant::now();
+    for i in 0..n {
+        put(Some(i))?;
+    }
+    put(None)?;
+    let done = ctl_recv(&rx)?;
+    let el = t0.elapsed().as_secs_f64();
+    let want_bytes = if bytes64 { 64 * n } else { 0 };
+    match done {
+        Ctl::Done(got, b) if got == n && b == want_bytes => Ok(el),
+        other => Err(format!("consumer reported {other:?} for {n} items")),
+    }
+}
+
+fn bench_queue(cfg: &Cfg, kind: &str, bytes64: bool) -> R<()> {
+    let d = held::<Drainer>(Drainer)?;
+    let mut run = |n: u64| oneway_run(&d, kind, bytes64, n);
+    let (n, els) = measure(cfg, &mut run, 5_000, 1000)?;
+    finish_held(&d)?;
+    let (label, what) = if bytes64 {
+        (
+            "bytes64",
+            "64-byte byte strings (one shared buffer, a CBOR byte string; the consumer adds \
+             up the lengths, total checked)",
+        )
+    } else {
+        ("tuple", "(i, \"hello\") tuples ((u64, Cow<str>))")
+    };
+    let api = if kind == "queue" {
+        "procession::queue::Queue::unbounded()"
+    } else {
+        "procession::queue::SimpleQueue::new()"
+    };
+    let id = format!("throughput.{kind}.{label}");
+    rate_record(
+        &id,
+        &format!(
+            "{api} (a fresh one per rep): runner q.put(Some(item)), an actor process \
+             q.get(); one-way {what} + None sentinel; clock from the first put to the runner \
+             receiving the consumer's done-report (count checked) over a simplex pipe \
+             (end-to-end delivery); the consumer is started and has said \"ready\" before \
+             the clock starts"
+        ),
+        "msg/s",
+        &rates_of(&els, n as f64),
+    )
+    .i("n_per_rep", n)
+    .list("elapsed_s", &els)
+    .s("py_id", &id)
+    .emit();
+    Ok(())
+}
+
+// --- Pool -------------------------------------------------------------------------------
+
+/// `f(x) = x`.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = u64)]
+struct Noop(u64);
+
+/// The pool's worker.
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(Noop))]
+struct PoolWorker;
+
+impl Handler<Noop> for PoolWorker {
+    fn handle(&mut self, Noop(x): Noop, _cx: &mut Context<Self>) -> u64 {
+        x
+    }
+}
+
+fn bench_pool(cfg: &Cfg, chunksize: Option<usize>) -> R<()> {
+    let tasks = cfg.n(100_000, 5_000) as u64;
+    let mut opts = PoolOptions::new()
+        .processes(2)
+        .start_method(StartMethod::Forkserver);
+    if let Some(c) = chunksize {
+        opts = opts.chunksize(c);
+    }
+    let pe = |e: procession::Error| format!("pool: {e}");
+    let pool = Pool::<PoolWorker>::with_options(PoolWorker, opts).map_err(pe)?;
+    let result = (|| -> R<(Vec<f64>, Vec<f64>)> {
+        pool.map((0..2000).map(Noop)).map_err(pe)?; // warm-up
+                                                    // A default-chunksize map of 100k no-ops is quick, so it gets more repetitions,
+                                                    // as in mp_baseline.py.
+        let reps = if chunksize.is_none() {
+            cfg.reps.max(if cfg.quick { 1 } else { 10 })
+        } else {
+            cfg.reps
+        };
+        let (mut rates, mut els) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            let res = pool.map((0..tasks).map(Noop)).map_err(pe)?;
+            let el = t0.elapsed().as_secs_f64();
+            if res.len() as u64 != tasks || res.last() != Some(&(tasks - 1)) {
+                return Err("pool result wrong".into());
+            }
+            rates.push(tasks as f64 / el);
+            els.push(el);
+        }
+        Ok((rates, els))
+    })();
+    pool.close();
+    let joined = pool.join().map_err(pe);
+    let (rates, els) = result?;
+    joined?;
+    let (label, eff) = match chunksize {
+        Some(c) => (c.to_string(), c as u64),
+        None => ("default".to_string(), tasks.div_ceil(2 * 4)),
+    };
+    rate_record(
+        &format!("pool.map.chunksize_{label}"),
+        &format!(
+            "procession::pool::Pool::<W>::with_options(processes(2){}) .map((0..{tasks}) \
+             .map(Noop)) with handler f(x) = x; pool created and warmed up (a map of 2000) \
+             beforehand, not timed; tasks / map() wall time; result length and last value \
+             checked",
+            chunksize.map_or(String::new(), |c| format!(".chunksize({c})"))
+        ),
+        "tasks/s",
+        &rates,
+    )
+    .i("effective_chunksize", eff)
+    .i("tasks", tasks)
+    .list("elapsed_s", &els)
+    .s("py_id", &format!("pool.map.chunksize_{label}"))
+    .emit();
+    Ok(())
+}
+
+// --- fan-out ----------------------------------------------------------------------------
+
+/// Echo everything received on this pipe end until `None` (or the other end is gone).
+#[derive(Serialize, Deserialize, Message)]
+struct Serve(PipeEnd<Option<Tup>>);
+
+/// The ask variant: replies with the same tuple.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Tup)]
+struct FanAsk(Tup);
+
+/// The tell variant: put the tuple into the reply queue given at `FanArm`.
+#[derive(Serialize, Deserialize, Message)]
+struct FanTell(Tup);
+
+/// Gives the worker the shared reply queue of the tell variant.
+#[derive(Serialize, Deserialize, Message)]
+struct FanArm(Queue<Tup>);
+
+/// A fan-out worker process.
+#[derive(Serialize, Deserialize, Actor, Default)]
+#[actor(handles(Serve, FanAsk, FanTell, FanArm))]
+struct FanWorker {
+    #[serde(skip)]
+    replies: Option<Queue<Tup>>,
+}
+
+impl Handler<Serve> for FanWorker {
+    fn handle(&mut self, Serve(end): Serve, _cx: &mut Context<Self>) {
+        if end.send(Some((u64::MAX, Cow::Borrowed("ready")))).is_err() {
+            return;
+        }
+        while let Ok(Some(m)) = end.recv() {
+            if end.send(Some(m)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Handler<FanAsk> for FanWorker {
+    fn handle(&mut self, FanAsk(m): FanAsk, _cx: &mut Context<Self>) -> Tup {
+        m
+    }
+}
+
+impl Handler<FanArm> for FanWorker {
+    fn handle(&mut self, FanArm(q): FanArm, _cx: &mut Context<Self>) {
+        self.replies = Some(q);
+    }
+}
+
+impl Handler<FanTell> for FanWorker {
+    fn handle(&mut self, FanTell(m): FanTell, _cx: &mut Context<Self>) {
+        if let Some(q) = &self.replies {
+            let _ = q.put(m);
+        }
+    }
+}
+
+fn fan_record(id: &str, how: &str, els: &[f64], workers: u64, rounds: u64, warm: u64) -> Json {
+    rate_record(
+        id,
+        &format!(
+            "{workers} worker actor processes; {how}; {rounds} rounds = {} round trips per \
+             rep; workers started and warmed up ({warm} rounds) before timing",
+            workers * rounds
+        ),
+        "round-trips/s",
+        &rates_of(els, (workers * rounds) as f64),
+    )
+    .i("workers", workers)
+    .i("rounds", rounds)
+    .i("round_trips_per_rep", workers * rounds)
+    .list("elapsed_s", els)
+}
+
+fn bench_fanout(cfg: &Cfg) -> R<()> {
+    const WORKERS: usize = 16;
+    let (rounds, warm) = (cfg.n(10_000, 300) as u64, cfg.n(500, 20) as u64);
+    let mut workers = Vec::new();
+    for _ in 0..WORKERS {
+        workers.push(held::<FanWorker>(FanWorker::default())?);
+    }
+    let hello = || Cow::Borrowed("hello");
+
+    // 1. One duplex pipe per worker (the Python figure's mechanism).
+    let mut ends = Vec::new();
+    for w in &workers {
+        let (a, b) = pipe::<Option<Tup>>().map_err(|e| format!("pipe: {e}"))?;
+        w.tell(Serve(b)).map_err(tell_err)?;
+        ends.push(a);
+    }
+    for a in &ends {
+        match a.recv_timeout(LONG) {
+            Ok(Some((u64::MAX, _))) => {}
+            other => return Err(format!("worker not ready: {other:?}")),
+        }
+    }
+    let run_pipes = |nr: u64| -> R<f64> {
+        let t0 = Instant::now();
+        for r in 0..nr {
+            for a in &ends {
+                a.send(Some((r, hello()))).map_err(tell_err)?;
+            }
+            for a in &ends {
+                match a.recv_timeout(LONG) {
+                    Ok(Some((x, _))) if x == r => {}
+                    other => return Err(format!("fan-out echo mismatch: {other:?}")),
+                }
+            }
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    run_pipes(warm)?;
+    let mut els = Vec::new();
+    for _ in 0..cfg.reps {
+        els.push(run_pipes(rounds)?);
+    }
+    for a in &ends {
+        a.send(None).map_err(tell_err)?;
+    }
+    drop(ends);
+    fan_record(
+        "fanout.16x10000",
+        "each with its own duplex pipe (procession::queue::pipe::<Option<(u64, Cow<str>)>>, \
+         the worker's end given in a tell; the worker loops recv/send in that handler); \
+         per round the runner sends Some((r, \"hello\")) to every worker, then recv()s \
+         every echo (r checked)",
+        &els,
+        WORKERS as u64,
+        rounds,
+        warm,
+    )
+    .s("py_id", "fanout.16x10000")
+    .emit();
+
+    // 2. Asks: one ask per worker, one after another (no pipelining across workers).
+    let run_asks = |nr: u64| -> R<f64> {
+        let t0 = Instant::now();
+        for r in 0..nr {
+            for w in &workers {
+                match w.ask_timeout(FanAsk((r, hello())), LONG) {
+                    Ok((x, _)) if x == r => {}
+                    Ok((x, _)) => return Err(format!("fan-out ask mismatch: {x} != {r}")),
+                    Err(e) => return Err(format!("fan-out ask failed: {e}")),
+                }
+            }
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    run_asks(warm)?;
+    let mut els = Vec::new();
+    for _ in 0..cfg.reps {
+        els.push(run_asks(rounds)?);
+    }
+    fan_record(
+        "fanout.16x10000.ask",
+        "per round the runner asks every worker FanAsk((r, \"hello\")) in turn, each ask \
+         waiting for its reply before the next (round trips NOT overlapped across workers, \
+         unlike the pipe figure)",
+        &els,
+        WORKERS as u64,
+        rounds,
+        warm,
+    )
+    .s("py_id", "fanout.16x10000")
+    .emit();
+
+    // 3. Tells out, one shared reply Queue back.
+    let replies = Queue::<Tup>::unbounded().map_err(|e| format!("queue: {e}"))?;
+    for w in &workers {
+        w.ask(FanArm(replies.clone()))
+            .map_err(|e| format!("arm failed: {e}"))?;
+    }
+    let run_tells = |nr: u64| -> R<f64> {
+        let t0 = Instant::now();
+        for r in 0..nr {
+            for w in &workers {
+                w.tell(FanTell((r, hello()))).map_err(tell_err)?;
+            }
+            for _ in 0..WORKERS {
+                match replies.get_timeout(LONG) {
+                    Ok((x, _)) if x == r => {}
+                    other => return Err(format!("fan-out reply mismatch: {other:?}")),
+                }
+            }
+        }
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    run_tells(warm)?;
+    let mut els = Vec::new();
+    for _ in 0..cfg.reps {
+        els.push(run_tells(rounds)?);
+    }
+    fan_record(
+        "fanout.16x10000.tell_queue",
+        "per round the runner tells every worker FanTell((r, \"hello\")); each worker puts \
+         the tuple into one shared reply Queue<(u64, Cow<str>)>; the runner get()s 16 \
+         replies (r checked)",
+        &els,
+        WORKERS as u64,
+        rounds,
+        warm,
+    )
+    .s("py_id", "fanout.16x10000")
+    .emit();
+
+    for w in &workers {
+        finish_held(w)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
 // driver
 
 fn loadavg() -> String {
@@ -1163,6 +2267,33 @@ fn main() {
     }
     if cfg.wants("restart") {
         section(t0, "restart.sigkill_to_next_reply", || bench_restart(&cfg));
+    }
+    if cfg.wants("lock") {
+        section(t0, "lock", || bench_lock(&cfg));
+    }
+    if cfg.wants("value") {
+        section(t0, "shm.value", || bench_value(&cfg));
+    }
+    if cfg.wants("manager") {
+        section(t0, "manager", || bench_manager(&cfg));
+    }
+    if cfg.wants("queue") {
+        for kind in ["queue", "simplequeue"] {
+            for bytes64 in [false, true] {
+                let id = format!(
+                    "throughput.{kind}.{}",
+                    if bytes64 { "bytes64" } else { "tuple" }
+                );
+                section(t0, &id, || bench_queue(&cfg, kind, bytes64));
+            }
+        }
+    }
+    if cfg.wants("pool") {
+        section(t0, "pool.map.chunksize_default", || bench_pool(&cfg, None));
+        section(t0, "pool.map.chunksize_1", || bench_pool(&cfg, Some(1)));
+    }
+    if cfg.wants("fanout") {
+        section(t0, "fanout", || bench_fanout(&cfg));
     }
     Json::new("meta_end")
         .f("total_runtime_s", t0.elapsed().as_secs_f64())
