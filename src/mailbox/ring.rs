@@ -82,8 +82,12 @@ fn padded(len: u64) -> u64 {
 }
 
 fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    // `ready` may have side effects (a trylock): call it exactly once per check.
+    if ready() {
+        return true;
+    }
     if budget.is_zero() {
-        return ready();
+        return false;
     }
     let start = Instant::now();
     loop {

@@ -25,16 +25,15 @@ pub fn encode_body<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Resul
 /// Trailing bytes after the value are an error: a frame carries exactly one value.
 pub fn decode_body<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<T, WireError> {
     let mut rest = body;
-    let decoded = if body.len() <= 4096 {
-        ciborium::from_reader(&mut rest)
-    } else {
-        // ciborium copies byte strings through its scratch buffer; one as large as the
-        // body moves a large payload in one piece instead of 4 KiB at a time into a
-        // growing Vec. The buffer is kept per thread for the next large message.
+    let decoded = {
+        // ciborium copies byte strings through a scratch buffer, and its from_reader
+        // zero-fills a fresh 4 KiB one for every value. A per-thread buffer, as large as
+        // the body (at least 4 KiB), costs nothing per decode and moves a large payload in
+        // one piece instead of 4 KiB at a time into a growing Vec.
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
-                if scratch.len() < body.len() {
-                    scratch.resize(body.len(), 0);
+                if scratch.len() < body.len().max(4096) {
+                    scratch.resize(body.len().max(4096), 0);
                 }
                 let res = ciborium::de::from_reader_with_buffer(&mut rest, &mut scratch[..]);
                 if scratch.len() > crate::wire::DEFAULT_MAX_FRAME {
