@@ -9,15 +9,14 @@
 //! profile; when they are fresh that is a no-op.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
 use procession::prelude::*;
 use procession::supervisor::{ChildSpec, Strategy, Supervisor, SupervisorActor};
 use procession::StartMethod;
+
+mod example_runner;
+use example_runner::*;
 
 const EXAMPLES: [&str; 4] = [
     "quickstart",
@@ -25,179 +24,6 @@ const EXAMPLES: [&str; 4] = [
     "seed_process_join",
     "supervision_tree",
 ];
-
-/// Far longer than any passing run, even on a loaded 2-core machine.
-const RUN_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The directory holding the example binaries of this test binary's profile, after
-/// building them.
-fn examples_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        // This binary is target/<profile>/deps/examples-<hash>.
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test binary lives in target/<profile>/deps");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a profile directory name");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.arg("build")
-            .arg("--manifest-path")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        for name in EXAMPLES {
-            cmd.args(["--example", name]);
-        }
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .expect("cannot run cargo to build the examples");
-        assert!(
-            out.status.success(),
-            "building the examples failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = profile_dir.join("examples");
-        for name in EXAMPLES {
-            assert!(
-                dir.join(name).is_file(),
-                "cargo built the examples, but {} is missing (a --target or unusual target \
-                 directory layout?)",
-                dir.join(name).display()
-            );
-        }
-        dir
-    })
-}
-
-/// A private base directory for one run's runtime directory; removed on drop.
-struct ShmBase(PathBuf);
-
-impl ShmBase {
-    fn new() -> ShmBase {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "procession-examples-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        ShmBase(path)
-    }
-
-    fn leftovers(&self) -> Vec<String> {
-        std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect()
-    }
-}
-
-impl Drop for ShmBase {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// One finished run of an example.
-struct Run {
-    stdout: String,
-    stderr: String,
-    shm: ShmBase,
-}
-
-impl Run {
-    fn lines(&self) -> Vec<&str> {
-        self.stdout.lines().collect()
-    }
-
-    /// The number after `prefix` (and an optional `pid`) on the first line starting with it.
-    fn number_after(&self, prefix: &str) -> u32 {
-        let rest = self
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no line starts with {prefix:?}:\n{}", self.stdout))
-            .trim_start();
-        leading_number(rest.strip_prefix("pid").unwrap_or(rest))
-    }
-}
-
-fn leading_number(s: &str) -> u32 {
-    let digits: String = s
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits
-        .parse()
-        .unwrap_or_else(|_| panic!("no number at the start of {s:?}"))
-}
-
-/// Runs example `name` to its end with `env` set (and no inherited procession settings),
-/// and checks that it succeeded. Returns once its stdout closed: every process that
-/// inherited it, the zygote included, has exited.
-fn run_example(name: &str, env: &[(&str, &str)]) -> Run {
-    let bin = examples_dir().join(name);
-    let shm = ShmBase::new();
-    let mut cmd = Command::new(&bin);
-    for var in [
-        "PROCESSION_START_METHOD",
-        "PROCESSION_LOG",
-        "PROCESSION_SPIN_US",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("PROCESSION_SHM_DIR", &shm.0)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out: Output = match rx.recv_timeout(RUN_TIMEOUT) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("example {name} did not finish within {RUN_TIMEOUT:?}; killed it");
-        }
-    };
-    let run = Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        shm,
-    };
-    assert!(
-        out.status.success(),
-        "example {name} failed ({}):\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        run.stdout,
-        run.stderr
-    );
-    run
-}
 
 /// The `(round, pid)` pairs of the lines `"<who> <n> from pid <pid>"`.
 fn rounds_of(run: &Run, who: &str) -> Vec<(u32, u32)> {
