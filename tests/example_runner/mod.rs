@@ -124,6 +124,24 @@ impl Run {
         self.stdout.lines().collect()
     }
 
+    /// The rest of the first line starting with `prefix`.
+    pub fn after(&self, prefix: &str) -> &str {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no line starts with {prefix:?}:\n{}", self.stdout))
+    }
+
+    /// Asserts that `line` is one of the output's lines.
+    pub fn assert_line(&self, line: &str) {
+        assert!(
+            self.lines().contains(&line),
+            "missing line {line:?}:\n--- stdout\n{}--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
     /// The number after `prefix` (and an optional `pid`) on the first line starting with it.
     pub fn number_after(&self, prefix: &str) -> u32 {
         let rest = self
