@@ -1,24 +1,31 @@
 //! Futex wait and wake on words in `MAP_SHARED` memory (no `FUTEX_PRIVATE_FLAG`, so the
 //! kernel keys them by the backing file and they work across processes).
+//!
+//! **Every wait is bounded** by [`MAX_WAIT`], whatever the caller asks: the words live in
+//! memory that other processes can write, so a wake-up can be lost (a peer died between
+//! its store and its wake, or a corrupt write cleared a "waiting" flag). Callers loop and
+//! re-check their condition, so a lost wake-up costs latency, never liveness.
 
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-/// Sleeps while `*word == expected`, for at most `timeout`. Returns when woken, when the
-/// value differs, on a signal, or when the timeout passes; the caller re-checks its condition.
-pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+/// The longest any futex wait sleeps before its caller re-checks its condition.
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// Sleeps while `*word == expected`, for at most `timeout` and never longer than
+/// [`MAX_WAIT`]. Returns `true` if woken by a [`wake`], `false` when the value differed,
+/// on a signal, or when the time passed; either way the caller re-checks its condition.
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+    let d = timeout.map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    };
+    let ts_ptr = &ts as *const libc::timespec;
     // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; the
-    // kernel only reads it. `ts_ptr` is null or points at a timespec on our stack.
-    // FUTEX_WAIT's errors (EAGAIN, ETIMEDOUT, EINTR) all mean "re-check", so the
-    // return value is deliberately ignored.
-    unsafe {
+    // kernel only reads it. `ts_ptr` points at a timespec on our stack. FUTEX_WAIT's
+    // errors (EAGAIN, ETIMEDOUT, EINTR) all mean "re-check".
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -27,8 +34,9 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
             ts_ptr,
             std::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    rc == 0
 }
 
 /// Wakes up to `n` waiters sleeping on `word`.

@@ -167,14 +167,12 @@ pub fn at_exit_once(f: extern "C" fn()) {
     });
 }
 
-/// `true` if process `pid` exists and is not a zombie (a dead process not yet reaped).
+/// `true` if process (or thread) `pid` exists and is not a zombie (a dead process not yet
+/// reaped). It only reads `/proc`: `pid` may come from shared memory, so it is never
+/// passed to `kill`, and values outside the kernel's pid range are simply not alive.
 pub fn process_alive(pid: u32) -> bool {
-    if pid == 0 {
+    if pid == 0 || pid > (1 << 22) {
         return false;
-    }
-    match nix::sys::signal::kill(Pid::from_raw(pid as i32), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
-        Err(_) => return false,
     }
     // "pid (comm) S ...": the state follows the last ')'.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -183,5 +181,21 @@ pub fn process_alive(pid: u32) -> bool {
             .and_then(|(_, rest)| rest.trim_start().chars().next())
             .is_some_and(|state| state != 'Z' && state != 'X'),
         Err(_) => false,
+    }
+}
+
+/// `true` if `pid` is alive and runs the same executable as this process: every process
+/// of a procession runtime does (the zygote and actors are this binary), so an id that
+/// names any other program is not one of ours.
+pub fn runtime_process_alive(pid: u32) -> bool {
+    static SELF_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    if !process_alive(pid) {
+        return false;
+    }
+    let me = SELF_EXE.get_or_init(|| std::fs::read_link("/proc/self/exe").ok());
+    match (me, std::fs::read_link(format!("/proc/{pid}/exe"))) {
+        (Some(me), Ok(exe)) => *me == exe,
+        // Not readable (a kernel thread, another user's process): not one of ours.
+        _ => false,
     }
 }

@@ -47,7 +47,6 @@ fn lock(m: &RobustMutex) -> AcquireResult<()> {
         match m.lock(None) {
             Some(Locked::Clean) => return Ok(()),
             Some(Locked::OwnerDied) => {
-                m.mark_consistent();
                 return Err(OwnerDied::new(()));
             }
             None => continue,

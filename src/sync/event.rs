@@ -197,8 +197,25 @@ impl Condition {
         let seq = &self.obj.get().seq;
         let seen = seq.load(SeqCst);
         drop(guard);
-        futex::wait(seq, seen, timeout);
-        let notified = seq.load(SeqCst) != seen;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // Each futex wait is bounded (a lost wake-up costs latency, never liveness), so
+        // loop until notified or the deadline.
+        let notified = loop {
+            if seq.load(SeqCst) != seen {
+                break true;
+            }
+            let left = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break false;
+                    }
+                    Some(left)
+                }
+            };
+            futex::wait(seq, seen, left);
+        };
         (self.acquire(), notified)
     }
 

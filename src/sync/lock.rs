@@ -49,10 +49,7 @@ pub(crate) fn acquire(
     };
     Some(match state {
         Locked::Clean => Ok(guard),
-        Locked::OwnerDied => {
-            mutex.mark_consistent();
-            Err(OwnerDied::new(guard))
-        }
+        Locked::OwnerDied => Err(OwnerDied::new(guard)),
     })
 }
 
