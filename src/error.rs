@@ -85,6 +85,35 @@ pub enum Error {
     /// The runtime (zygote) reported a failure.
     #[error("runtime error: {0}")]
     Runtime(String),
+    /// The runtime this reference belongs to is gone: its zygote died, every actor in it
+    /// died with it, and its directory was removed. Spawn again to get a fresh runtime.
+    #[error("the procession runtime was lost (its zygote died); every actor in it is gone — spawn again to start a fresh runtime")]
+    RuntimeLost,
+    /// The mailbox's shared header held impossible values: another process wrote over
+    /// it. The mailbox repairs itself (its queued messages are lost); retry the call.
+    #[error("the mailbox of actor {actor} is corrupt (another process wrote over its shared header); it repairs itself and its queued messages are lost, so retry")]
+    Corrupt {
+        /// The actor type's stable name.
+        actor: String,
+    },
+    /// The actor's reply did not fit the asker's maximum frame size. The actor handled
+    /// the request; only its reply was dropped.
+    #[error("actor {actor} replied with {len} bytes, more than the {max}-byte maximum frame; send large results another way (a SharedBytes handle, or in parts)")]
+    ReplyTooLarge {
+        /// The actor type's stable name.
+        actor: String,
+        /// The encoded reply's size.
+        len: u64,
+        /// The maximum frame size of the reply inbox.
+        max: u64,
+    },
+    /// An actor asked itself: it cannot answer while it waits, so this would only time
+    /// out. Use `tell` to itself (or `Context::send_self`) instead.
+    #[error("actor {actor} asked itself; it cannot reply while it waits — tell itself instead")]
+    AskedItself {
+        /// The actor type's stable name.
+        actor: String,
+    },
 }
 
 impl Error {
@@ -103,6 +132,11 @@ impl Error {
     /// `true` for [`Error::ActorDied`].
     pub fn is_actor_died(&self) -> bool {
         matches!(self, Error::ActorDied { .. })
+    }
+
+    /// `true` for [`Error::RuntimeLost`].
+    pub fn is_runtime_lost(&self) -> bool {
+        matches!(self, Error::RuntimeLost)
     }
 }
 
@@ -139,6 +173,15 @@ pub enum TellError<M> {
         /// The actor's maximum.
         max: u64,
     },
+    /// The mailbox's shared header held impossible values (another process wrote over
+    /// it). It repairs itself within a bounded time; the message was not sent.
+    #[error(
+        "the mailbox is corrupt (another process wrote over its header); it repairs itself, retry"
+    )]
+    Corrupt(M),
+    /// The actor's runtime is gone (its zygote died). Spawn again for a fresh one.
+    #[error("the procession runtime was lost (its zygote died)")]
+    RuntimeLost(M),
     /// The message could not be encoded.
     #[error("cannot encode the message: {error}")]
     Encode {
@@ -150,10 +193,28 @@ pub enum TellError<M> {
 }
 
 impl<M> TellError<M> {
+    /// The error for a send of `msg` (encoded as `len` bytes, to a mailbox taking at most
+    /// `max`) that the mailbox refused with `fail`.
+    pub(crate) fn from_fail(fail: crate::mailbox::SendFail, msg: M, len: u64, max: u64) -> Self {
+        use crate::mailbox::SendFail;
+        match fail {
+            SendFail::Full => TellError::Full(msg),
+            SendFail::Timeout => TellError::Timeout(msg),
+            SendFail::Dead => TellError::Dead(msg),
+            SendFail::Corrupt => TellError::Corrupt(msg),
+            SendFail::Lost => TellError::RuntimeLost(msg),
+            SendFail::TooLarge => TellError::TooLarge { msg, len, max },
+        }
+    }
+
     /// The message that was not sent.
     pub fn into_inner(self) -> M {
         match self {
-            TellError::Full(m) | TellError::Timeout(m) | TellError::Dead(m) => m,
+            TellError::Full(m)
+            | TellError::Timeout(m)
+            | TellError::Dead(m)
+            | TellError::Corrupt(m)
+            | TellError::RuntimeLost(m) => m,
             TellError::TooLarge { msg, .. } | TellError::Encode { msg, .. } => msg,
         }
     }
@@ -191,6 +252,10 @@ impl<M> From<TellError<M>> for Error {
                 pid: 0,
                 exit: None,
             },
+            TellError::Corrupt(_) => Error::Corrupt {
+                actor: String::new(),
+            },
+            TellError::RuntimeLost(_) => Error::RuntimeLost,
             TellError::TooLarge { len, max, .. } => Error::Wire(WireError::TooLarge { len, max }),
             TellError::Encode { error, .. } => Error::Wire(error),
         }

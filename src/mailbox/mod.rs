@@ -28,13 +28,34 @@
 //!   allocation) by the consumer if a faulty sender writes one anyway.
 //!
 //! ## Failure
-//! - A sender that dies holding the lock: the next sender gets `EOWNERDEAD` from the robust
-//!   mutex, writes an abort record if a frame was half written, and goes on. The consumer
-//!   drops the partial frame with [`WireError::Aborted`](crate::wire::WireError::Aborted).
+//! - A sender that dies holding the lock: the next sender finds the owner dead (the lock
+//!   word names its thread, which no longer lives), writes an abort record if a frame was
+//!   half written, and goes on. The consumer drops the partial frame with
+//!   [`WireError::Aborted`](crate::wire::WireError::Aborted).
 //! - A consumer that dies: its reaper marks the life record exited and wakes everyone;
 //!   blocked senders and askers re-check liveness every 20 ms and fail with `ActorDied`.
 //! - Bytes that are not records (a peer writing garbage into the ring) are dropped with a
 //!   typed error; the consumer continues with the next record.
+//!
+//! ## The header is untrusted
+//! Any process of the same user can write the file. What that costs is bounded to this
+//! mailbox's messages; it never aborts, hangs or misleads a process that uses it:
+//! - The sizes fixed at creation (ring size, capacity, maximum frame, the actor's name)
+//!   are read once, checked, and kept by each process when it maps the file; later writes
+//!   over them change nothing.
+//! - The producers' lock is procession's own futex lock (in `os::robust`), not a
+//!   pthread mutex: every bit pattern of it is a state it handles (no abort, no spin).
+//! - Every futex wait is bounded (100 ms) and re-checks its condition, so a wake-up lost
+//!   to a cleared `consumer_waiting` costs latency, never liveness.
+//! - Impossible indexes (`head` past `tail`, more bytes used than the ring holds, more
+//!   frames queued than the capacity) make senders fail at once with
+//!   [`SendFail::Corrupt`] (`TellError::Corrupt`, `Error::Corrupt`); the consumer, which
+//!   alone owns `head`, puts a written-over `head` back, resets impossible indexes, and
+//!   clears a frame count that an empty ring contradicts for a whole idle slice, each time
+//!   reporting [`WireError::Corrupt`](crate::wire::WireError::Corrupt) (counted as a bad
+//!   frame). The messages queued then are lost.
+//! - No pid stored in the header is ever signalled or trusted for liveness beyond a
+//!   `/proc` read: signals go through the zygote ([`ActorRef::signal`](crate::ActorRef::signal)).
 //!
 //! ## Keeping the mailbox across a restart (the supervision issue builds on this)
 //! Everything a restart needs is in the file, not in the process: the ring, `head` (what
@@ -65,7 +86,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 pub use ring::{Consumer, Received, SendFail, Wait, LIVENESS_SLICE};
-pub use shared::{LINK_BIT, STATE_EXITED, STATE_RUNNING, STATE_STARTING};
+pub use shared::{header_field_offset, LINK_BIT, STATE_EXITED, STATE_RUNNING, STATE_STARTING};
 
 use crate::os::futex;
 use shared::{Region, EXIT_MESSAGE_MAX, NONE};
@@ -169,6 +190,80 @@ pub struct RawExit {
 }
 
 const INBOX_BIT: u64 = 1 << 63;
+/// Marks a mailbox id that names a place in a supervision tree (see [`tree_id`]).
+const TREE_BIT: u64 = 1 << 61;
+
+/// The mailbox id of child `child` of the supervisor whose mailbox is `parent`: derived
+/// from the path of child ids from the root, not from any process, so a supervisor that
+/// is restarted (on its own, unchanged mailbox) finds its children's mailboxes again.
+///
+/// ```
+/// use procession::mailbox::{is_tree_id, tree_id};
+/// let a = tree_id(7, "worker");
+/// assert_eq!(a, tree_id(7, "worker"));
+/// assert_ne!(a, tree_id(7, "other"));
+/// assert!(is_tree_id(a));
+/// ```
+pub fn tree_id(parent: u64, child: &str) -> u64 {
+    let h = parent
+        .to_le_bytes()
+        .iter()
+        .chain(child.as_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    TREE_BIT | (h & (TREE_BIT - 1))
+}
+
+/// Whether `id` names a place in a supervision tree (made by [`tree_id`]).
+pub fn is_tree_id(id: u64) -> bool {
+    id & (TREE_BIT | INBOX_BIT) == TREE_BIT
+}
+
+fn tree_file(dir: &Path, parent: u64) -> PathBuf {
+    dir.join(format!("tree-{parent:016x}"))
+}
+
+/// Records that `child` (a tree mailbox id) belongs to the subtree of `parent`, so that
+/// [`finalize_tree`] can close it when `parent` is gone for good.
+pub fn record_tree_child(dir: &Path, parent: u64, child: u64) {
+    use std::io::Write;
+    let path = tree_file(dir, parent);
+    let line = format!("{child:016x}\n");
+    if std::fs::read_to_string(&path).is_ok_and(|s| s.contains(line.trim_end())) {
+        return;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
+    if let Ok(mut f) = file {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// `parent` will run no more: close the mailboxes of its subtree (final, unlinked, their
+/// waiters woken), down to the leaves.
+pub fn finalize_tree(dir: &Path, parent: u64) {
+    let path = tree_file(dir, parent);
+    let Ok(list) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let _ = std::fs::remove_file(&path);
+    for id in list.lines().filter_map(|l| u64::from_str_radix(l, 16).ok()) {
+        if !is_tree_id(id) {
+            continue;
+        }
+        if let Ok(mb) = Mailbox::open(dir, id) {
+            mb.set_final();
+            mb.unlink();
+        }
+        finalize_tree(dir, id);
+    }
+}
+
+/// The longest an actor waits for room in an asker's full reply inbox.
+const REPLY_ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// `waiting_corr` of an inbox whose owner waits for replies to many asks at once.
 pub const ANY_CORR: u64 = u64::MAX;
@@ -190,6 +285,50 @@ pub struct Mailbox {
     region: Region,
     id: u64,
     path: PathBuf,
+    /// The runtime generation it belongs to (see [`mark_generation_lost`]).
+    generation: u32,
+}
+
+/// The runtime generation that new mailboxes of this process belong to.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+/// Mailboxes of every generation below this one belong to a lost runtime.
+static LOST_BELOW: AtomicU32 = AtomicU32::new(0);
+/// Called in every slow path (a wait slice) to notice a lost runtime; set by the
+/// process layer, which knows how to check its zygote.
+static PROBE: OnceLock<fn()> = OnceLock::new();
+
+/// Sets the generation of the runtime that mailboxes created or opened from now on
+/// belong to (the process layer bumps it when it starts a fresh runtime).
+pub fn set_generation(generation: u32) {
+    GENERATION.store(generation, SeqCst);
+}
+
+/// Declares every mailbox of a generation up to `generation` lost (its runtime's zygote
+/// died): sends and receives fail fast with [`SendFail::Lost`], joiners stop waiting.
+/// Wakes every thread of this process that sleeps on one of them.
+pub fn mark_generation_lost(generation: u32) {
+    LOST_BELOW.fetch_max(generation + 1, SeqCst);
+    let cached: Vec<Arc<Mailbox>> = cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for mb in cached.iter().filter(|m| m.is_lost()) {
+        mb.wake_all();
+    }
+}
+
+/// Registers the check that slow paths run to notice a lost runtime.
+pub fn set_lost_probe(probe: fn()) {
+    let _ = PROBE.set(probe);
+}
+
+/// Runs the lost-runtime check (a poll of the zygote's pidfd, in the root).
+pub fn probe_runtime() {
+    if let Some(p) = PROBE.get() {
+        p();
+    }
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -243,7 +382,13 @@ impl Mailbox {
             let ring = cfg.ring_size.max(4096).next_power_of_two();
             match Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name) {
                 Ok(region) => {
-                    let mb = Arc::new(Mailbox { region, id, path });
+                    let generation = GENERATION.load(Relaxed);
+                    let mb = Arc::new(Mailbox {
+                        region,
+                        id,
+                        path,
+                        generation,
+                    });
                     cache()
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -258,15 +403,71 @@ impl Mailbox {
         Err(io::Error::other("no free mailbox id"))
     }
 
+    /// Creates the mailbox with the given tree id ([`tree_id`]), or maps the existing one
+    /// (`true`: adopted) if an earlier incarnation of its supervisor created it.
+    pub fn create_or_adopt(
+        dir: &Path,
+        id: u64,
+        cfg: &MailboxConfig,
+        name: &str,
+    ) -> io::Result<(Arc<Mailbox>, bool)> {
+        let path = path_of(dir, id);
+        let ring = cfg.ring_size.max(4096).next_power_of_two();
+        match Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name) {
+            Ok(region) => {
+                let generation = GENERATION.load(Relaxed);
+                let mb = Arc::new(Mailbox {
+                    region,
+                    id,
+                    path,
+                    generation,
+                });
+                cache()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, Arc::downgrade(&mb));
+                Ok((mb, false))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let mb = Mailbox::open(dir, id)?;
+                if mb.actor_name() != name {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the mailbox of this place in the tree belongs to {}, not {name}",
+                            mb.actor_name()
+                        ),
+                    ));
+                }
+                Ok((mb, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Maps the mailbox `id` in `dir`, sharing one mapping per process.
     pub fn open(dir: &Path, id: u64) -> io::Result<Arc<Mailbox>> {
         let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mb) = cache.get(&id).and_then(Weak::upgrade) {
-            return Ok(mb);
-        }
         let path = path_of(dir, id);
-        let region = Region::open(&path)?;
-        let mb = Arc::new(Mailbox { region, id, path });
+        let cached = cache.get(&id).and_then(Weak::upgrade);
+        if let Some(mb) = &cached {
+            // A mailbox that is gone for good may have been created anew at the same id
+            // (a place in a supervision tree that was started again): map the file then.
+            if mb.path == path && !mb.is_lost() && !mb.is_final() {
+                return Ok(mb.clone());
+            }
+        }
+        let region = match Region::open(&path) {
+            Ok(region) => region,
+            Err(e) => return cached.filter(|mb| !mb.is_lost()).ok_or(e),
+        };
+        let generation = GENERATION.load(Relaxed);
+        let mb = Arc::new(Mailbox {
+            region,
+            id,
+            path,
+            generation,
+        });
         if cache.len() > 4096 {
             cache.retain(|_, w| w.strong_count() > 0);
         }
@@ -286,7 +487,7 @@ impl Mailbox {
 
     /// The largest frame it accepts.
     pub fn max_frame(&self) -> u64 {
-        self.region.header().max_frame
+        self.region.max_frame()
     }
 
     /// Removes the file's name (mappings stay valid).
@@ -297,18 +498,34 @@ impl Mailbox {
     /// `true` once no incarnation of the consumer will run again. An unsupervised
     /// actor's exit is final; a supervised one's is final when its supervisor gives up.
     pub fn is_gone(&self) -> bool {
-        self.state() == STATE_EXITED && self.region.header().life.final_exit.load(Acquire) != 0
+        self.is_lost()
+            || (self.state() == STATE_EXITED
+                && self.region.header().life.final_exit.load(Acquire) != 0)
+    }
+
+    /// `true` if the runtime this mailbox belongs to was lost (its zygote died).
+    pub fn is_lost(&self) -> bool {
+        self.generation < LOST_BELOW.load(Relaxed)
     }
 
     /// Sends one complete frame, failing fast if the consumer is gone for good. A frame
     /// sent while a supervised actor is between incarnations waits for the next one.
     pub fn send(&self, frame: &[u8], wait: Wait) -> Result<(), SendFail> {
         if self.is_gone() {
-            return Err(SendFail::Dead);
+            return Err(if self.is_lost() {
+                SendFail::Lost
+            } else {
+                SendFail::Dead
+            });
         }
-        ring::send(&self.region, frame, wait, spin_budget(), &|| {
+        let sent = ring::send(&self.region, frame, wait, spin_budget(), &|| {
+            probe_runtime();
             !self.is_gone()
-        })
+        });
+        match sent {
+            Err(SendFail::Dead) if self.is_lost() => Err(SendFail::Lost),
+            other => other,
+        }
     }
 
     /// Sends a reply to an inbox without ever blocking on an asker that stopped waiting
@@ -319,15 +536,18 @@ impl Mailbox {
             Err(SendFail::Full) => {}
             done => return done,
         }
-        let owner = nix::unistd::Pid::from_raw(self.pid() as i32);
+        // The owner's pid comes from shared memory: only ever read /proc with it.
+        let owner = self.pid();
         let waiting = || {
             let w = self.waiting_corr();
             self.state() != STATE_EXITED
                 && (w == corr || w == ANY_CORR)
-                && nix::sys::signal::kill(owner, None).is_ok()
+                && crate::os::proc::process_alive(owner)
         };
+        // An asker that waits reads its inbox; if it does not drain it within this bound
+        // (or its header lies about waiting), the reply is dropped, and the actor goes on.
         let wait = if waiting() {
-            Wait::Forever
+            Wait::from_timeout(Some(REPLY_ROOM_WAIT))
         } else {
             Wait::Never
         };
@@ -350,6 +570,13 @@ impl Mailbox {
     pub fn send_raw_record(&self, first: bool, last: bool, bytes: &[u8]) -> Result<(), SendFail> {
         let flags = if first { ring::FIRST } else { 0 } | if last { ring::LAST } else { 0 };
         ring::send_raw_record(&self.region, flags, bytes)
+    }
+
+    /// Writes `bytes` over the mailbox file at `offset`, header or ring (fault-injection
+    /// tests: what any process of the same user can do to the file).
+    #[doc(hidden)]
+    pub fn scribble(&self, offset: usize, bytes: &[u8]) {
+        self.region.scribble(offset, bytes);
     }
 
     /// Takes the producer lock and writes a first chunk without finishing the frame (for
@@ -391,10 +618,7 @@ impl Mailbox {
         let m = &self.region.header().queue.consumers;
         match m.lock(timeout)? {
             crate::os::robust::Locked::Clean => Some(false),
-            crate::os::robust::Locked::OwnerDied => {
-                m.mark_consistent();
-                Some(true)
-            }
+            crate::os::robust::Locked::OwnerDied => Some(true),
         }
     }
 
@@ -531,6 +755,11 @@ impl Mailbox {
     /// Whether a supervisor owns the mailbox.
     pub fn is_supervised(&self) -> bool {
         self.region.header().life.supervised.load(SeqCst) != 0
+    }
+
+    /// Whether no incarnation will follow (see [`set_final`](Self::set_final)).
+    pub fn is_final(&self) -> bool {
+        self.region.header().life.final_exit.load(Acquire) != 0
     }
 
     /// Declares that no incarnation will follow, and wakes everyone who waits.

@@ -75,6 +75,11 @@ pub enum SendFail {
     Dead,
     /// The frame exceeds the receiver's maximum.
     TooLarge,
+    /// The mailbox's shared header holds impossible values (another process wrote over
+    /// it). The consumer repairs it within a bounded time; later sends may succeed.
+    Corrupt,
+    /// The runtime the mailbox belongs to was lost (its zygote died).
+    Lost,
 }
 
 fn padded(len: u64) -> u64 {
@@ -115,7 +120,7 @@ pub fn send(
     alive: &dyn Fn() -> bool,
 ) -> Result<(), SendFail> {
     let h = r.header();
-    if frame.len() as u64 > h.max_frame {
+    if frame.len() as u64 > r.max_frame() {
         return Err(SendFail::TooLarge);
     }
     lock(r, wait, spin, alive)?;
@@ -147,7 +152,6 @@ fn lock(r: &Region, wait: Wait, spin: Duration, alive: &dyn Fn() -> bool) -> Res
     }
     if got == Some(Locked::OwnerDied) {
         recover_after_dead_writer(r, spin, alive);
-        h.lock.mark_consistent();
     }
     h.prod.writer_pid.store(crate::os::proc::pid(), Relaxed);
     Ok(())
@@ -170,14 +174,23 @@ fn recover_after_dead_writer(r: &Region, spin: Duration, alive: &dyn Fn() -> boo
     }
 }
 
-fn free_bytes(r: &Region) -> u64 {
-    let h = r.header();
-    r.ring_size() - (h.prod.tail.load(Relaxed) - h.cons.head.load(Acquire))
+/// Bytes between `head` and `tail`, or `None` if the two cannot both be right (the tail
+/// behind the head, or further ahead than the ring holds): the header was written over.
+fn used_bytes(r: &Region, head: u64, tail: u64) -> Option<u64> {
+    tail.checked_sub(head).filter(|&u| u <= r.ring_size())
 }
 
-fn room_for(r: &Region, need: u64, new_frame: bool) -> bool {
+/// Whether a frame (`new_frame`) or chunk of `need` bytes fits now; `Err` if the header
+/// holds impossible values.
+fn room_for(r: &Region, need: u64, new_frame: bool) -> Result<bool, SendFail> {
     let h = r.header();
-    free_bytes(r) >= need && (!new_frame || h.cons.queued.load(Acquire) < h.capacity)
+    let used = used_bytes(r, h.cons.head.load(Acquire), h.prod.tail.load(Relaxed))
+        .ok_or(SendFail::Corrupt)?;
+    let queued = h.cons.queued.load(Acquire);
+    if queued > r.capacity() {
+        return Err(SendFail::Corrupt);
+    }
+    Ok(r.ring_size() - used >= need && (!new_frame || queued < r.capacity()))
 }
 
 fn wait_room(
@@ -194,8 +207,19 @@ fn wait_room(
     } else {
         spin
     };
-    if spin_until(spin, || room_for(r, need, new_frame)) {
-        return Ok(());
+    let mut corrupt = false;
+    if spin_until(spin, || match room_for(r, need, new_frame) {
+        Ok(room) => room,
+        Err(_) => {
+            corrupt = true;
+            true
+        }
+    }) {
+        return if corrupt {
+            Err(SendFail::Corrupt)
+        } else {
+            Ok(())
+        };
     }
     loop {
         let Some(slice) = wait.slice() else {
@@ -209,11 +233,14 @@ fn wait_room(
         }
         h.prod.producers_waiting.fetch_add(1, SeqCst);
         let seq = h.prod.space_seq.load(SeqCst);
-        if !room_for(r, need, new_frame) {
+        if !room_for(r, need, new_frame)? {
             futex::wait(&h.prod.space_seq, seq, Some(slice));
         }
-        h.prod.producers_waiting.fetch_sub(1, SeqCst);
-        if room_for(r, need, new_frame) {
+        let _ = h
+            .prod
+            .producers_waiting
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+        if room_for(r, need, new_frame)? {
             return Ok(());
         }
     }
@@ -264,7 +291,7 @@ fn write_frame(
         if let Err(e) = wait_room(r, need, off == 0, step_wait, spin, alive) {
             if off > 0 {
                 // The consumer is gone mid-frame: mark the part dropped for a successor.
-                if room_for(r, REC, false) {
+                if room_for(r, REC, false) == Ok(true) {
                     publish_record(r, ABORT, &[]);
                 }
                 h.prod.frame_open.store(0, Relaxed);
@@ -314,6 +341,15 @@ pub struct Consumer {
     pending: Option<u64>,
     /// Skipping the rest of a frame whose first record this consumer never saw.
     orphan: bool,
+    /// Where this consumer knows `head` is, if it is the mailbox's only reader (then it
+    /// is the only writer of `head`, and a shared `head` that differs was written over
+    /// and is put back). `None` for one of several readers (a queue's), or before the
+    /// first receive.
+    head: Option<u64>,
+    /// Whether it is the only reader (see `head`).
+    sole: bool,
+    /// `(head, queued)` as last seen while idle with an empty ring and frames counted.
+    suspect: Option<(u64, u32)>,
 }
 
 impl Default for Consumer {
@@ -330,6 +366,18 @@ impl Consumer {
             partial: None,
             pending: None,
             orphan: false,
+            head: None,
+            suspect: None,
+            sole: true,
+        }
+    }
+
+    /// A consumer that takes turns with readers in other processes (a queue's): `head`
+    /// moves under it between receives, so it keeps no record of its own.
+    pub fn shared() -> Consumer {
+        Consumer {
+            sole: false,
+            ..Consumer::new()
         }
     }
 
@@ -347,13 +395,41 @@ impl Consumer {
         self.commit(r);
         let h = r.header();
         loop {
-            let head = h.cons.head.load(Relaxed);
+            let shared = h.cons.head.load(Relaxed);
+            let head = if self.sole {
+                *self.head.get_or_insert(shared)
+            } else {
+                shared
+            };
+            if shared != head {
+                h.cons.head.store(head, SeqCst);
+                return Received::Bad(corrupt_error(
+                    r,
+                    format!("head written over ({shared}, was {head}); put back"),
+                ));
+            }
             let mut tail = h.prod.tail.load(Acquire);
             if head == tail {
-                match wait_data(r, head, wait, spin) {
-                    Some(t) => tail = t,
-                    None => return Received::TimedOut,
+                let suspect = self.sole.then_some(&mut self.suspect);
+                match wait_data(r, head, wait, spin, suspect) {
+                    Ok(Some(t)) => tail = t,
+                    Ok(None) => return Received::TimedOut,
+                    Err(e) => {
+                        self.partial = None;
+                        self.orphan = false;
+                        return Received::Bad(e);
+                    }
                 }
+            }
+            if used_bytes(r, head, tail).is_none() {
+                // The indexes contradict each other: start over from the tail.
+                self.partial = None;
+                self.orphan = false;
+                let (e, at) = repair(r, format!("head {head}, tail {tail}"));
+                if self.sole {
+                    self.head = Some(at);
+                }
+                return Received::Bad(e);
             }
             let mut word = [0u8; 8];
             r.read_at(head, &mut word);
@@ -394,7 +470,7 @@ impl Consumer {
                 if std::mem::take(&mut self.orphan) {
                     return Received::Bad(WireError::Aborted);
                 }
-                self.start_frame(r, head, len, h.max_frame);
+                self.start_frame(r, head, len, r.max_frame());
             } else if self.partial.is_none() {
                 // The rest of a frame whose start this consumer never saw (a previous
                 // incarnation read it, or a writer broke the protocol): skip to its end.
@@ -499,8 +575,11 @@ impl Consumer {
         });
     }
 
-    fn advance(&self, r: &Region, to: u64) {
+    fn advance(&mut self, r: &Region, to: u64) {
         let h = r.header();
+        if self.sole {
+            self.head = Some(to);
+        }
         h.cons.head.store(to, SeqCst);
         // Wake blocked producers only once there is real room (half the ring and half the
         // capacity, or an empty ring), not after every frame: a futex wake on shared memory
@@ -515,7 +594,7 @@ impl Consumer {
 fn plenty_of_room(r: &Region, head: u64) -> bool {
     let h = r.header();
     let used = h.prod.tail.load(SeqCst).saturating_sub(head);
-    used == 0 || (used <= r.ring_size() / 2 && h.cons.queued.load(SeqCst) <= h.capacity / 2)
+    used == 0 || (used <= r.ring_size() / 2 && h.cons.queued.load(SeqCst) <= r.capacity() / 2)
 }
 
 /// Counts one frame (good or bad) as taken out of the mailbox.
@@ -528,7 +607,16 @@ fn frame_consumed(r: &Region) {
 }
 
 /// Waits until `tail` moves past `head`; returns the new tail, or `None` on timeout.
-fn wait_data(r: &Region, head: u64, wait: Wait, spin: Duration) -> Option<u64> {
+/// Each sleep is bounded ([`futex::MAX_WAIT`]): a wake-up lost to a corrupt
+/// `consumer_waiting` costs latency only. An empty ring whose header says frames are
+/// queued (which would leave senders waiting for room for ever) is repaired, as `Err`.
+fn wait_data(
+    r: &Region,
+    head: u64,
+    wait: Wait,
+    spin: Duration,
+    mut suspect: Option<&mut Option<(u64, u32)>>,
+) -> Result<Option<u64>, WireError> {
     let h = r.header();
     let moved = || {
         let t = h.prod.tail.load(Acquire);
@@ -539,16 +627,16 @@ fn wait_data(r: &Region, head: u64, wait: Wait, spin: Duration) -> Option<u64> {
         seen = moved();
         seen.is_some()
     }) {
-        return seen;
+        return Ok(seen);
     }
     loop {
         let slice = match wait {
-            Wait::Never => return None,
+            Wait::Never => return Ok(None),
             Wait::Forever => None,
             Wait::Until(t) => {
                 let left = t.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return moved();
+                    return Ok(moved());
                 }
                 Some(left)
             }
@@ -557,14 +645,84 @@ fn wait_data(r: &Region, head: u64, wait: Wait, spin: Duration) -> Option<u64> {
         h.cons.consumer_waiting.store(1, SeqCst);
         if let Some(t) = moved() {
             h.cons.consumer_waiting.store(0, Relaxed);
-            return Some(t);
+            return Ok(Some(t));
         }
-        futex::wait(&h.cons.data_seq, seq, slice);
+        let woken = futex::wait(&h.cons.data_seq, seq, slice);
         h.cons.consumer_waiting.store(0, Relaxed);
         if let Some(t) = moved() {
-            return Some(t);
+            return Ok(Some(t));
+        }
+        if !woken {
+            if let Some(suspect) = suspect.as_deref_mut() {
+                check_idle_header(r, head, suspect)?;
+            }
         }
     }
+}
+
+/// The consumer is idle at `head` (the ring is empty there). Checks what it can of the
+/// header: `head` is its own (put back if written over), and no frame can be queued in an
+/// empty ring (repaired under the producers' lock, so no sender is mid-publication).
+fn check_idle_header(
+    r: &Region,
+    head: u64,
+    suspect: &mut Option<(u64, u32)>,
+) -> Result<(), WireError> {
+    let h = r.header();
+    let shared = h.cons.head.load(Acquire);
+    if shared != head {
+        h.cons.head.store(head, SeqCst);
+        return Err(corrupt_error(
+            r,
+            format!("head written over ({shared}, was {head}); put back"),
+        ));
+    }
+    let queued = h.cons.queued.load(Acquire);
+    if queued == 0 || h.prod.tail.load(Acquire) != head {
+        return Ok(());
+    }
+    // A sender publishes `queued` a moment before `tail`, and a sender waiting for room
+    // holds the lock while it waits: so the count is only wrong if it stays the same,
+    // with the ring empty, across a whole idle slice. Then put it right with a CAS.
+    let seen = suspect.replace((head, queued));
+    if seen != Some((head, queued)) {
+        return Ok(());
+    }
+    *suspect = None;
+    if h.prod.tail.load(Acquire) != head
+        || h.cons
+            .queued
+            .compare_exchange(queued, 0, SeqCst, SeqCst)
+            .is_err()
+    {
+        return Ok(());
+    }
+    h.prod.space_seq.fetch_add(1, SeqCst);
+    futex::wake(&h.prod.space_seq, i32::MAX);
+    Err(corrupt_error(
+        r,
+        format!("{queued} frames queued in an empty ring"),
+    ))
+}
+
+/// Resets a ring whose indexes are impossible: everything in it is dropped, and senders
+/// start again from the current tail.
+fn repair(r: &Region, what: String) -> (WireError, u64) {
+    let h = r.header();
+    let tail = h.prod.tail.load(Acquire);
+    h.cons.head.store(tail, SeqCst);
+    h.cons.queued.store(0, SeqCst);
+    h.prod.space_seq.fetch_add(1, SeqCst);
+    futex::wake(&h.prod.space_seq, i32::MAX);
+    (corrupt_error(r, what), tail)
+}
+
+fn corrupt_error(r: &Region, what: String) -> WireError {
+    tracing::error!(
+        actor = r.name(),
+        "mailbox header was written over ({what}); repaired, its queued messages are lost"
+    );
+    WireError::Corrupt(format!("{what}; the mailbox was reset"))
 }
 
 /// Writes raw bytes as one complete record, bypassing framing (tests inject malformed

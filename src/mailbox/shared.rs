@@ -142,13 +142,13 @@ pub struct LifeSide {
 #[repr(C)]
 pub struct Header {
     magic: AtomicU64,
-    /// Ring bytes (a power of two).
-    pub ring_size: u64,
-    /// Maximum frames queued at once.
-    pub capacity: u32,
+    /// Ring bytes (a power of two); read once at open (see [`Region`]).
+    ring_size: u64,
+    /// Maximum frames queued at once; read once at open.
+    capacity: u32,
     name_len: u32,
-    /// Largest frame the consumer accepts.
-    pub max_frame: u64,
+    /// Largest frame the consumer accepts; read once at open.
+    max_frame: u64,
     name: [u8; NAME_MAX],
     /// The producers' lock.
     pub lock: RobustMutex,
@@ -174,9 +174,16 @@ pub const STATE_RUNNING: u32 = 1;
 pub const STATE_EXITED: u32 = 2;
 
 /// A mapped mailbox file.
+///
+/// The sizes fixed at creation (`ring_size`, `capacity`, `max_frame`) are read once, when
+/// the file is mapped, checked, and kept here: a later write over the shared header
+/// cannot change the bounds this process works with.
 pub struct Region {
     map: SharedMapping,
     ring_size: u64,
+    capacity: u32,
+    max_frame: u64,
+    name: String,
 }
 
 impl Region {
@@ -207,6 +214,13 @@ impl Region {
         let region = Region {
             map,
             ring_size: ring_size as u64,
+            capacity,
+            max_frame,
+            name: String::new(),
+        };
+        let region = Region {
+            name: region.read_name(),
+            ..region
         };
         region.header().lock.init(false)?;
         region.header().queue.consumers.init(false)?;
@@ -228,11 +242,29 @@ impl Region {
             return Err(bad("not a procession mailbox (or not fully created)"));
         }
         // SAFETY: magic is set, so the creator finished writing the header (Release/Acquire).
-        let ring_size = unsafe { (*(map.as_ptr() as *const Header)).ring_size };
+        // These plain fields are only read here, once; whatever bytes they hold are valid
+        // integers, and they are checked below before use.
+        let (ring_size, capacity, max_frame) = unsafe {
+            let h = map.as_ptr() as *const Header;
+            ((*h).ring_size, (*h).capacity, (*h).max_frame)
+        };
         if !ring_size.is_power_of_two() || HEADER_SIZE as u64 + ring_size != map.len() as u64 {
             return Err(bad("mailbox header does not match the file size"));
         }
-        Ok(Region { map, ring_size })
+        if capacity == 0 || max_frame == 0 || max_frame > u32::MAX as u64 {
+            return Err(bad("mailbox header holds impossible sizes"));
+        }
+        let region = Region {
+            map,
+            ring_size,
+            capacity,
+            max_frame,
+            name: String::new(),
+        };
+        Ok(Region {
+            name: region.read_name(),
+            ..region
+        })
     }
 
     /// The header.
@@ -243,11 +275,15 @@ impl Region {
         unsafe { &*(self.map.as_ptr() as *const Header) }
     }
 
-    /// The stable name of the actor type that owns this mailbox.
+    /// The stable name of the actor type that owns this mailbox (as read at open).
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read_name(&self) -> String {
         let h = self.header();
         let n = (h.name_len as usize).min(NAME_MAX);
-        std::str::from_utf8(&h.name[..n]).unwrap_or("<invalid name>")
+        String::from_utf8_lossy(&h.name[..n]).into_owned()
     }
 
     /// Ring bytes.
@@ -255,9 +291,34 @@ impl Region {
         self.ring_size
     }
 
+    /// Most frames queued at once (as read when the file was mapped).
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Largest frame accepted (as read when the file was mapped).
+    pub fn max_frame(&self) -> u64 {
+        self.max_frame
+    }
+
     fn ring(&self) -> *mut u8 {
         // SAFETY: HEADER_SIZE < mapping length, checked at create/open.
         unsafe { self.map.as_ptr().add(HEADER_SIZE) }
+    }
+
+    /// Writes `bytes` over the file at `offset` (header or ring), as a careless or hostile
+    /// process of the same user could (fault-injection tests only; bounds are checked).
+    pub fn scribble(&self, offset: usize, bytes: &[u8]) {
+        let end = offset.saturating_add(bytes.len()).min(self.map.len());
+        let n = end.saturating_sub(offset);
+        // SAFETY: offset..offset+n lies inside the mapping (clamped to its length). Other
+        // processes may access these bytes concurrently, through atomics; that is the
+        // point (a foreign write), and every reader treats the header as untrusted. No
+        // Rust reference to these bytes is held across this copy in this process except
+        // atomics, for which a concurrent plain write is what another process does.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), n);
+        }
     }
 
     /// Copies `src` into the ring starting at stream position `pos`, wrapping at the end.
@@ -302,4 +363,35 @@ impl Region {
             dst.extend_from_slice(std::slice::from_raw_parts(self.ring(), len - first));
         }
     }
+}
+
+/// Offset in a mailbox file of a header field, by name (for fault-injection tests):
+/// `magic`, `ring_size`, `capacity`, `max_frame`, `lock`, `tail`, `frame_open`,
+/// `head`, `queued`, `consumer_waiting`, `data_seq`, `state`, `pid`, `final_exit`,
+/// `exit_kind`, `watch`, `ring` (the first ring byte).
+pub fn header_field_offset(field: &str) -> Option<usize> {
+    use std::mem::offset_of;
+    let prod = offset_of!(Header, prod);
+    let cons = offset_of!(Header, cons);
+    let life = offset_of!(Header, life);
+    Some(match field {
+        "magic" => offset_of!(Header, magic),
+        "ring_size" => offset_of!(Header, ring_size),
+        "capacity" => offset_of!(Header, capacity),
+        "max_frame" => offset_of!(Header, max_frame),
+        "lock" => offset_of!(Header, lock),
+        "tail" => prod + offset_of!(ProducerSide, tail),
+        "frame_open" => prod + offset_of!(ProducerSide, frame_open),
+        "head" => cons + offset_of!(ConsumerSide, head),
+        "queued" => cons + offset_of!(ConsumerSide, queued),
+        "consumer_waiting" => cons + offset_of!(ConsumerSide, consumer_waiting),
+        "data_seq" => cons + offset_of!(ConsumerSide, data_seq),
+        "state" => life + offset_of!(LifeSide, state),
+        "pid" => life + offset_of!(LifeSide, pid),
+        "final_exit" => life + offset_of!(LifeSide, final_exit),
+        "exit_kind" => life + offset_of!(LifeSide, exit_kind),
+        "watch" => offset_of!(Header, watch),
+        "ring" => HEADER_SIZE,
+        _ => return None,
+    })
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::RecvError;
 use crate::actor::with_frame;
 use crate::error::{Error, Result, TellError};
-use crate::mailbox::{Consumer, Mailbox, MailboxConfig, Received, SendFail, Wait, LIVENESS_SLICE};
+use crate::mailbox::{Consumer, Mailbox, MailboxConfig, Received, Wait, LIVENESS_SLICE};
 use crate::process::runtime;
 use crate::wire::{decode_body, FrameHeader, FrameKind};
 
@@ -54,7 +54,7 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
     fn wrap(mb: Arc<Mailbox>) -> Self {
         Channel {
             mb,
-            consumer: Mutex::new(Consumer::new()),
+            consumer: Mutex::new(Consumer::shared()),
             _t: PhantomData,
         }
     }
@@ -70,14 +70,12 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
             self.mb.send(f, wait).map_err(|e| (e, f.len()))
         }) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err((SendFail::Full, _))) => Err(TellError::Full(item)),
-            Ok(Err((SendFail::Timeout, _))) => Err(TellError::Timeout(item)),
-            Ok(Err((SendFail::Dead, _))) => Err(TellError::Dead(item)),
-            Ok(Err((SendFail::TooLarge, len))) => Err(TellError::TooLarge {
-                msg: item,
-                len: len as u64,
-                max: self.mb.max_frame(),
-            }),
+            Ok(Err((fail, len))) => Err(TellError::from_fail(
+                fail,
+                item,
+                len as u64,
+                self.mb.max_frame(),
+            )),
             Err(error) => Err(TellError::Encode { msg: item, error }),
         }
     }

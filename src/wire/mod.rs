@@ -92,6 +92,10 @@ pub enum WireError {
     /// The header is not one this version understands (wrong version or kind).
     #[error("bad frame header: {0}")]
     BadHeader(String),
+    /// The mailbox's shared header held impossible values (another process wrote over
+    /// it); the mailbox repaired itself and the messages it held were dropped.
+    #[error("corrupt mailbox: {0}")]
+    Corrupt(String),
     /// The actor does not handle a message with this tag.
     #[error("actor {actor} handles no message with tag {tag:#018x}")]
     UnknownTag {
