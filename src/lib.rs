@@ -75,4 +75,24 @@ pub mod __private {
     pub use crate::process::registry::{ActorEntry, ACTORS};
     pub use crate::wire::WireError;
     pub use linkme;
+
+    /// For fault-injection tests: where fields of a mailbox file's header sit.
+    pub use crate::mailbox::header_field_offset;
+
+    /// For fault-injection tests: this process's runtime directory, if it has one.
+    pub fn runtime_dir() -> Option<std::path::PathBuf> {
+        crate::process::runtime::current().map(|rt| rt.dir().to_path_buf())
+    }
+
+    /// For fault-injection tests: the path of the mailbox file with this id.
+    pub fn mailbox_path(id: u64) -> Option<std::path::PathBuf> {
+        runtime_dir().map(|d| d.join(format!("mb-{id:016x}")))
+    }
+
+    /// For fault-injection tests: the pid of this root process's zygote.
+    pub fn zygote_pid() -> Option<u32> {
+        let rt = crate::process::runtime::current()?;
+        let guard = rt.zygote().ok()?;
+        guard.as_ref().and_then(|z| z.pid())
+    }
 }

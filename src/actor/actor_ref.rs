@@ -11,11 +11,15 @@ use super::ask;
 use super::traits::{Dispatch, Handles, Message};
 use crate::error::{Error, Result, TellError};
 use crate::mailbox::{Mailbox, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED};
+use crate::process::forkserver::ConsumerStatus;
 use crate::process::{fork, runtime, Exit, SpawnOptions};
 use crate::wire::{encode_body, FrameHeader, FrameKind};
 
 /// The default timeout of [`ActorRef::ask`]: 5 seconds.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`ActorRef::stop`] waits for room in a full mailbox: 5 seconds.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A typed reference to an actor running in its own process.
 ///
@@ -133,16 +137,7 @@ impl<A: Dispatch> ActorRef<A> {
         });
         match sent {
             Ok(Ok(())) => Ok(()),
-            Ok(Err((fail, len))) => Err(match fail {
-                SendFail::Full => TellError::Full(msg),
-                SendFail::Timeout => TellError::Timeout(msg),
-                SendFail::Dead => TellError::Dead(msg),
-                SendFail::TooLarge => TellError::TooLarge {
-                    msg,
-                    len,
-                    max: self.mb.max_frame(),
-                },
-            }),
+            Ok(Err((fail, len))) => Err(TellError::from_fail(fail, msg, len, self.mb.max_frame())),
             Err(error) => Err(TellError::Encode { msg, error }),
         }
     }
@@ -196,18 +191,41 @@ impl<A: Dispatch> ActorRef<A> {
     /// Asks the actor to stop gracefully: it handles what was sent before, runs its
     /// `stopping` hook and exits with [`Exit::Stopped`]. Returns once the request is
     /// queued; [`join`](Self::join) waits for the exit. Stopping an exited actor is a no-op.
+    /// Waits at most [`DEFAULT_STOP_TIMEOUT`] (5 s) for room in a full mailbox, then
+    /// fails with [`Error::Timeout`]; [`stop_timeout`](Self::stop_timeout) chooses the
+    /// bound, and [`kill`](Self::kill) does not wait at all.
     pub fn stop(&self) -> Result<()> {
+        self.stop_timeout(DEFAULT_STOP_TIMEOUT)
+    }
+
+    /// Like [`stop`](Self::stop), waiting at most `timeout` for room to queue the request.
+    ///
+    /// ```
+    /// use procession::prelude::*;
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles())] struct Idle;
+    /// let a: ActorRef<Idle> = procession::spawn(Idle)?;
+    /// a.stop_timeout(std::time::Duration::from_secs(1))?;
+    /// assert_eq!(a.join()?, procession::Exit::Stopped);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn stop_timeout(&self, timeout: Duration) -> Result<()> {
         let header = FrameHeader {
             kind: FrameKind::Stop,
             tag: 0,
             corr: 0,
             reply_to: 0,
         };
-        match with_frame(header, &(), |f| self.mb.send(f, Wait::Forever))? {
+        let wait = Wait::from_timeout(Some(timeout));
+        match with_frame(header, &(), |f| self.mb.send(f, wait))? {
             Ok(()) | Err(SendFail::Dead) => Ok(()),
-            Err(other) => Err(Error::Runtime(format!(
-                "cannot queue the stop request: {other:?}"
-            ))),
+            Err(SendFail::Timeout | SendFail::Full) => Err(Error::Timeout(timeout)),
+            Err(SendFail::Lost) => Err(Error::RuntimeLost),
+            Err(SendFail::Corrupt) => Err(Error::Corrupt {
+                actor: self.mb.actor_name().to_string(),
+            }),
+            Err(SendFail::TooLarge) => Err(Error::Runtime(
+                "the actor's maximum frame size is too small for a stop request".into(),
+            )),
         }
     }
 
@@ -217,43 +235,53 @@ impl<A: Dispatch> ActorRef<A> {
         self.signal(nix::sys::signal::Signal::SIGKILL)
     }
 
-    /// Sends `signal` to the actor's process, if it still runs.
+    /// Sends `signal` to the actor's process, if it still runs. The signal goes through
+    /// the process that started the actor (the zygote, or this process for the `fork`
+    /// start method), which finds it by its mailbox in its own records: the pid stored in
+    /// the mailbox's shared header is never signalled, since any process of the same user
+    /// could have written it.
     pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
-        let pid = self.mb.pid();
-        // The reaper marks the mailbox exited before it reaps the pid, so a pid seen
-        // here with state != EXITED has not been recycled.
-        if pid == 0 || self.mb.state() == STATE_EXITED {
+        if self.mb.is_lost() {
+            return Err(Error::RuntimeLost);
+        }
+        if self.mb.state() == STATE_EXITED && self.mb.is_gone() {
             return Ok(());
         }
-        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(Error::io(format!("cannot signal pid {pid}"), e.into())),
+        if fork::signal_child(self.mb.id(), signal) {
+            return Ok(());
         }
+        crate::process::signal_consumer(self.mb.id(), signal);
+        Ok(())
     }
 
     /// `true` until the actor's process has exited and been reaped.
     pub fn is_alive(&self) -> bool {
         fork::reap();
-        self.mb.state() != STATE_EXITED
+        crate::mailbox::probe_runtime();
+        !self.mb.is_lost() && self.mb.state() != STATE_EXITED
     }
 
     /// Waits for the actor's process to end and says how. For an actor that a supervisor
     /// restarts, this is the end of the current incarnation (use
-    /// [`Context::monitor`](crate::Context::monitor) to follow every one).
+    /// [`Context::monitor`](crate::Context::monitor) to follow every one). If the runtime
+    /// is lost meanwhile (its zygote died), returns [`Exit::RuntimeLost`].
     pub fn join(&self) -> Result<Exit> {
+        let mut slices = 0u32;
         loop {
-            if let Some(exit) = self.try_join() {
+            if let Some(exit) = self.try_join(slices) {
                 return Ok(exit);
             }
             self.mb.wait_state_change(self.mb.state(), LIVENESS_SLICE);
+            slices += 1;
         }
     }
 
     /// Waits at most `timeout` for the actor's process to end.
     pub fn join_timeout(&self, timeout: Duration) -> Result<Exit> {
         let deadline = Instant::now() + timeout;
+        let mut slices = 0u32;
         loop {
-            if let Some(exit) = self.try_join() {
+            if let Some(exit) = self.try_join(slices) {
                 return Ok(exit);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -262,12 +290,35 @@ impl<A: Dispatch> ActorRef<A> {
             }
             self.mb
                 .wait_state_change(self.mb.state(), left.min(LIVENESS_SLICE));
+            slices += 1;
         }
     }
 
-    fn try_join(&self) -> Option<Exit> {
+    /// The exit, if the process has ended. Every 16th slice of a wait it also asks the
+    /// zygote, whose own record of the exit does not depend on the mailbox file (which
+    /// any process of the same user can write over).
+    fn try_join(&self, slices: u32) -> Option<Exit> {
         fork::reap();
-        (self.mb.state() == STATE_EXITED).then(|| Exit::from_raw(self.mb.raw_exit()))
+        crate::mailbox::probe_runtime();
+        if self.mb.is_lost() {
+            return Some(Exit::RuntimeLost);
+        }
+        if self.mb.state() == STATE_EXITED {
+            return Some(Exit::from_raw(self.mb.raw_exit()));
+        }
+        // (While STARTING, a supervised actor may be between incarnations: the zygote's
+        // record of the last one is not the end of the next.)
+        if slices > 0 && slices % 16 == 0 && self.mb.state() != crate::mailbox::STATE_STARTING {
+            if let ConsumerStatus::Exited { exit, .. } =
+                crate::process::consumer_status(self.mb.id())
+            {
+                if self.mb.state() != STATE_EXITED {
+                    tracing::warn!(actor = self.mb.actor_name(), %exit, "the mailbox shows no exit, but the zygote recorded one");
+                }
+                return Some(exit);
+            }
+        }
+        None
     }
 
     /// Frames this actor rejected as malformed so far.

@@ -28,6 +28,13 @@ pub(crate) enum ReplyFailure {
     Rejected(WireError),
     /// The actor died handling the request.
     Died(Exit),
+    /// The reply was larger than the asker's inbox accepts (`len` > `max` bytes).
+    TooLarge {
+        /// The encoded reply's size.
+        len: u64,
+        /// The inbox's maximum frame size.
+        max: u64,
+    },
 }
 
 struct Inbox {
@@ -78,6 +85,18 @@ pub(crate) fn ask<Q: Serialize, R: DeserializeOwned>(
         let mut slot = cell
             .try_borrow_mut()
             .map_err(|_| Error::Runtime("ask called re-entrantly on one thread".into()))?;
+        if target.is_lost() {
+            return Err(Error::RuntimeLost);
+        }
+        if super::run::is_own_mailbox(target.id()) {
+            return Err(Error::AskedItself {
+                actor: target.actor_name().to_string(),
+            });
+        }
+        if slot.as_ref().is_some_and(|i| i.mb.is_lost()) {
+            // Its runtime was lost: the inbox went with it.
+            *slot = None;
+        }
         if slot.is_none() {
             let rt = runtime::get()?;
             let mb = Mailbox::create(rt.dir(), &inbox_config(), "reply-inbox", true)
@@ -133,6 +152,12 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
         (_, Ok(())) => {}
         (_, Err(SendFail::Dead)) => return Err(died(target)),
         (_, Err(SendFail::Timeout | SendFail::Full)) => return Err(Error::Timeout(timeout)),
+        (_, Err(SendFail::Corrupt)) => {
+            return Err(Error::Corrupt {
+                actor: target.actor_name().to_string(),
+            })
+        }
+        (_, Err(SendFail::Lost)) => return Err(Error::RuntimeLost),
         (len, Err(SendFail::TooLarge)) => {
             return Err(Error::Wire(WireError::TooLarge {
                 len: len as u64,
@@ -171,6 +196,11 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
                                 pid: target.pid(),
                                 exit: Some(exit),
                             }),
+                            ReplyFailure::TooLarge { len, max } => Err(Error::ReplyTooLarge {
+                                actor: target.actor_name().to_string(),
+                                len,
+                                max,
+                            }),
                         }
                     }
                     other => Err(Error::Wire(WireError::BadHeader(format!(
@@ -181,6 +211,10 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
             Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
             Received::TimedOut => {
                 fork::reap();
+                crate::mailbox::probe_runtime();
+                if target.is_lost() {
+                    return Err(Error::RuntimeLost);
+                }
                 // Between two incarnations of a supervised actor the request stays queued
                 // (or the next incarnation answers for the one in flight): only a final
                 // exit ends the wait early.
@@ -227,7 +261,36 @@ impl ReplyRoutes {
                 }
             }
         };
-        if let Err(e) = inbox.send_reply(frame, corr) {
+        let sent = inbox.send_reply(frame, corr);
+        if let Err(SendFail::TooLarge) = sent {
+            // Tell the asker at once, in a frame that fits, rather than let it time out.
+            tracing::warn!(
+                len = frame.len(),
+                max = inbox.max_frame(),
+                corr,
+                "reply too large for the asker's inbox; sending ReplyTooLarge instead"
+            );
+            let failure = ReplyFailure::TooLarge {
+                len: frame.len() as u64,
+                max: inbox.max_frame(),
+            };
+            let mut buf = Vec::with_capacity(64);
+            let tag = FrameHeader::parse(frame).map_or(0, |(h, _)| h.tag);
+            FrameHeader {
+                kind: FrameKind::ReplyError,
+                tag,
+                corr,
+                reply_to: 0,
+            }
+            .write_into(&mut buf);
+            if crate::wire::encode_body(&failure, &mut buf).is_ok()
+                && FrameHeader::seal(&mut buf).is_ok()
+            {
+                let _ = inbox.send_reply(&buf, corr);
+            }
+            return;
+        }
+        if let Err(e) = sent {
             tracing::debug!(
                 ?e,
                 ?kind,

@@ -32,6 +32,16 @@ const EXIT_PANICKED: i32 = 101;
 /// parent's value and replaces it first thing.
 static OWN_MAILBOX: Mutex<Option<Arc<Mailbox>>> = Mutex::new(None);
 
+/// The id of the mailbox this process consumes as an actor (0: none), for the cheap
+/// "an actor asks itself" check.
+static OWN_MAILBOX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `true` if `id` is the mailbox this process consumes: an ask to it can never be
+/// answered, since the only thread that would answer is the one waiting.
+pub(crate) fn is_own_mailbox(id: u64) -> bool {
+    OWN_MAILBOX_ID.load(std::sync::atomic::Ordering::Relaxed) == id
+}
+
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
@@ -87,6 +97,7 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     if first_actor_in_process {
         install_panic_hook();
     }
+    OWN_MAILBOX_ID.store(mb.id(), std::sync::atomic::Ordering::Relaxed);
     mb.set_pid(pid);
     let incarnation = mb.incarnation();
     let span = tracing::info_span!("actor", actor = A::NAME, pid, incarnation);

@@ -23,7 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
@@ -246,8 +246,34 @@ impl<W: Dispatch> Pool<W> {
         Ok(())
     }
 
-    /// Applies `W`'s handler to every item; results in input order.
+    /// Applies `W`'s handler to every item; results in input order. Waits as long as
+    /// the tasks take, as Python's `Pool.map` does (a worker that dies gives an error,
+    /// never a hang); [`map_timeout`](Pool::map_timeout) bounds the wait.
     pub fn map<M: Message>(&self, items: impl IntoIterator<Item = M>) -> Result<Vec<M::Reply>>
+    where
+        W: Handles<M>,
+    {
+        self.map_deadline(items, None)
+    }
+
+    /// Like [`map`](Pool::map), but fails with [`Error::Timeout`] if every result is not
+    /// in within `timeout` (a task stuck in a handler cannot hold the caller longer).
+    pub fn map_timeout<M: Message>(
+        &self,
+        items: impl IntoIterator<Item = M>,
+        timeout: Duration,
+    ) -> Result<Vec<M::Reply>>
+    where
+        W: Handles<M>,
+    {
+        self.map_deadline(items, Some(timeout))
+    }
+
+    fn map_deadline<M: Message>(
+        &self,
+        items: impl IntoIterator<Item = M>,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<M::Reply>>
     where
         W: Handles<M>,
     {
@@ -261,6 +287,7 @@ impl<W: Dispatch> Pool<W> {
         let mut out: Vec<Option<M::Reply>> = Vec::new();
         out.resize_with(items.len(), || None);
         let mut run = Run::<W, M>::new(self, Box::new(items.into_iter()), chunk)?;
+        run.set_timeout(timeout);
         while let Some(done) = run.next_chunk() {
             let (start, results) = done?;
             for (i, r) in results.into_iter().enumerate() {
@@ -314,12 +341,29 @@ impl<W: Dispatch> Pool<W> {
         Ok(it)
     }
 
-    /// Runs one task and waits for its result.
+    /// Runs one task and waits for its result, as long as it takes (as Python's
+    /// `Pool.apply`); [`apply_timeout`](Pool::apply_timeout) bounds the wait.
     pub fn apply<M: Message>(&self, msg: M) -> Result<M::Reply>
     where
         W: Handles<M>,
     {
+        self.apply_deadline(msg, None)
+    }
+
+    /// Like [`apply`](Pool::apply), but fails with [`Error::Timeout`] after `timeout`.
+    pub fn apply_timeout<M: Message>(&self, msg: M, timeout: Duration) -> Result<M::Reply>
+    where
+        W: Handles<M>,
+    {
+        self.apply_deadline(msg, Some(timeout))
+    }
+
+    fn apply_deadline<M: Message>(&self, msg: M, timeout: Option<Duration>) -> Result<M::Reply>
+    where
+        W: Handles<M>,
+    {
         let mut run = Run::<W, M>::new(self, Box::new(std::iter::once(msg)), 1)?;
+        run.set_timeout(timeout);
         match run.next_chunk() {
             Some(Ok((_, mut v))) if v.len() == 1 => Ok(v.remove(0)),
             Some(Err(e)) => Err(e),
@@ -399,20 +443,18 @@ impl<W: Dispatch> Pool<W> {
 }
 
 fn wait_exited(mb: &Mailbox) {
-    while mb.state() != STATE_EXITED {
+    while mb.state() != STATE_EXITED && !mb.is_lost() {
         crate::process::fork::reap();
+        crate::mailbox::probe_runtime();
         mb.wait_state_change(mb.state(), LIVENESS_SLICE);
     }
 }
 
 fn terminate(workers: &mut Vec<Worker>) {
     for w in workers.iter() {
-        let pid = w.mb.pid();
-        if pid != 0 && w.mb.state() != STATE_EXITED {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if w.mb.state() != STATE_EXITED {
+            // Through the process that started it, never by the pid in shared memory.
+            crate::process::fork::kill_consumer(w.mb.id());
         }
     }
     for w in workers.drain(..) {
@@ -479,9 +521,15 @@ struct Run<W, M: Message> {
     pipe: Pipeline,
     outstanding: HashMap<u64, Outstanding>,
     in_flight: Vec<usize>,
+    /// When the whole call must have finished, and the timeout it came from.
+    deadline: Option<(Instant, Duration)>,
 }
 
 impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
+    fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.deadline = timeout.and_then(|t| Some((Instant::now().checked_add(t)?, t)));
+    }
+
     fn new(pool: &Pool<W>, items: Box<dyn Iterator<Item = M>>, chunk: usize) -> Result<Self> {
         pool.check_open()?;
         let n = pool.processes();
@@ -500,6 +548,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             pipe,
             outstanding: HashMap::new(),
             in_flight: vec![0; n],
+            deadline: None,
         })
     }
 
@@ -573,7 +622,10 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                     self.outstanding.insert(corr, o);
                     return Ok(());
                 }
-                Err(SendFail::Timeout | SendFail::Full | SendFail::Dead) => self.pool.maintain(),
+                Err(SendFail::Timeout | SendFail::Full | SendFail::Dead | SendFail::Corrupt) => {
+                    self.pool.maintain()
+                }
+                Err(SendFail::Lost) => return Err(Error::RuntimeLost),
                 Err(SendFail::TooLarge) => {
                     return Err(Error::Runtime(
                         "a chunk exceeds the worker's maximum frame size; use a smaller chunksize"
@@ -587,6 +639,11 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
     /// The next finished chunk: its first index and results.
     fn next_chunk(&mut self) -> Option<Result<(usize, Vec<M::Reply>)>> {
         loop {
+            if let Some((at, timeout)) = self.deadline {
+                if Instant::now() >= at {
+                    return Some(Err(Error::Timeout(timeout)));
+                }
+            }
             if let Err(e) = self.pump() {
                 return Some(Err(e));
             }
@@ -624,8 +681,13 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 continue;
             }
             self.pool.maintain();
-            let Some((corr, reply)) = self.pipe.recv(Wait::from_timeout(Some(LIVENESS_SLICE)))
-            else {
+            let slice = match self.deadline {
+                Some((at, _)) => at
+                    .saturating_duration_since(Instant::now())
+                    .min(LIVENESS_SLICE),
+                None => LIVENESS_SLICE,
+            };
+            let Some((corr, reply)) = self.pipe.recv(Wait::from_timeout(Some(slice))) else {
                 continue;
             };
             let Some(o) = self.outstanding.remove(&corr) else {
@@ -669,6 +731,11 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             Err(ReplyFailure::Rejected(source)) => Some(Err(Error::Rejected {
                 actor: self.pool.shared.name.to_string(),
                 source,
+            })),
+            Err(ReplyFailure::TooLarge { len, max }) => Some(Err(Error::ReplyTooLarge {
+                actor: self.pool.shared.name.to_string(),
+                len,
+                max,
             })),
         }
     }

@@ -33,6 +33,9 @@ pub enum Exit {
     /// A supervisor shut itself down, with this reason (for instance because the restart
     /// intensity was reached). Not an abnormal exit for restart purposes, as in OTP.
     Shutdown(String),
+    /// The runtime was lost: its zygote died, and every actor in it with it. No exit
+    /// record of the actor itself could be trusted after that.
+    RuntimeLost,
 }
 
 impl Exit {
@@ -40,6 +43,15 @@ impl Exit {
     /// `Transient` child is not restarted after, and that links do not propagate.
     pub fn is_clean(&self) -> bool {
         matches!(self, Exit::Normal | Exit::Stopped | Exit::Shutdown(_))
+    }
+
+    /// The exit a wait status alone tells (when no record in the mailbox can be read).
+    pub(crate) fn from_wait(signal: Option<i32>, status: i32) -> Exit {
+        match signal {
+            Some(sig) => Exit::Signaled(sig),
+            None if status == 0 => Exit::Normal,
+            None => Exit::Failed(format!("process exited with status {status}")),
+        }
     }
 
     pub(crate) fn from_raw(raw: RawExit) -> Exit {
@@ -71,6 +83,7 @@ impl std::fmt::Display for Exit {
             },
             Exit::Failed(why) => write!(f, "failed: {why}"),
             Exit::Shutdown(why) => write!(f, "shut down: {why}"),
+            Exit::RuntimeLost => f.write_str("lost with its runtime (the zygote died)"),
         }
     }
 }

@@ -35,6 +35,13 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((pid, mailbox.clone()));
+            // Our own unreaped child, so its pid is its own: hand the zygote a pidfd, so
+            // that other processes can signal it through the zygote (never by a pid
+            // read from the mailbox).
+            let adopted = super::pidfd_to_zygote(mailbox.id(), pid.as_raw() as u32);
+            if let Err(e) = adopted {
+                tracing::warn!(pid = pid.as_raw(), error = %e, "the zygote cannot signal this fork child for other processes");
+            }
             Ok(pid.as_raw() as u32)
         }
         Forked::Child => {
@@ -61,18 +68,26 @@ pub fn has_children() -> bool {
 
 /// Reaps fork children that have exited and publishes their exits.
 pub fn reap() {
-    let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-    if children.is_empty() {
-        return;
+    let mut exited = Vec::new();
+    {
+        let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        if children.is_empty() {
+            return;
+        }
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        children.retain(|(pid, mb)| {
+            let (signal, status) = match waitid(Id::Pid(*pid), flags) {
+                Ok(WaitStatus::Exited(_, code)) => (None, code),
+                Ok(WaitStatus::Signaled(_, sig, _)) => (Some(sig as i32), 0),
+                Ok(_) => return true,
+                Err(_) => (None, 0),
+            };
+            exited.push((*pid, mb.clone(), signal, status));
+            false
+        });
     }
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    children.retain(|(pid, mb)| {
-        let (signal, status) = match waitid(Id::Pid(*pid), flags) {
-            Ok(WaitStatus::Exited(_, code)) => (None, code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => (Some(sig as i32), 0),
-            Ok(_) => return true,
-            Err(_) => (None, 0),
-        };
+    for (pid, mb, signal, status) in exited {
+        // Still a zombie (WNOWAIT): its pid is not recycled while the exit is published.
         if let Some(rt) = super::runtime::current() {
             super::forkserver::publish(
                 rt.dir(),
@@ -81,9 +96,44 @@ pub fn reap() {
                 signal,
                 status,
                 false,
+                &kill_consumer,
             );
         }
-        let _ = waitpid(*pid, None);
-        false
-    });
+        let _ = waitpid(pid, None);
+    }
+}
+
+/// Whether a fork child of this process, not reaped yet, consumes `mailbox`.
+pub fn is_child(mailbox: u64) -> bool {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .any(|(_, mb)| mb.id() == mailbox)
+}
+
+/// Signals the fork child of this process that consumes `mailbox`; `false` if none does.
+/// The child is not reaped while it is listed, so its pid is still its own.
+pub fn signal_child(mailbox: u64, signal: Signal) -> bool {
+    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    match children.iter().find(|(_, mb)| mb.id() == mailbox) {
+        Some((pid, _)) => nix::sys::signal::kill(*pid, signal).is_ok(),
+        None => false,
+    }
+}
+
+/// Kills the consumer of `mailbox`: a fork child of this process, or through the zygote.
+pub fn kill_consumer(mailbox: u64) -> bool {
+    signal_child(mailbox, Signal::SIGKILL) || super::signal_consumer(mailbox, Signal::SIGKILL)
+}
+
+/// Kills every fork child of this process (its runtime was lost) and reaps them.
+pub fn kill_all() {
+    let children = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
+    for (pid, _) in &children {
+        let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
+    }
+    for (pid, _) in children {
+        let _ = waitpid(pid, None);
+    }
 }

@@ -29,10 +29,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use super::bootstrap::{run_child, ChildBoot};
 use crate::error::{Error, Result};
 use crate::mailbox::{remove_inboxes_of, Mailbox};
+use crate::os::pidfd::PidFd;
 use crate::os::proc::{
     close_fds_except, die_with_parent, exit_now, fork, inherit_fd, reset_signals,
     take_inherited_fd, Forked,
@@ -43,17 +45,58 @@ use crate::wire::{FrameHeader, FrameKind};
 
 /// A request to the zygote.
 #[derive(Debug, Serialize, Deserialize)]
-struct SpawnRequest {
-    boot: ChildBoot,
-    /// Re-execute the binary in the child (`spawn` start method).
-    exec: bool,
+enum Request {
+    /// Start an actor.
+    Spawn {
+        boot: ChildBoot,
+        /// Re-execute the binary in the child (`spawn` start method).
+        exec: bool,
+    },
+    /// Signal the process that consumes this mailbox, if the zygote started it and it
+    /// still runs. The zygote signals its own unreaped child, never a pid from memory
+    /// that others can write.
+    Signal { mailbox: u64, signal: i32 },
+    /// What the zygote knows of the consumer of this mailbox.
+    Status { mailbox: u64 },
+    /// A process forked an actor itself (`fork` start method): it hands the zygote a
+    /// pidfd of it (attached with `SCM_RIGHTS`), so any process can signal that actor
+    /// through the zygote.
+    Adopt { mailbox: u64, pid: u32 },
 }
 
 /// The zygote's answer.
 #[derive(Debug, Serialize, Deserialize)]
-enum SpawnReply {
-    Spawned { pid: u32 },
-    Failed { message: String },
+enum Reply {
+    Spawned {
+        pid: u32,
+    },
+    Failed {
+        message: String,
+    },
+    /// `Signal`: the process was signalled (`true`) or no process of the zygote's
+    /// consumes that mailbox now (`false`).
+    Signalled(bool),
+    Status(ConsumerStatus),
+}
+
+/// The zygote's own record of a mailbox's consumer, kept apart from the mailbox file (so
+/// a file that was written over cannot hide an exit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConsumerStatus {
+    /// A process started by the zygote consumes it now.
+    Running {
+        /// Its pid.
+        pid: u32,
+    },
+    /// Its last consumer exited like this, and none runs now.
+    Exited {
+        /// The pid that exited.
+        pid: u32,
+        /// How.
+        exit: Exit,
+    },
+    /// The zygote started no consumer for it (or forgot it: the record is bounded).
+    Unknown,
 }
 
 const MAX_REQUEST: u32 = 1 << 30;
@@ -69,6 +112,29 @@ fn write_msg<T: Serialize>(conn: &mut UnixStream, msg: &T) -> io::Result<()> {
 fn read_msg<T: serde::de::DeserializeOwned>(conn: &mut UnixStream) -> io::Result<T> {
     let mut len = [0u8; 4];
     conn.read_exact(&mut len)?;
+    read_body(conn, len)
+}
+
+/// Reads a request and the fd attached to it, if any (`SCM_RIGHTS` arrives with the
+/// first byte of the message that carried it).
+fn read_request(conn: &mut UnixStream) -> io::Result<(Request, Option<OwnedFd>)> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    let mut fd = None;
+    while got < 4 {
+        let (n, passed) = crate::os::fdpass::recv_with_fd(conn, &mut len[got..])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+        if fd.is_none() {
+            fd = passed;
+        }
+    }
+    Ok((read_body(conn, len)?, fd))
+}
+
+fn read_body<T: serde::de::DeserializeOwned>(conn: &mut UnixStream, len: [u8; 4]) -> io::Result<T> {
     let len = u32::from_le_bytes(len);
     if len > MAX_REQUEST {
         return Err(io::Error::new(
@@ -87,6 +153,8 @@ pub struct ZygoteClient {
     conn: UnixStream,
     /// Only the root holds this: the zygote is its child.
     process: Option<std::process::Child>,
+    /// The root's pidfd of the zygote, opened while it was an unreaped child.
+    pidfd: Option<PidFd>,
 }
 
 impl ZygoteClient {
@@ -108,10 +176,14 @@ impl ZygoteClient {
             .spawn()
             .map_err(|e| Error::io("cannot start the zygote (re-executing this binary)", e))?;
         drop(theirs);
-        tracing::debug!(pid = process.id(), dir = %dir.display(), "zygote started");
+        // Our own child, not reaped: its pid cannot have been recycled yet.
+        let pidfd = PidFd::open(process.id())
+            .map_err(|e| Error::io("cannot open a pidfd for the zygote", e))?;
+        tracing::debug!(pid = pidfd.pid(), dir = %dir.display(), "zygote started");
         Ok(ZygoteClient {
             conn: ours,
             process: Some(process),
+            pidfd: Some(pidfd),
         })
     }
 
@@ -122,16 +194,97 @@ impl ZygoteClient {
         Ok(ZygoteClient {
             conn,
             process: None,
+            pidfd: None,
         })
+    }
+
+    fn request(&mut self, req: &Request) -> Result<Reply> {
+        let io_err = |e| Error::io("the zygote did not answer (did it die?)", e);
+        write_msg(&mut self.conn, req).map_err(io_err)?;
+        read_msg(&mut self.conn).map_err(io_err)
     }
 
     /// Asks the zygote to start an actor; returns its pid.
     pub fn spawn(&mut self, boot: ChildBoot, exec: bool) -> Result<u32> {
-        let io_err = |e| Error::io("the zygote did not answer (did it die?)", e);
-        write_msg(&mut self.conn, &SpawnRequest { boot, exec }).map_err(io_err)?;
+        match self.request(&Request::Spawn { boot, exec })? {
+            Reply::Spawned { pid } => Ok(pid),
+            Reply::Failed { message } => Err(Error::Runtime(message)),
+            other => Err(Error::Runtime(format!("unexpected zygote reply {other:?}"))),
+        }
+    }
+
+    /// Asks the zygote to signal the consumer of `mailbox`; `false` if none of its
+    /// processes consumes it now.
+    pub fn signal(&mut self, mailbox: u64, signal: Signal) -> Result<bool> {
+        match self.request(&Request::Signal {
+            mailbox,
+            signal: signal as i32,
+        })? {
+            Reply::Signalled(done) => Ok(done),
+            other => Err(Error::Runtime(format!("unexpected zygote reply {other:?}"))),
+        }
+    }
+
+    /// Hands the zygote a pidfd of an actor this process forked itself, so that any
+    /// process can signal it through the zygote.
+    pub fn adopt(&mut self, mailbox: u64, pidfd: &PidFd) -> Result<()> {
+        let io_err = |e| Error::io("cannot hand the zygote a pidfd (did it die?)", e);
+        let mut buf = vec![0u8; 4];
+        crate::wire::encode_body(
+            &Request::Adopt {
+                mailbox,
+                pid: pidfd.pid(),
+            },
+            &mut buf,
+        )
+        .map_err(|e| Error::io("cannot encode a zygote request", io::Error::other(e)))?;
+        let len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&len.to_le_bytes());
+        crate::os::fdpass::send_with_fd(&self.conn, &buf, pidfd.as_fd()).map_err(io_err)?;
         match read_msg(&mut self.conn).map_err(io_err)? {
-            SpawnReply::Spawned { pid } => Ok(pid),
-            SpawnReply::Failed { message } => Err(Error::Runtime(message)),
+            Reply::Signalled(_) => Ok(()),
+            other => Err(Error::Runtime(format!("unexpected zygote reply {other:?}"))),
+        }
+    }
+
+    /// The zygote's own record of the consumer of `mailbox`.
+    pub fn status(&mut self, mailbox: u64) -> Result<ConsumerStatus> {
+        match self.request(&Request::Status { mailbox })? {
+            Reply::Status(s) => Ok(s),
+            other => Err(Error::Runtime(format!("unexpected zygote reply {other:?}"))),
+        }
+    }
+
+    /// Whether the zygote is dead (root only: its pidfd is readable, or its socket hung
+    /// up). Never waits.
+    pub fn is_dead(&self) -> bool {
+        let Some(pidfd) = &self.pidfd else {
+            return false;
+        };
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.conn.as_fd(), PollFlags::empty()),
+        ];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => fds.iter().any(|f| {
+                f.revents().is_some_and(|r| {
+                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+                })
+            }),
+            _ => false,
+        }
+    }
+
+    /// The zygote's pid (root only; for logs and tests).
+    pub fn pid(&self) -> Option<u32> {
+        self.pidfd.as_ref().map(PidFd::pid)
+    }
+
+    /// Reaps the (dead) zygote (root only).
+    pub fn reap(self) {
+        if let Some(mut p) = self.process {
+            let _ = p.kill();
+            let _ = p.wait();
         }
     }
 
@@ -150,11 +303,22 @@ struct Zygote {
     dir: PathBuf,
     me: Pid,
     children: HashMap<i32, ChildRecord>,
+    /// The last exit of each mailbox's consumer, kept by the zygote itself (bounded).
+    exits: HashMap<u64, (u32, Exit)>,
+    /// Pidfds of actors that other processes forked (`fork` start method), by mailbox.
+    foreign: HashMap<u64, PidFd>,
 }
+
+/// Exit records kept for mailboxes that have no running consumer.
+const EXIT_RECORDS: usize = 8192;
 
 /// What the zygote knows of each actor it started.
 struct ChildRecord {
     mailbox: u64,
+    /// The zygote's own mapping of the mailbox, taken when the actor was started (while
+    /// the file was known good): its exit is published through it even if the file's
+    /// header is written over later.
+    mb: Option<Arc<Mailbox>>,
     /// The process that asked for it: its logical parent. When the parent dies, the
     /// child is killed (no orphans, whatever the start method or the parent's death).
     parent: i32,
@@ -173,9 +337,32 @@ pub fn zygote_main(control_fd: i32, dir: PathBuf) -> ! {
     }
 }
 
+/// Starts the janitor: a tiny process that waits for the zygote to end, however it ends,
+/// and then removes the runtime directory. A zygote that dies by SIGKILL cannot clean up
+/// after itself; the janitor does, even while the root is idle.
+fn start_janitor(dir: &Path) -> io::Result<OwnedFd> {
+    let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
+    match fork()? {
+        Forked::Parent(_) => {
+            drop(read_end);
+            Ok(write_end)
+        }
+        Forked::Child => {
+            close_fds_except(&[read_end.as_raw_fd()]);
+            let mut byte = [0u8; 1];
+            let mut pipe = std::fs::File::from(read_end);
+            // Returns (EOF) when the zygote's end closes: it exited or was killed.
+            let _ = pipe.read(&mut byte);
+            let _ = std::fs::remove_dir_all(dir);
+            exit_now(0)
+        }
+    }
+}
+
 fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
     let mut control = UnixStream::from(take_inherited_fd(control_fd)?);
     crate::os::proc::ignore_group_signals();
+    let janitor = start_janitor(&dir)?;
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     mask.thread_block().map_err(io::Error::from)?;
@@ -187,6 +374,8 @@ fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
         dir,
         me: nix::unistd::getpid(),
         children: HashMap::new(),
+        exits: HashMap::new(),
+        foreign: HashMap::new(),
     };
     let mut conns: Vec<UnixStream> = Vec::new();
     tracing::debug!(pid = z.me.as_raw(), "zygote ready");
@@ -221,6 +410,7 @@ fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
         if control_ready && z.handle(&mut control).is_err() {
             // The root is gone (EOF) or broken: take the whole runtime down.
             z.shutdown();
+            drop(janitor);
             return Ok(());
         }
         for i in ready_conns.into_iter().rev() {
@@ -233,6 +423,7 @@ fn serve(control_fd: i32, dir: PathBuf) -> io::Result<()> {
                 if peer_is_us(&conn) {
                     let _ = conn.set_nonblocking(false);
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                    let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
                     conns.push(conn);
                 } else {
                     tracing::warn!("refused a zygote connection from another user");
@@ -256,29 +447,84 @@ fn peer_is_us(conn: &UnixStream) -> bool {
 
 impl Zygote {
     fn handle(&mut self, conn: &mut UnixStream) -> io::Result<()> {
-        let req: SpawnRequest = read_msg(conn)?;
-        let mailbox = req.boot.mailbox_id;
-        let parent = peer_pid(conn);
-        let reply = match self.fork_child(req) {
+        let (request, fd) = read_request(conn)?;
+        let reply = match request {
+            Request::Adopt { mailbox, pid } => {
+                let Some(fd) = fd else {
+                    return write_msg(conn, &Reply::Signalled(false));
+                };
+                self.foreign.retain(|_, p| !p.has_exited());
+                self.foreign.insert(mailbox, PidFd::from_received(fd, pid));
+                Reply::Signalled(true)
+            }
+            Request::Spawn { boot, exec } => self.spawn(boot, exec, peer_pid(conn)),
+            Request::Signal { mailbox, signal } => {
+                let sig = Signal::try_from(signal).ok();
+                Reply::Signalled(sig.is_some_and(|sig| self.signal_mailbox(mailbox, sig)))
+            }
+            Request::Status { mailbox } => Reply::Status(self.status(mailbox)),
+        };
+        write_msg(conn, &reply)
+    }
+
+    fn spawn(&mut self, boot: ChildBoot, exec: bool, parent: i32) -> Reply {
+        let mailbox = boot.mailbox_id;
+        // Map the mailbox now, while it is known good (its creator just made it).
+        let mb = Mailbox::open(&self.dir, mailbox).ok();
+        match self.fork_child(boot, exec) {
             Ok(pid) => {
                 self.children.insert(
                     pid,
                     ChildRecord {
                         mailbox,
+                        mb,
                         parent,
                         orphaned: false,
                     },
                 );
-                SpawnReply::Spawned { pid: pid as u32 }
+                Reply::Spawned { pid: pid as u32 }
             }
-            Err(e) => SpawnReply::Failed {
+            Err(e) => Reply::Failed {
                 message: format!("the zygote could not fork: {e}"),
             },
-        };
-        write_msg(conn, &reply)
+        }
     }
 
-    fn fork_child(&self, req: SpawnRequest) -> io::Result<i32> {
+    /// The running child that consumes `mailbox`, if any.
+    fn consumer_of(&self, mailbox: u64) -> Option<i32> {
+        self.children
+            .iter()
+            .find(|(_, r)| r.mailbox == mailbox)
+            .map(|(&pid, _)| pid)
+    }
+
+    /// Signals the consumer of `mailbox`: our own child, not reaped yet (reaping happens
+    /// on this same thread), so its pid cannot have been recycled.
+    fn signal_mailbox(&self, mailbox: u64, sig: Signal) -> bool {
+        match self.consumer_of(mailbox) {
+            Some(pid) => kill(Pid::from_raw(pid), sig).is_ok(),
+            // An actor another process forked: through the pidfd it handed us.
+            None => self
+                .foreign
+                .get(&mailbox)
+                .is_some_and(|p| !p.has_exited() && p.signal(sig).is_ok()),
+        }
+    }
+
+    fn status(&self, mailbox: u64) -> ConsumerStatus {
+        if let Some(pid) = self.consumer_of(mailbox) {
+            return ConsumerStatus::Running { pid: pid as u32 };
+        }
+        match self.exits.get(&mailbox) {
+            Some((pid, exit)) => ConsumerStatus::Exited {
+                pid: *pid,
+                exit: exit.clone(),
+            },
+            None => ConsumerStatus::Unknown,
+        }
+    }
+
+    fn fork_child(&self, boot: ChildBoot, exec: bool) -> io::Result<i32> {
         match fork()? {
             Forked::Parent(pid) => Ok(pid.as_raw()),
             Forked::Child => {
@@ -287,10 +533,10 @@ impl Zygote {
                 if die_with_parent(Signal::SIGKILL, self.me).is_err() {
                     exit_now(1);
                 }
-                if req.exec {
-                    exec_actor(&req.boot)
+                if exec {
+                    exec_actor(&boot)
                 } else {
-                    run_child(req.boot)
+                    run_child(boot)
                 }
             }
         }
@@ -308,14 +554,24 @@ impl Zygote {
             // The pid stays reserved (a zombie) until the waitpid below, so nobody can
             // signal a recycled pid while the exit is being published.
             if let Some(rec) = self.children.remove(&pid.as_raw()) {
-                publish(
-                    &self.dir,
-                    rec.mailbox,
-                    pid.as_raw() as u32,
-                    signal,
-                    status,
-                    rec.orphaned,
-                );
+                let exit = {
+                    let kill_consumer =
+                        |mailbox: u64| self.signal_mailbox(mailbox, Signal::SIGKILL);
+                    publish_with(
+                        &self.dir,
+                        rec.mailbox,
+                        rec.mb.as_deref(),
+                        pid.as_raw() as u32,
+                        signal,
+                        status,
+                        rec.orphaned,
+                        &kill_consumer,
+                    )
+                };
+                if self.exits.len() >= EXIT_RECORDS {
+                    self.exits.clear();
+                }
+                self.exits.insert(rec.mailbox, (pid.as_raw() as u32, exit));
             }
             let _ = waitpid(pid, None);
             self.kill_children_of(pid.as_raw());
@@ -344,7 +600,8 @@ impl Zygote {
 
 /// Records a reaped child's exit in its mailbox, removes what it leaves behind, and tells
 /// its watchers. `orphaned`: its logical parent is gone, so even a supervised mailbox
-/// will see no further incarnation.
+/// will see no further incarnation. `kill_consumer` kills the consumer of a mailbox
+/// (for links) without reading any pid from shared memory.
 pub fn publish(
     dir: &Path,
     mailbox_id: u64,
@@ -352,18 +609,59 @@ pub fn publish(
     signal: Option<i32>,
     status: i32,
     orphaned: bool,
-) {
+    kill_consumer: &dyn Fn(u64) -> bool,
+) -> Exit {
+    publish_with(
+        dir,
+        mailbox_id,
+        None,
+        pid,
+        signal,
+        status,
+        orphaned,
+        kill_consumer,
+    )
+}
+
+/// [`publish`], through `mapped` if the caller already maps the mailbox.
+#[allow(clippy::too_many_arguments)]
+fn publish_with(
+    dir: &Path,
+    mailbox_id: u64,
+    mapped: Option<&Mailbox>,
+    pid: u32,
+    signal: Option<i32>,
+    status: i32,
+    orphaned: bool,
+    kill_consumer: &dyn Fn(u64) -> bool,
+) -> Exit {
     // Files first, exit second: whoever join() wakes must find nothing left behind.
     remove_inboxes_of(dir, pid);
-    let Ok(mb) = Mailbox::open(dir, mailbox_id) else {
-        return;
+    let opened;
+    let mb = match mapped {
+        Some(mb) => mb,
+        None => match Mailbox::open(dir, mailbox_id) {
+            Ok(mb) => {
+                opened = mb;
+                &*opened
+            }
+            Err(e) => {
+                tracing::error!(mailbox = format_args!("{mailbox_id:016x}"), pid, error = %e, "an actor exited but its mailbox cannot be mapped to record it");
+                return Exit::from_wait(signal, status);
+            }
+        },
     };
-    if orphaned {
+    // A child whose supervisor died keeps its mailbox if that mailbox belongs to a place
+    // in the tree and the supervisor may come back (it is not final): the supervisor's
+    // next incarnation adopts it, with everything queued in it.
+    let kept_for_adoption = orphaned && crate::mailbox::is_tree_id(mailbox_id) && !mb.is_final();
+    if orphaned && !kept_for_adoption {
         mb.set_supervised(false);
     }
     if !mb.is_supervised() {
         mb.unlink();
         super::names::release_names_of(dir, mailbox_id);
+        crate::mailbox::finalize_tree(dir, mailbox_id);
     }
     // Take the watchers before the exit is visible: a supervisor that sees the exit may
     // restart the actor and register itself again at once, and that new registration
@@ -376,17 +674,20 @@ pub fn publish(
     } else {
         tracing::warn!(actor = mb.actor_name(), pid, %exit, "actor exited");
     }
-    notify_watchers(dir, &mb, watchers, pid, &exit);
+    notify_watchers(dir, mb, watchers, pid, &exit, kill_consumer);
+    exit
 }
 
 /// Delivers `Down` to monitors; kills linked actors after an abnormal exit, or sends
-/// them `Exited` if they trap exits.
+/// them `Exited` if they trap exits. A linked actor is killed through `kill_consumer`,
+/// which finds its process by its mailbox in the killer's own records.
 pub fn notify_watchers(
     dir: &Path,
     mb: &Mailbox,
     watchers: Vec<(u64, bool)>,
     pid: u32,
     exit: &Exit,
+    kill_consumer: &dyn Fn(u64) -> bool,
 ) {
     for (watcher_id, link) in watchers {
         let Ok(watcher) = Mailbox::open(dir, watcher_id) else {
@@ -409,7 +710,7 @@ pub fn notify_watchers(
                     exit: exit.clone(),
                 };
                 send_notice(&watcher, EXITED_TAG, &exited);
-            } else if watcher.state() == crate::mailbox::STATE_RUNNING && watcher.pid() != 0 {
+            } else if watcher.state() == crate::mailbox::STATE_RUNNING {
                 watcher.record_exit(
                     crate::mailbox::ExitKind::Linked,
                     0,
@@ -418,7 +719,7 @@ pub fn notify_watchers(
                         mb.actor_name()
                     ),
                 );
-                let _ = kill(Pid::from_raw(watcher.pid() as i32), Signal::SIGKILL);
+                kill_consumer(watcher_id);
             }
         }
     }

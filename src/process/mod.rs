@@ -115,6 +115,9 @@ pub struct SpawnOptions {
     pub(crate) supervised: bool,
     /// A mailbox to notify (with `Down`) when the actor exits, registered before it starts.
     pub(crate) watcher: Option<u64>,
+    /// Set by a supervisor: the mailbox id of this child's place in the tree (adopted if
+    /// an earlier incarnation of the supervisor created it).
+    pub(crate) tree_id: Option<u64>,
 }
 
 impl SpawnOptions {
@@ -180,15 +183,42 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
     crate::os::boot::keep_hook_linked();
     let rt = runtime::get()?;
     fork::reap();
-    let mb = Mailbox::create(rt.dir(), &opts.mailbox, name, false)
-        .map_err(|e| Error::io("cannot create the actor's mailbox", e))?;
+    let (mb, adopted) = match opts.tree_id {
+        Some(id) => Mailbox::create_or_adopt(rt.dir(), id, &opts.mailbox, name),
+        None => Mailbox::create(rt.dir(), &opts.mailbox, name, false).map(|mb| (mb, false)),
+    }
+    .map_err(|e| Error::io("cannot create the actor's mailbox", e))?;
+    if adopted {
+        // Its previous consumer was killed with the previous incarnation of its
+        // supervisor; wait until it has been reaped, then continue from its queue.
+        let timeout = opts.start_timeout.unwrap_or(DEFAULT_START_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        while mb.state() != STATE_EXITED && mb.state() != crate::mailbox::STATE_STARTING {
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(timeout));
+            }
+            fork::reap();
+            mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+        }
+        tracing::info!(
+            actor = name,
+            mailbox = format_args!("{:016x}", mb.id()),
+            queued = mb.queued(),
+            "adopting the mailbox of this place in the tree"
+        );
+        if mb.state() == STATE_EXITED {
+            mb.reset_for_restart();
+        }
+    }
     mb.set_daemon(opts.daemon);
     mb.set_supervised(opts.supervised);
     if let Some(w) = opts.watcher {
         mb.add_watcher(w, false);
     }
     if let Err(e) = start_on(&mb, name, args, opts) {
-        mb.unlink();
+        if !adopted {
+            mb.unlink();
+        }
         return Err(e);
     }
     if !opts.daemon && !opts.supervised {
@@ -244,14 +274,15 @@ pub(crate) fn start_on(
                     exit: Exit::from_raw(raw),
                 });
             }
+            _ if mb.is_lost() => return Err(Error::RuntimeLost),
             _ if Instant::now() >= deadline => {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                fork::kill_consumer(mb.id());
                 return Err(Error::Timeout(timeout));
             }
-            _ => fork::reap(),
+            _ => {
+                fork::reap();
+                crate::mailbox::probe_runtime();
+            }
         }
     }
     tracing::info!(
@@ -262,6 +293,57 @@ pub(crate) fn start_on(
         "actor spawned"
     );
     Ok(())
+}
+
+/// Asks the zygote to signal the consumer of `mailbox`; `false` if no process of the
+/// zygote's consumes it now (or the zygote cannot be reached).
+pub(crate) fn signal_consumer(mailbox: u64, signal: nix::sys::signal::Signal) -> bool {
+    let Some(rt) = runtime::current() else {
+        return false;
+    };
+    let Ok(mut guard) = rt.zygote() else {
+        return false;
+    };
+    guard
+        .as_mut()
+        .is_some_and(|z| z.signal(mailbox, signal).unwrap_or(false))
+}
+
+/// Hands the zygote a pidfd of `pid`, a child this process just forked for `mailbox`.
+pub(crate) fn pidfd_to_zygote(mailbox: u64, pid: u32) -> Result<()> {
+    let pidfd = crate::os::pidfd::PidFd::open(pid)
+        .map_err(|e| Error::io("cannot open a pidfd of the fork child", e))?;
+    let rt = runtime::get()?;
+    let mut guard = rt.zygote()?;
+    match guard.as_mut() {
+        Some(z) => z.adopt(mailbox, &pidfd),
+        None => Err(Error::Runtime("no zygote connection".into())),
+    }
+}
+
+/// The zygote's own record of the consumer of `mailbox` (`Unknown` if it cannot say).
+pub(crate) fn consumer_status(mailbox: u64) -> forkserver::ConsumerStatus {
+    let Some(rt) = runtime::current() else {
+        return forkserver::ConsumerStatus::Unknown;
+    };
+    let Ok(mut guard) = rt.zygote() else {
+        return forkserver::ConsumerStatus::Unknown;
+    };
+    guard
+        .as_mut()
+        .and_then(|z| z.status(mailbox).ok())
+        .unwrap_or(forkserver::ConsumerStatus::Unknown)
+}
+
+/// Whether no process consumes `mb` any more, by the records of the processes that start
+/// actors (this one's fork children, the zygote's children), whatever the mailbox file
+/// says: it may have been written over.
+pub(crate) fn consumer_gone(mb: &Mailbox) -> bool {
+    !fork::is_child(mb.id())
+        && !matches!(
+            consumer_status(mb.id()),
+            forkserver::ConsumerStatus::Running { .. }
+        )
 }
 
 /// Non-daemon actors spawned by this process, which it waits for before it exits.
@@ -290,9 +372,17 @@ pub(crate) fn join_non_daemons() {
         "waiting for non-daemon actors to end"
     );
     for mb in waiting {
+        let mut slices = 0u32;
         while !mb.is_gone() {
             fork::reap();
+            crate::mailbox::probe_runtime();
+            // The mailbox file can be written over: at once, then now and then, ask the
+            // zygote, which keeps its own record, whether anything still consumes it.
+            if slices % 16 == 0 && consumer_gone(&mb) {
+                break;
+            }
             mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+            slices += 1;
         }
     }
 }

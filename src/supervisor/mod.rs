@@ -76,6 +76,27 @@
 //! mailbox removed and its names released; a send to it then fails with
 //! [`TellError::Dead`](crate::TellError::Dead).
 //!
+//! # The mailbox survives its supervisor's death too
+//! A static child's mailbox belongs to **its place in the tree** — the path of child ids
+//! from the root supervisor — not to its supervisor's process: its id is derived from the
+//! supervisor's own (stable) address and the child's id ([`tree_id`](crate::mailbox::tree_id)).
+//! When a supervisor dies (even by SIGKILL), its children die with it (no orphans), but
+//! their mailboxes are kept; when the supervisor's own supervisor restarts it, the new
+//! incarnation **adopts** each child's mailbox again and starts the child on it. So refs to
+//! the children stay valid, and messages accepted before or during the outage are
+//! delivered, under the same at-most-once / at-least-once rule as a worker restart (only
+//! the message in flight in a killed child is decided by its `REDELIVER`). Measured: 20
+//! SIGKILLs of a middle supervisor under 4 senders × 5,000 at-least-once tells lose 0
+//! (`tests/supervisor_death.rs`).
+//!
+//! When the ancestor that holds them is gone **for good** — an unsupervised (root)
+//! supervisor that dies, or one whose own supervisor gives up or terminates it — the
+//! mailboxes of its whole subtree are closed: they are removed, a `tell` to them fails
+//! with `TellError::Dead`, and pending asks fail with `ActorDied`; their queued messages
+//! are dropped. Up to the root: the root supervisor is started by `main` and has no
+//! supervisor, so its death closes the whole tree. `Dynamic` children are not adopted (as
+//! in OTP, a restarted `simple_one_for_one` supervisor starts with no children).
+//!
 //! # Links, monitors, daemons
 //! - [`Context::monitor`](crate::Context::monitor): when the target's process exits, for
 //!   any reason, the monitoring actor receives one [`Down`](crate::Down) `{ id, actor,

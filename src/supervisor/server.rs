@@ -270,6 +270,15 @@ impl SupervisorActor {
         }
         opts.supervised = true;
         opts.watcher = Some(me);
+        if child.mailbox.is_none() && self.cfg.strategy != Strategy::Dynamic {
+            // The mailbox belongs to this place in the tree, not to this process: a next
+            // incarnation of this supervisor adopts it, with what is queued in it.
+            let id = crate::mailbox::tree_id(me, &child.spec.id);
+            if let Some(rt) = runtime::current() {
+                crate::mailbox::record_tree_child(rt.dir(), me, id);
+            }
+            opts.tree_id = Some(id);
+        }
         let mb = match &child.mailbox {
             None => crate::process::start(&child.spec.actor, child.spec.args.clone(), &opts)?,
             Some(mb) => {
@@ -301,11 +310,9 @@ impl SupervisorActor {
         if mb.state() == STATE_EXITED {
             return;
         }
+        // Through the process that started it (the zygote), never by a pid in memory.
         let kill = || {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            fork::kill_consumer(mb.id());
         };
         // Queue the graceful stop: within the timeout, or (Infinity) for as long as the
         // child lives, however full its mailbox.
@@ -341,6 +348,7 @@ impl SupervisorActor {
             mb.unlink();
             if let Some(rt) = runtime::current() {
                 names::release_names_of(rt.dir(), mb.id());
+                crate::mailbox::finalize_tree(rt.dir(), mb.id());
             }
         }
     }
