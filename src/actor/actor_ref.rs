@@ -294,7 +294,8 @@ impl<A: Dispatch> ActorRef<A> {
         }
     }
 
-    /// The exit, if the process has ended. Every 16th slice of a wait it also asks the
+    /// The exit, if the process has ended. After one slice of a wait, and every 16th
+    /// after that, it also asks the
     /// zygote, whose own record of the exit does not depend on the mailbox file (which
     /// any process of the same user can write over).
     fn try_join(&self, slices: u32) -> Option<Exit> {
@@ -308,7 +309,7 @@ impl<A: Dispatch> ActorRef<A> {
         }
         // (While STARTING, a supervised actor may be between incarnations: the zygote's
         // record of the last one is not the end of the next.)
-        if slices > 0 && slices % 16 == 0 && self.mb.state() != crate::mailbox::STATE_STARTING {
+        if slices % 16 == 1 && self.mb.state() != crate::mailbox::STATE_STARTING {
             if let ConsumerStatus::Exited { exit, .. } =
                 crate::process::consumer_status(self.mb.id())
             {

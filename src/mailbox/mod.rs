@@ -378,29 +378,32 @@ impl Mailbox {
         for _ in 0..1000 {
             let n = COUNTER.fetch_add(1, Relaxed) as u64;
             let id = (pid << 32) | n | if inbox { INBOX_BIT } else { 0 };
-            let path = path_of(dir, id);
-            let ring = cfg.ring_size.max(4096).next_power_of_two();
-            match Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name) {
-                Ok(region) => {
-                    let generation = GENERATION.load(Relaxed);
-                    let mb = Arc::new(Mailbox {
-                        region,
-                        id,
-                        path,
-                        generation,
-                    });
-                    cache()
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, Arc::downgrade(&mb));
-                    return Ok(mb);
-                }
+            match Mailbox::create_at(dir, id, cfg, name) {
+                Ok(mb) => return Ok(mb),
                 // A file left by an earlier process that had our pid: take the next number.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
         }
         Err(io::Error::other("no free mailbox id"))
+    }
+
+    /// Creates the mailbox file for `id` (it must not exist) and caches its mapping.
+    fn create_at(dir: &Path, id: u64, cfg: &MailboxConfig, name: &str) -> io::Result<Arc<Mailbox>> {
+        let path = path_of(dir, id);
+        let ring = cfg.ring_size.max(4096).next_power_of_two();
+        let region = Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name)?;
+        let mb = Arc::new(Mailbox {
+            region,
+            id,
+            path,
+            generation: GENERATION.load(Relaxed),
+        });
+        cache()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::downgrade(&mb));
+        Ok(mb)
     }
 
     /// Creates the mailbox with the given tree id ([`tree_id`]), or maps the existing one
@@ -411,23 +414,8 @@ impl Mailbox {
         cfg: &MailboxConfig,
         name: &str,
     ) -> io::Result<(Arc<Mailbox>, bool)> {
-        let path = path_of(dir, id);
-        let ring = cfg.ring_size.max(4096).next_power_of_two();
-        match Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name) {
-            Ok(region) => {
-                let generation = GENERATION.load(Relaxed);
-                let mb = Arc::new(Mailbox {
-                    region,
-                    id,
-                    path,
-                    generation,
-                });
-                cache()
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, Arc::downgrade(&mb));
-                Ok((mb, false))
-            }
+        match Mailbox::create_at(dir, id, cfg, name) {
+            Ok(mb) => Ok((mb, false)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let mb = Mailbox::open(dir, id)?;
                 if mb.actor_name() != name {

@@ -92,6 +92,7 @@ pub fn reap() {
             super::forkserver::publish(
                 rt.dir(),
                 mb.id(),
+                Some(&mb),
                 pid.as_raw() as u32,
                 signal,
                 status,

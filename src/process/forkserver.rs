@@ -54,7 +54,8 @@ enum Request {
     },
     /// Signal the process that consumes this mailbox, if the zygote started it and it
     /// still runs. The zygote signals its own unreaped child, never a pid from memory
-    /// that others can write.
+    /// that others can write. The reply comes once the signal is sent, so `kill`
+    /// returns with the signal delivered, as `kill(2)` does.
     Signal { mailbox: u64, signal: i32 },
     /// What the zygote knows of the consumer of this mailbox.
     Status { mailbox: u64 },
@@ -214,7 +215,7 @@ impl ZygoteClient {
     }
 
     /// Asks the zygote to signal the consumer of `mailbox`; `false` if none of its
-    /// processes consumes it now.
+    /// processes (nor a fork child handed to it) consumes it now.
     pub fn signal(&mut self, mailbox: u64, signal: Signal) -> Result<bool> {
         match self.request(&Request::Signal {
             mailbox,
@@ -349,6 +350,17 @@ fn start_janitor(dir: &Path) -> io::Result<OwnedFd> {
         }
         Forked::Child => {
             close_fds_except(&[read_end.as_raw_fd()]);
+            // Hold no terminal or pipe of the program's: a reader of the program's output
+            // must see its end when the program ends.
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                for fd in 0..3 {
+                    let _ = nix::unistd::dup2(null.as_raw_fd(), fd);
+                }
+            }
             let mut byte = [0u8; 1];
             let mut pipe = std::fs::File::from(read_end);
             // Returns (EOF) when the zygote's end closes: it exited or was killed.
@@ -457,7 +469,19 @@ impl Zygote {
                 self.foreign.insert(mailbox, PidFd::from_received(fd, pid));
                 Reply::Signalled(true)
             }
-            Request::Spawn { boot, exec } => self.spawn(boot, exec, peer_pid(conn)),
+            Request::Spawn { boot, exec } => {
+                let mailbox = boot.mailbox_id;
+                let reply = self.spawn(boot, exec, peer_pid(conn));
+                write_msg(conn, &reply)?;
+                // Map the mailbox now (off the requester's critical path), while it is
+                // known good: its exit is published through this mapping.
+                if let Reply::Spawned { pid } = reply {
+                    if let Some(rec) = self.children.get_mut(&(pid as i32)) {
+                        rec.mb = Mailbox::open(&self.dir, mailbox).ok();
+                    }
+                }
+                return Ok(());
+            }
             Request::Signal { mailbox, signal } => {
                 let sig = Signal::try_from(signal).ok();
                 Reply::Signalled(sig.is_some_and(|sig| self.signal_mailbox(mailbox, sig)))
@@ -469,15 +493,13 @@ impl Zygote {
 
     fn spawn(&mut self, boot: ChildBoot, exec: bool, parent: i32) -> Reply {
         let mailbox = boot.mailbox_id;
-        // Map the mailbox now, while it is known good (its creator just made it).
-        let mb = Mailbox::open(&self.dir, mailbox).ok();
         match self.fork_child(boot, exec) {
             Ok(pid) => {
                 self.children.insert(
                     pid,
                     ChildRecord {
                         mailbox,
-                        mb,
+                        mb: None,
                         parent,
                         orphaned: false,
                     },
@@ -524,10 +546,16 @@ impl Zygote {
         }
     }
 
-    fn fork_child(&self, boot: ChildBoot, exec: bool) -> io::Result<i32> {
+    fn fork_child(&mut self, boot: ChildBoot, exec: bool) -> io::Result<i32> {
         match fork()? {
             Forked::Parent(pid) => Ok(pid.as_raw()),
             Forked::Child => {
+                // The zygote's mappings of other actors' mailboxes are not the child's
+                // business (and would keep their files' memory alive).
+                for rec in self.children.values_mut() {
+                    rec.mb = None;
+                }
+                self.foreign.clear();
                 close_fds_except(&[]);
                 reset_signals();
                 if die_with_parent(Signal::SIGKILL, self.me).is_err() {
@@ -557,7 +585,7 @@ impl Zygote {
                 let exit = {
                     let kill_consumer =
                         |mailbox: u64| self.signal_mailbox(mailbox, Signal::SIGKILL);
-                    publish_with(
+                    publish(
                         &self.dir,
                         rec.mailbox,
                         rec.mb.as_deref(),
@@ -598,34 +626,13 @@ impl Zygote {
     }
 }
 
-/// Records a reaped child's exit in its mailbox, removes what it leaves behind, and tells
-/// its watchers. `orphaned`: its logical parent is gone, so even a supervised mailbox
-/// will see no further incarnation. `kill_consumer` kills the consumer of a mailbox
-/// (for links) without reading any pid from shared memory.
-pub fn publish(
-    dir: &Path,
-    mailbox_id: u64,
-    pid: u32,
-    signal: Option<i32>,
-    status: i32,
-    orphaned: bool,
-    kill_consumer: &dyn Fn(u64) -> bool,
-) -> Exit {
-    publish_with(
-        dir,
-        mailbox_id,
-        None,
-        pid,
-        signal,
-        status,
-        orphaned,
-        kill_consumer,
-    )
-}
-
-/// [`publish`], through `mapped` if the caller already maps the mailbox.
+/// Records a reaped child's exit in its mailbox (through `mapped`, the caller's own
+/// mapping taken while the file was known good, if it has one), removes what it leaves
+/// behind, and tells its watchers. `orphaned`: its logical parent is gone, so even a
+/// supervised mailbox will see no further incarnation. `kill_consumer` kills the
+/// consumer of a mailbox (for links) without reading any pid from shared memory.
 #[allow(clippy::too_many_arguments)]
-fn publish_with(
+pub fn publish(
     dir: &Path,
     mailbox_id: u64,
     mapped: Option<&Mailbox>,

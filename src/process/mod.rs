@@ -296,7 +296,8 @@ pub(crate) fn start_on(
 }
 
 /// Asks the zygote to signal the consumer of `mailbox`; `false` if no process of the
-/// zygote's consumes it now (or the zygote cannot be reached).
+/// zygote's (nor a fork child handed to it) consumes it now, or the zygote cannot be
+/// reached. Returns once the signal is sent.
 pub(crate) fn signal_consumer(mailbox: u64, signal: nix::sys::signal::Signal) -> bool {
     let Some(rt) = runtime::current() else {
         return false;
