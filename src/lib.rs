@@ -53,6 +53,7 @@ pub mod wire;
 
 pub use actor::{
     spawn, spawn_with, Actor, ActorRef, BoxError, Context, Handler, Message, DEFAULT_ASK_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
 };
 pub use error::{Error, Result, TellError};
 pub use process::{

@@ -428,3 +428,39 @@ fn pool_apply_and_map_with_a_timeout_return_while_a_worker_is_stuck() {
     drop(arrived);
     pool.terminate();
 }
+
+#[test]
+fn a_full_joinable_queue_gives_the_item_back_at_the_put_deadline_and_counts_no_task() {
+    let q = procession::queue::JoinableQueue::<u32>::bounded(1).unwrap();
+    q.put(1).unwrap();
+    match q.put_timeout(2, Duration::from_millis(100)) {
+        Err(TellError::Timeout(2)) => {}
+        other => panic!("expected the item back at the deadline, got {other:?}"),
+    }
+    assert_eq!(q.get().unwrap(), 1);
+    q.task_done().unwrap();
+    assert!(
+        q.join_timeout(Duration::ZERO),
+        "the refused put left a task counted"
+    );
+}
+
+#[test]
+fn pool_join_timeout_returns_while_a_map_in_progress_is_stuck() {
+    let pool: Pool<PoolWorker> = Pool::new(1, PoolWorker).unwrap();
+    let gate = Gate::new();
+    let stuck = {
+        let pool = pool.clone();
+        let path = gate.path();
+        std::thread::spawn(move || pool.map_timeout(vec![Hold(path)], LONG))
+    };
+    let arrived = gate.arrival(LONG);
+    pool.close();
+    match pool.join_timeout(Duration::from_millis(200)) {
+        Err(Error::Timeout(_)) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    arrived.release();
+    assert_eq!(stuck.join().unwrap().unwrap(), vec![true]);
+    pool.join().unwrap();
+}

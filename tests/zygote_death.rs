@@ -151,6 +151,11 @@ fn zygote_death_probe() {
     if std::env::var_os("PROCESSION_TEST_ZYGOTE_PROBE").is_none() {
         return;
     }
+    use std::io::Write;
+    let target: ActorRef<Target> = procession::spawn(Target).unwrap();
+    assert_ne!(target.ask(Ping).unwrap(), 0);
+    println!("PROBE killing");
+    std::io::stdout().flush().unwrap();
     let (_target, dir, _) = target_then_kill_zygote();
     println!("PROBE killed dir={}", dir.display());
 }
@@ -177,8 +182,10 @@ fn root_exits_normally_after_its_zygote_dies_and_leaves_no_runtime_dir() {
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
         // (The harness may print "test zygote_death_probe ... " on the same line.)
-        if let Some((_, d)) = line.split_once("PROBE killed dir=") {
+        if line.ends_with("PROBE killing") {
             killed_at = Some(Instant::now());
+        }
+        if let Some((_, d)) = line.split_once("PROBE killed dir=") {
             dir = Some(PathBuf::from(d));
         }
     }
@@ -189,17 +196,18 @@ fn root_exits_normally_after_its_zygote_dies_and_leaves_no_runtime_dir() {
         panic!("the root did not exit after its zygote died");
     }
     let status = child.wait().unwrap();
+    let exited = killed_at.map(|t| t.elapsed());
     let dir = dir.expect("the probe reported its runtime dir");
-    if let Some(t) = killed_at {
-        eprintln!(
-            "zygote SIGKILL -> root exited ({status}) in {:?}",
-            t.elapsed()
-        );
-    }
     assert!(status.success(), "the root ended with {status}");
     assert!(
         wait_for(LONG, || !dir.exists()),
         "{} is left behind",
         dir.display()
     );
+    if let (Some(t), Some(exited)) = (killed_at, exited) {
+        eprintln!(
+            "zygote SIGKILL -> root exited ({status}) {exited:?}, runtime dir gone {:?}",
+            t.elapsed()
+        );
+    }
 }

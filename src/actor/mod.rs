@@ -8,7 +8,9 @@ mod run;
 mod traits;
 
 pub(crate) use actor_ref::{send_stop, with_frame};
-pub use actor_ref::{spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT};
+pub use actor_ref::{
+    spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+};
 pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::Context;
 pub use traits::{handle, Actor, BoxError, Dispatch, Handler, Handles, Message};

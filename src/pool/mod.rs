@@ -396,24 +396,54 @@ impl<W: Dispatch> Pool<W> {
     /// After [`close`](Pool::close): waits for the maps and imaps in progress to finish
     /// (drop an imap you will not finish first), then stops each worker and waits for it
     /// to exit.
+    ///
+    /// Waits as long as that takes (as Python's `Pool.join`);
+    /// [`join_timeout`](Pool::join_timeout) bounds the wait for the maps in progress.
     pub fn join(&self) -> Result<()> {
+        self.join_deadline(None)
+    }
+
+    /// Like [`join`](Pool::join), but fails with [`Error::Timeout`] if the maps and
+    /// imaps in progress have not finished within `timeout` (the workers keep running;
+    /// [`terminate`](Pool::terminate) stops them at once).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.join_deadline(Some(timeout))
+    }
+
+    fn join_deadline(&self, timeout: Option<Duration>) -> Result<()> {
         self.check_closed()?;
+        let deadline = timeout.map(|t| (Instant::now() + t, t));
         let mut active = self
             .shared
             .active_runs
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         while *active > 0 {
+            let slice = match deadline {
+                None => LIVENESS_SLICE,
+                Some((at, t)) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::Timeout(t));
+                    }
+                    left.min(LIVENESS_SLICE)
+                }
+            };
             active = self
                 .shared
                 .runs_done
-                .wait(active)
-                .unwrap_or_else(|e| e.into_inner());
+                .wait_timeout(active, slice)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         drop(active);
         let workers = std::mem::take(&mut *self.workers());
         for w in &workers {
-            let _ = send_stop(&w.mb, Some(w.mb.incarnation()), Wait::Forever);
+            // A worker stuck in a handler is killed once its stop cannot be queued.
+            let wait = Wait::from_timeout(Some(crate::actor::DEFAULT_STOP_TIMEOUT));
+            if send_stop(&w.mb, Some(w.mb.incarnation()), wait).is_err() {
+                crate::process::fork::kill_consumer(w.mb.id());
+            }
         }
         for w in &workers {
             wait_exited(&w.mb);

@@ -95,9 +95,19 @@ pub fn pipe<T: Serialize + DeserializeOwned>() -> Result<(PipeEnd<T>, PipeEnd<T>
 }
 
 impl<T: Serialize + DeserializeOwned> PipeEnd<T> {
-    /// Sends a value to the other end (waits while the pipe is full).
+    /// Sends a value to the other end (waits while the pipe is full, as long as the
+    /// reading end lives; [`send_timeout`](PipeEnd::send_timeout) bounds the wait).
     pub fn send(&self, value: T) -> std::result::Result<(), TellError<T>> {
         self.tx.ch.put(value, Wait::Forever)
+    }
+
+    /// Like [`send`](PipeEnd::send), waiting at most `timeout` for room.
+    pub fn send_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), TellError<T>> {
+        self.tx.ch.put(value, Wait::from_timeout(Some(timeout)))
     }
 
     /// Receives the next value; [`RecvError::Eof`] once the other end is gone and
@@ -179,9 +189,19 @@ pub fn simplex<T: Serialize + DeserializeOwned>() -> Result<(PipeSender<T>, Pipe
 }
 
 impl<T: Serialize + DeserializeOwned> PipeSender<T> {
-    /// Sends a value (waits while the pipe is full).
+    /// Sends a value (waits while the pipe is full, as long as the reading end lives;
+    /// [`send_timeout`](PipeSender::send_timeout) bounds the wait).
     pub fn send(&self, value: T) -> std::result::Result<(), TellError<T>> {
         self.tx.ch.put(value, Wait::Forever)
+    }
+
+    /// Like [`send`](PipeSender::send), waiting at most `timeout` for room.
+    pub fn send_timeout(
+        &self,
+        value: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), TellError<T>> {
+        self.tx.ch.put(value, Wait::from_timeout(Some(timeout)))
     }
 }
 

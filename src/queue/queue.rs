@@ -158,6 +158,16 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         self.0.get()
     }
 
+    /// Takes the next item, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
+        self.0.get_timeout(timeout)
+    }
+
+    /// Puts an item, waiting at most `timeout` for room.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), TellError<T>> {
+        self.0.put_timeout(item, timeout)
+    }
+
     /// Whether no item is waiting now.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -202,6 +212,16 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         let mb = &self.0.ch.mb;
         mb.unfinished_add(1);
         self.0.put(item).inspect_err(|_| {
+            mb.task_done();
+        })
+    }
+
+    /// Puts an item, waiting at most `timeout` for room (one more unfinished task if
+    /// it went in).
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), TellError<T>> {
+        let mb = &self.0.ch.mb;
+        mb.unfinished_add(1);
+        self.0.put_timeout(item, timeout).inspect_err(|_| {
             mb.task_done();
         })
     }
