@@ -243,22 +243,30 @@ pub fn record_tree_child(dir: &Path, parent: u64, child: u64) {
 }
 
 /// `parent` will run no more: close the mailboxes of its subtree (final, unlinked, their
-/// waiters woken), down to the leaves.
+/// waiters woken), down to the leaves. The lists are files any process of the user can
+/// write, so the walk visits each id once and stops at a bounded depth.
 pub fn finalize_tree(dir: &Path, parent: u64) {
-    let path = tree_file(dir, parent);
-    let Ok(list) = std::fs::read_to_string(&path) else {
-        return;
-    };
-    let _ = std::fs::remove_file(&path);
-    for id in list.lines().filter_map(|l| u64::from_str_radix(l, 16).ok()) {
-        if !is_tree_id(id) {
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(parent, 0u32)];
+    while let Some((node, depth)) = stack.pop() {
+        if !seen.insert(node) || depth > 64 || seen.len() > 100_000 {
             continue;
         }
-        if let Ok(mb) = Mailbox::open(dir, id) {
-            mb.set_final();
-            mb.unlink();
+        let path = tree_file(dir, node);
+        let Ok(list) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let _ = std::fs::remove_file(&path);
+        for id in list.lines().filter_map(|l| u64::from_str_radix(l, 16).ok()) {
+            if !is_tree_id(id) {
+                continue;
+            }
+            if let Ok(mb) = Mailbox::open(dir, id) {
+                mb.set_final();
+                mb.unlink();
+            }
+            stack.push((id, depth + 1));
         }
-        finalize_tree(dir, id);
     }
 }
 

@@ -177,14 +177,18 @@ impl ZygoteClient {
             .spawn()
             .map_err(|e| Error::io("cannot start the zygote (re-executing this binary)", e))?;
         drop(theirs);
-        // Our own child, not reaped: its pid cannot have been recycled yet.
+        // Our own child, not reaped: its pid cannot have been recycled yet. (A kernel
+        // without pidfds, before 5.3, still has the socket's hang-up to tell.)
         let pidfd = PidFd::open(process.id())
-            .map_err(|e| Error::io("cannot open a pidfd for the zygote", e))?;
-        tracing::debug!(pid = pidfd.pid(), dir = %dir.display(), "zygote started");
+            .map_err(
+                |e| tracing::warn!(error = %e, "no pidfd for the zygote; watching its socket only"),
+            )
+            .ok();
+        tracing::debug!(pid = process.id(), dir = %dir.display(), "zygote started");
         Ok(ZygoteClient {
             conn: ours,
             process: Some(process),
-            pidfd: Some(pidfd),
+            pidfd,
         })
     }
 
@@ -259,13 +263,13 @@ impl ZygoteClient {
     /// Whether the zygote is dead (root only: its pidfd is readable, or its socket hung
     /// up). Never waits.
     pub fn is_dead(&self) -> bool {
-        let Some(pidfd) = &self.pidfd else {
+        if self.process.is_none() {
             return false;
-        };
-        let mut fds = [
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.conn.as_fd(), PollFlags::empty()),
-        ];
+        }
+        let mut fds = vec![PollFd::new(self.conn.as_fd(), PollFlags::empty())];
+        if let Some(pidfd) = &self.pidfd {
+            fds.push(PollFd::new(pidfd.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, PollTimeout::ZERO) {
             Ok(n) if n > 0 => fds.iter().any(|f| {
                 f.revents().is_some_and(|r| {
@@ -278,7 +282,7 @@ impl ZygoteClient {
 
     /// The zygote's pid (root only; for logs and tests).
     pub fn pid(&self) -> Option<u32> {
-        self.pidfd.as_ref().map(PidFd::pid)
+        self.process.as_ref().map(std::process::Child::id)
     }
 
     /// Reaps the (dead) zygote (root only).
