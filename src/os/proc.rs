@@ -17,7 +17,9 @@ pub enum Forked {
     Child,
 }
 
-static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+use std::sync::atomic::AtomicU32;
+
+static PID: AtomicU32 = AtomicU32::new(0);
 
 /// This process's pid, cached (it is written into every frame's lock record, and
 /// `getpid` is a syscall). Forks made through [`fork`] refresh it in the child.
@@ -182,6 +184,45 @@ pub fn process_alive(pid: u32) -> bool {
             .is_some_and(|state| state != 'Z' && state != 'X'),
         Err(_) => false,
     }
+}
+
+/// When process `pid` started (clock ticks since boot, field 22 of `/proc/<pid>/stat`):
+/// with the pid, it names one process for good, since a recycled pid has a later start.
+pub fn start_time(pid: u32) -> Option<u64> {
+    if pid == 0 || pid > (1 << 22) {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after "pid (comm)": state is field 3, starttime field 22.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process's start time (see [`start_time`]), cached; refreshed after [`fork`].
+pub fn own_start_time() -> u64 {
+    use std::sync::atomic::Ordering::Relaxed;
+    static CACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static FOR_PID: AtomicU32 = AtomicU32::new(0);
+    let me = pid();
+    if FOR_PID.load(Relaxed) == me {
+        let t = CACHED.load(Relaxed);
+        if t != 0 {
+            return t;
+        }
+    }
+    let t = start_time(me).unwrap_or(0);
+    CACHED.store(t, Relaxed);
+    FOR_PID.store(me, Relaxed);
+    t
+}
+
+/// Whether the process that was `pid`, started at `start` (0: unknown), still lives: a
+/// pid recycled for another process does not count. Only reads `/proc`.
+pub fn identity_alive(pid: u32, start: u64) -> bool {
+    if !process_alive(pid) {
+        return false;
+    }
+    start == 0 || start_time(pid) == Some(start)
 }
 
 /// `true` if `pid` is alive and runs the same executable as this process: every process

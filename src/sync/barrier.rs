@@ -1,7 +1,7 @@
 //! [`Barrier`]: parties wait until all have arrived.
 
-use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use super::object::{shared_handle_serde, SharedObject, ShmSafe};
 use super::{SyncError, LIVENESS};
 use crate::error::Result;
 use crate::os::futex;
-use crate::os::proc::{pid, process_alive};
+use crate::os::proc::{own_start_time, pid, process_alive, start_time};
 
 const WAITERS: usize = 256;
 
@@ -23,8 +23,10 @@ pub(crate) struct BarrierCell {
     broken: AtomicU32,
     /// Bumped by every reset: a waiter from before a reset gets `BrokenBarrier`.
     resets: AtomicU32,
-    /// Pids of the parties waiting in the current generation.
-    waiting: [AtomicU32; WAITERS],
+    /// `pid << 32 | low 32 bits of its start time` of each party waiting in the current
+    /// generation: one word, so a pid recycled for another process is not taken for the
+    /// party that died.
+    waiting: [AtomicU64; WAITERS],
 }
 
 // SAFETY: repr(C), a MutexCell and atomics, valid when zeroed.
@@ -95,7 +97,8 @@ impl Barrier {
                 futex::wake(&c.generation, i32::MAX);
                 return Ok(index);
             }
-            c.waiting[index as usize % WAITERS].store(pid(), SeqCst);
+            let token = ((pid() as u64) << 32) | (own_start_time() & 0xffff_ffff);
+            c.waiting[index as usize % WAITERS].store(token, SeqCst);
             (gen, index, epoch)
         };
         loop {
@@ -109,8 +112,8 @@ impl Barrier {
                 return Err(SyncError::BrokenBarrier);
             }
             if c.waiting.iter().any(|w| {
-                let p = w.load(Acquire);
-                p != 0 && !process_alive(p)
+                let t = w.load(Acquire);
+                t != 0 && !party_alive(t)
             }) {
                 self.abort();
                 return Err(SyncError::BrokenBarrier);
@@ -185,3 +188,24 @@ impl std::fmt::Debug for Barrier {
 }
 
 shared_handle_serde!(Barrier, BarrierCell);
+
+/// Whether the party of a `waiting` token still lives (the same process, not a new one
+/// that got its pid).
+fn party_alive(token: u64) -> bool {
+    let pid = (token >> 32) as u32;
+    let start = token & 0xffff_ffff;
+    process_alive(pid) && (start == 0 || start_time(pid).is_some_and(|t| t & 0xffff_ffff == start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_party_is_alive_only_as_the_process_that_started_then() {
+        let me = (pid() as u64) << 32;
+        assert!(party_alive(me | (own_start_time() & 0xffff_ffff)));
+        // Same pid, another start time: a recycled pid, the party is gone.
+        assert!(!party_alive(me | ((own_start_time() + 1) & 0xffff_ffff)));
+    }
+}

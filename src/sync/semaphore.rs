@@ -10,7 +10,7 @@ use super::object::{shared_handle_serde, SharedObject, ShmSafe};
 use super::{AcquireResult, OwnerDied, SyncError, LIVENESS};
 use crate::error::Result;
 use crate::os::futex;
-use crate::os::proc::{pid, process_alive};
+use crate::os::proc::{identity_alive, pid};
 
 const HOLDERS: usize = 128;
 
@@ -21,6 +21,10 @@ pub(crate) struct SemCell {
     waiters: AtomicU32,
     /// `pid << 32 | permits` of each process holding permits.
     holders: [AtomicU64; HOLDERS],
+    /// The start time of the process in the same slot of `holders` (0: unknown), so that
+    /// a holder that died is told apart from a new process that got its pid. Zeroed
+    /// before a slot is freed and written after it is claimed, so it is never stale.
+    holder_starts: [AtomicU64; HOLDERS],
 }
 
 // SAFETY: repr(C), all atomics, valid when zeroed.
@@ -30,12 +34,13 @@ impl SemCell {
     /// Keeps `sum(holder counts) == live Permit guards`, per process, so that the permits
     /// a process held when it died can be given back.
     fn track(&self, me: u32, add: bool) {
-        for slot in &self.holders {
+        for (slot, start) in self.holders.iter().zip(&self.holder_starts) {
             let e = slot.load(Acquire);
             if e >> 32 == me as u64 {
                 let n = e & 0xffff_ffff;
                 let new = if add { n + 1 } else { n.saturating_sub(1) };
                 let new = if new == 0 {
+                    start.store(0, SeqCst);
                     0
                 } else {
                     ((me as u64) << 32) | new
@@ -48,22 +53,28 @@ impl SemCell {
         if add {
             let entry = ((me as u64) << 32) | 1;
             // A full table only loses the dead-holder recovery for this process.
-            let _ = self
+            if let Some(i) = self
                 .holders
                 .iter()
-                .any(|s| s.compare_exchange(0, entry, AcqRel, Relaxed).is_ok());
+                .position(|s| s.compare_exchange(0, entry, AcqRel, Relaxed).is_ok())
+            {
+                self.holder_starts[i].store(crate::os::proc::own_start_time(), SeqCst);
+            }
         }
     }
 
     /// Returns the permits of dead holders to the count; how many it returned.
     fn reclaim(&self) -> u32 {
         let mut back = 0;
-        for slot in &self.holders {
+        for (slot, start) in self.holders.iter().zip(&self.holder_starts) {
             let e = slot.load(Acquire);
-            if e != 0
-                && !process_alive((e >> 32) as u32)
-                && slot.compare_exchange(e, 0, AcqRel, Relaxed).is_ok()
-            {
+            if e == 0 || identity_alive((e >> 32) as u32, start.load(SeqCst)) {
+                continue;
+            }
+            // Zero the start before freeing the slot, so it is never stale for the next
+            // holder (a failed CAS only leaves a live holder checked by pid alone).
+            start.store(0, SeqCst);
+            if slot.compare_exchange(e, 0, AcqRel, Relaxed).is_ok() {
                 let n = (e & 0xffff_ffff) as u32;
                 self.value.fetch_add(n, SeqCst);
                 futex::wake(&self.value, n as i32);
@@ -279,3 +290,40 @@ semaphore_handle!(
     BoundedSemaphore,
     true
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell() -> SemCell {
+        SemCell {
+            value: AtomicU32::new(0),
+            bound: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+            holders: std::array::from_fn(|_| AtomicU64::new(0)),
+            holder_starts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    #[test]
+    fn permits_of_a_holder_whose_pid_now_names_another_process_are_reclaimed() {
+        let c = cell();
+        let me = std::process::id();
+        // A holder recorded with our pid but another start time: the process that held
+        // them died and its pid was recycled (for us).
+        c.holders[0].store(((me as u64) << 32) | 2, SeqCst);
+        c.holder_starts[0].store(crate::os::proc::own_start_time() + 1, SeqCst);
+        assert_eq!(c.reclaim(), 2);
+        assert_eq!(c.value.load(SeqCst), 2);
+        assert_eq!(c.holders[0].load(SeqCst), 0);
+    }
+
+    #[test]
+    fn permits_of_a_live_holder_are_not_reclaimed() {
+        let c = cell();
+        c.track(std::process::id(), true);
+        assert_eq!(c.reclaim(), 0);
+        c.track(std::process::id(), false);
+        assert_eq!(c.holders.iter().filter(|h| h.load(SeqCst) != 0).count(), 0);
+    }
+}
