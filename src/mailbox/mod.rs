@@ -857,7 +857,7 @@ impl Mailbox {
         // A frame that streamed through the ring (pos None) cannot be found again.
         let pos = pos.unwrap_or(NONE);
         let attempts = if pos != NONE && c.in_flight_pos.load(Acquire) == pos {
-            c.in_flight_attempts.load(Acquire) + 1
+            c.in_flight_attempts.load(Acquire).saturating_add(1)
         } else {
             1
         };

@@ -248,14 +248,18 @@ fn wait_room(
 
 fn publish_record(r: &Region, flags: u32, payload: &[u8]) {
     let h = r.header();
+    // `tail` is shared memory: wrapping arithmetic, so a written-over value near the top
+    // of the range is a corrupt index (found by the next check), never an overflow panic.
     let tail = h.prod.tail.load(Relaxed);
     let len = payload.len() as u64;
-    r.write_at(tail + REC, payload);
+    r.write_at(tail.wrapping_add(REC), payload);
     r.write_at(tail, &((len) | ((flags as u64) << 32)).to_le_bytes());
     if flags & LAST != 0 {
         h.cons.queued.fetch_add(1, AcqRel);
     }
-    h.prod.tail.store(tail + REC + padded(len), SeqCst);
+    h.prod
+        .tail
+        .store(tail.wrapping_add(REC + padded(len)), SeqCst);
     if h.cons.consumer_waiting.load(SeqCst) != 0 {
         h.cons.data_seq.fetch_add(1, SeqCst);
         futex::wake(&h.cons.data_seq, 1);
@@ -662,7 +666,7 @@ fn wait_data(
 
 /// The consumer is idle at `head` (the ring is empty there). Checks what it can of the
 /// header: `head` is its own (put back if written over), and no frame can be queued in an
-/// empty ring (repaired under the producers' lock, so no sender is mid-publication).
+/// empty ring (cleared once the same count has stood across two idle slices).
 fn check_idle_header(
     r: &Region,
     head: u64,
