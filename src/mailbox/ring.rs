@@ -52,7 +52,9 @@ impl Wait {
         }
     }
 
-    fn slice(self) -> Option<Duration> {
+    /// How long the next bounded wait may sleep: at most [`LIVENESS_SLICE`], never past
+    /// the deadline; `None` once the deadline has passed (or for `Never`).
+    pub fn slice(self) -> Option<Duration> {
         match self {
             Wait::Never => None,
             Wait::Forever => Some(LIVENESS_SLICE),

@@ -412,22 +412,15 @@ impl<W: Dispatch> Pool<W> {
 
     fn join_deadline(&self, timeout: Option<Duration>) -> Result<()> {
         self.check_closed()?;
-        let deadline = timeout.map(|t| (Instant::now() + t, t));
+        let deadline = Wait::from_timeout(timeout);
         let mut active = self
             .shared
             .active_runs
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         while *active > 0 {
-            let slice = match deadline {
-                None => LIVENESS_SLICE,
-                Some((at, t)) => {
-                    let left = at.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::Timeout(t));
-                    }
-                    left.min(LIVENESS_SLICE)
-                }
+            let Some(slice) = deadline.slice() else {
+                return Err(Error::Timeout(timeout.unwrap_or_default()));
             };
             active = self
                 .shared
@@ -446,7 +439,12 @@ impl<W: Dispatch> Pool<W> {
             }
         }
         for w in &workers {
-            wait_exited(&w.mb);
+            // With a deadline, a worker still busy when it passes is killed (and its exit,
+            // which then follows at once, waited for).
+            if !wait_exited(&w.mb, deadline) {
+                crate::process::fork::kill_consumer(w.mb.id());
+                wait_exited(&w.mb, Wait::Forever);
+            }
             w.mb.set_final();
             w.mb.unlink();
         }
@@ -472,12 +470,18 @@ impl<W: Dispatch> Pool<W> {
     }
 }
 
-fn wait_exited(mb: &Mailbox) {
+/// Waits until the consumer of `mb` has exited (or its runtime is lost), until `wait`'s
+/// deadline; whether it has.
+fn wait_exited(mb: &Mailbox, wait: Wait) -> bool {
     while mb.state() != STATE_EXITED && !mb.is_lost() {
         crate::process::fork::reap();
         crate::mailbox::probe_runtime();
-        mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+        let Some(slice) = wait.slice() else {
+            return false;
+        };
+        mb.wait_state_change(mb.state(), slice);
     }
+    true
 }
 
 fn terminate(workers: &mut Vec<Worker>) {
@@ -488,7 +492,7 @@ fn terminate(workers: &mut Vec<Worker>) {
         }
     }
     for w in workers.drain(..) {
-        wait_exited(&w.mb);
+        wait_exited(&w.mb, Wait::Forever);
         w.mb.set_final();
         w.mb.unlink();
     }

@@ -9,6 +9,7 @@ use super::lock::{acquire, LockGuard, MutexCell};
 use super::object::{shared_handle_serde, SharedObject, ShmSafe};
 use super::AcquireResult;
 use crate::error::Result;
+use crate::mailbox::Wait;
 use crate::os::futex;
 use crate::os::robust::RobustMutex;
 
@@ -197,24 +198,17 @@ impl Condition {
         let seq = &self.obj.get().seq;
         let seen = seq.load(SeqCst);
         drop(guard);
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = Wait::from_timeout(timeout);
         // Each futex wait is bounded (a lost wake-up costs latency, never liveness), so
         // loop until notified or the deadline.
         let notified = loop {
             if seq.load(SeqCst) != seen {
                 break true;
             }
-            let left = match deadline {
-                None => None,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break false;
-                    }
-                    Some(left)
-                }
+            let Some(slice) = deadline.slice() else {
+                break false;
             };
-            futex::wait(seq, seen, left);
+            futex::wait(seq, seen, Some(slice));
         };
         (self.acquire(), notified)
     }
