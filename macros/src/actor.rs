@@ -143,6 +143,26 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
     });
     let entry = format_ident!("__PROCESSION_ACTOR_{}", ident);
+    // Two handled messages with one tag would be indistinguishable on the wire: a
+    // compile-time error naming both.
+    let mut pairs = Vec::new();
+    for (i, a) in handles.iter().enumerate() {
+        for b in &handles[i + 1..] {
+            let text = format!(
+                "`{}` and `{}`, both handled by `{}`, have the same message tag: give one a different #[message(tag = \"...\")]",
+                a.to_token_stream().to_string().replace(' ', ""),
+                b.to_token_stream().to_string().replace(' ', ""),
+                ident
+            );
+            pairs.push(quote! {
+                ::core::assert!(
+                    <#a as ::procession::Message>::TAG_ID != <#b as ::procession::Message>::TAG_ID,
+                    #text
+                );
+            });
+        }
+    }
+    let tag_checks = (!pairs.is_empty()).then(|| quote! { const _: () = { #(#pairs)* }; });
 
     Ok(quote! {
         #actor_impl
@@ -162,7 +182,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #(#arms)*
                                 ::core::result::Result::Err(::procession::__private::WireError::UnknownTag {
                     tag,
-                    actor: <Self as ::procession::__private::Dispatch>::NAME,
+                    actor: ::std::borrow::Cow::Borrowed(<Self as ::procession::__private::Dispatch>::NAME),
                 })
             }
 
@@ -180,6 +200,10 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         #[allow(non_upper_case_globals)]
         #[doc(hidden)]
         static #entry: ::procession::__private::ActorEntry =
-            ::procession::__private::ActorEntry::of::<#ident>();
+            ::procession::__private::ActorEntry::of::<#ident>(
+                ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+            );
+
+        #tag_checks
     })
 }

@@ -109,12 +109,14 @@ fn actor_derives_everything() {
         r#"constNAME:&'staticstr=::core::concat!(::core::module_path!(),"::Counter");"#,
         "iftag==<Addas::procession::Message>::TAG_ID{return::procession::__private::handle::<Self,Add>(self,body,cx,reply);}",
         "iftag==<ops::Getas::procession::Message>::TAG_ID{return::procession::__private::handle::<Self,ops::Get>(self,body,cx,reply);}",
-        "::procession::__private::WireError::UnknownTag{tag,actor:<Selfas::procession::__private::Dispatch>::NAME,}",
+        "::procession::__private::WireError::UnknownTag{tag,actor:::std::borrow::Cow::Borrowed(<Selfas::procession::__private::Dispatch>::NAME),}",
         "impl::procession::__private::Handles<Add>forCounter{}",
         "impl::procession::__private::Handles<ops::Get>forCounter{}",
         "#[::procession::__private::linkme::distributed_slice(::procession::__private::ACTORS)]",
         "#[linkme(crate=::procession::__private::linkme)]",
-        "static__PROCESSION_ACTOR_Counter:::procession::__private::ActorEntry=::procession::__private::ActorEntry::of::<Counter>();",
+        r#"static__PROCESSION_ACTOR_Counter:::procession::__private::ActorEntry=::procession::__private::ActorEntry::of::<Counter>(::core::concat!(::core::module_path!(),"::",::core::stringify!(Counter)),);"#,
+        "::core::assert!(<Addas::procession::Message>::TAG_ID!=<ops::Getas::procession::Message>::TAG_ID,",
+        "`Add`and`ops::Get`,bothhandledby`Counter`,havethesamemessagetag",
     ] {
         assert!(out.contains(expected), "missing {expected}\nin {out}");
     }

@@ -10,6 +10,8 @@ use super::bootstrap::ChildBoot;
 pub struct ActorEntry {
     /// The stable name (`Dispatch::NAME`).
     pub name: &'static str,
+    /// The Rust path of the type, for errors.
+    pub type_name: &'static str,
     /// Runs the actor in the current (child) process; never returns.
     pub run: fn(ChildBoot) -> !,
 }
@@ -22,4 +24,23 @@ pub static ACTORS: [ActorEntry];
 /// Finds the actor type registered under `name`.
 pub fn find(name: &str) -> Option<&'static ActorEntry> {
     ACTORS.iter().find(|e| e.name == name)
+}
+
+/// Fails if two actor types linked into this binary share a stable name: a ref to one
+/// would run the other's code. Checked before the first runtime starts.
+pub fn check_unique() -> crate::Result<()> {
+    for (i, a) in ACTORS.iter().enumerate() {
+        if let Some(b) = ACTORS[i + 1..].iter().find(|b| b.name == a.name) {
+            let (mut first, mut second) = (a.type_name, b.type_name);
+            if first > second {
+                std::mem::swap(&mut first, &mut second);
+            }
+            return Err(crate::Error::DuplicateActorName {
+                name: a.name.to_string(),
+                first: first.to_string(),
+                second: second.to_string(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -69,6 +69,7 @@ pub fn get() -> Result<&'static Runtime> {
     if let Some(rt) = current() {
         return Ok(rt);
     }
+    super::registry::check_unique()?;
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

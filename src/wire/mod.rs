@@ -101,16 +101,15 @@ pub enum WireError {
     UnknownTag {
         /// The tag the frame carried.
         tag: u64,
-        /// The receiving actor's stable name.
-        #[serde(skip, default)]
-        actor: &'static str,
+        /// The receiving actor's stable name (kept when the error travels to the asker).
+        actor: std::borrow::Cow<'static, str>,
     },
     /// The body is not valid CBOR for the expected type.
     #[error("body of {tag} does not decode: {message}")]
     Decode {
-        /// The stable name of the type that was expected.
-        #[serde(skip, default)]
-        tag: &'static str,
+        /// The stable name of the type that was expected (kept when the error travels to
+        /// the asker).
+        tag: std::borrow::Cow<'static, str>,
         /// What the decoder said.
         message: String,
     },
