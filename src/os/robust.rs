@@ -213,6 +213,11 @@ impl RobustMutex {
         }
     }
 
+    /// `true` if some thread holds the lock now (a snapshot: it may change at once).
+    pub fn is_locked(&self) -> bool {
+        self.word.load(Relaxed) & TID_MASK != 0
+    }
+
     /// `true` if the calling thread holds the lock (by the word's record).
     pub fn held_by_me(&self) -> bool {
         self.word.load(Relaxed) & TID_MASK == tid()

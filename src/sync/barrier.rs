@@ -46,6 +46,8 @@ unsafe impl ShmSafe for BarrierCell {}
 #[derive(Clone)]
 pub struct Barrier {
     obj: Arc<SharedObject<BarrierCell>>,
+    /// Run by this handle's process when it is the last to arrive ([`Barrier::with_action`]).
+    action: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Barrier {
@@ -60,7 +62,33 @@ impl Barrier {
     }
 
     fn from_obj(obj: Arc<SharedObject<BarrierCell>>) -> Self {
-        Barrier { obj }
+        Barrier { obj, action: None }
+    }
+
+    /// Sets the barrier action, as Python's `Barrier(parties, action)`: when a wait through
+    /// **this handle** is the last to arrive, it runs `action` before any party is
+    /// released. If the action panics, the barrier breaks (the others get
+    /// [`SyncError::BrokenBarrier`]) and the panic goes on in the caller.
+    ///
+    /// A closure cannot travel to another process, so the action belongs to the handle:
+    /// a handle that another process decodes has none unless that process sets one. Set
+    /// the same action in every process that may arrive last.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// let runs = Arc::new(AtomicU32::new(0));
+    /// let r = runs.clone();
+    /// let b = procession::sync::Barrier::new(1)?.with_action(move || {
+    ///     r.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// b.wait().unwrap();
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1);
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Self {
+        self.action = Some(Arc::new(action));
+        self
     }
 
     /// Waits for all parties; returns this party's arrival index (0 for the first).
@@ -89,6 +117,16 @@ impl Barrier {
             let epoch = c.resets.load(SeqCst);
             let index = c.count.fetch_add(1, SeqCst);
             if index + 1 >= c.parties.load(SeqCst) {
+                if let Some(action) = &self.action {
+                    // Run before anyone is released; a panic breaks the barrier.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action()));
+                    if let Err(panic) = ran {
+                        c.count.store(0, SeqCst);
+                        c.broken.store(1, SeqCst);
+                        futex::wake(&c.generation, i32::MAX);
+                        std::panic::resume_unwind(panic);
+                    }
+                }
                 c.count.store(0, SeqCst);
                 for w in &c.waiting {
                     w.store(0, SeqCst);
@@ -144,7 +182,9 @@ impl Barrier {
     /// Returns the barrier to its initial, unbroken state (waiters get `BrokenBarrier`).
     pub fn reset(&self) {
         let c = self.obj.get();
-        self.abort();
+        // All of it under the barrier's mutex, so that it is atomic: a party that got
+        // `BrokenBarrier` from this reset and waits again at once finds the barrier whole,
+        // never broken or half-reset. Waiters of the old epoch see `resets` change.
         let _held = loop {
             if let Some(r) = acquire(&c.mutex.mutex, None) {
                 break r.unwrap_or_else(|died| died.into_inner());
@@ -154,9 +194,9 @@ impl Barrier {
         for w in &c.waiting {
             w.store(0, SeqCst);
         }
+        c.broken.store(0, SeqCst);
         c.resets.fetch_add(1, SeqCst);
         c.generation.fetch_add(1, SeqCst);
-        c.broken.store(0, SeqCst);
         futex::wake(&c.generation, i32::MAX);
     }
 

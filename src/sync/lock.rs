@@ -91,6 +91,12 @@ macro_rules! mutex_handle {
             pub fn acquire_timeout(&self, timeout: Duration) -> Option<AcquireResult<LockGuard<'_>>> {
                 acquire(&self.obj.get().mutex, Some(timeout))
             }
+
+            /// Whether it is held now, by anyone (Python's `Lock.locked()`): a snapshot
+            /// that may change at once, for diagnostics rather than decisions.
+            pub fn locked(&self) -> bool {
+                self.obj.get().mutex.is_locked()
+            }
         }
 
         impl std::fmt::Debug for $name {
