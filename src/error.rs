@@ -114,6 +114,21 @@ pub enum Error {
         /// The actor type's stable name.
         actor: String,
     },
+    /// Two actor types in this binary have the same stable name (`#[actor(name = ...)]`),
+    /// so a ref to one would run the other's code. Reported by the first spawn.
+    #[error("two actor types are named {name:?}: {first} and {second}; give one of them another #[actor(name = \"...\")]")]
+    DuplicateActorName {
+        /// The shared name.
+        name: String,
+        /// One type's Rust path.
+        first: String,
+        /// The other's.
+        second: String,
+    },
+    /// A supervisor refused or failed an operation, or a supervisor spec is invalid
+    /// (match the [`SupervisorError`](crate::supervisor::SupervisorError) inside).
+    #[error("supervisor: {0}")]
+    Supervisor(#[from] crate::supervisor::SupervisorError),
 }
 
 impl Error {

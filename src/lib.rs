@@ -52,8 +52,8 @@ pub mod sync;
 pub mod wire;
 
 pub use actor::{
-    spawn, spawn_with, Actor, ActorRef, BoxError, Context, Handler, Message, DEFAULT_ASK_TIMEOUT,
-    DEFAULT_STOP_TIMEOUT,
+    spawn, spawn_with, Actor, ActorRef, ActorType, BoxError, Context, Handler, Handles, Ignore,
+    Message, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
 pub use error::{Error, Result, TellError};
 pub use process::{

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use procession::__private::Dispatch;
 use procession::prelude::*;
 use procession::supervisor::{
-    ChildKind, ChildSpec, ChildState, Restart, Shutdown, Strategy, Supervisor, SupervisorActor,
-    TerminateChild,
+    ChildKind, ChildSpec, ChildState, Restart, Shutdown, SpecError, Strategy, Supervisor,
+    SupervisorActor, SupervisorError, TerminateChild,
 };
 use procession::Error;
 use sup_common::*;
@@ -78,11 +78,11 @@ fn three(log: &ActorRef<Collector>) -> Supervisor {
         .child(probe("c", logged("c", log)))
 }
 
-/// A remote error whose text contains `what`.
-fn assert_refused(r: procession::Result<()>, what: &str) {
+/// The typed supervisor error an operation returned.
+fn refused<T: std::fmt::Debug>(r: procession::Result<T>) -> SupervisorError {
     match r {
-        Err(Error::Runtime(m)) => assert!(m.contains(what), "error: {m}"),
-        other => panic!("expected an error mentioning {what:?}, got {other:?}"),
+        Err(Error::Supervisor(e)) => e,
+        other => panic!("expected a SupervisorError, got {other:?}"),
     }
 }
 
@@ -201,16 +201,16 @@ fn killing_the_supervisor_kills_its_children() {
 }
 
 #[test]
-fn two_children_with_the_same_id_make_the_supervisor_fail_to_start() {
+fn two_children_with_the_same_id_are_rejected_before_any_child_starts() {
     let log = collector();
     let sup = Supervisor::new(Strategy::OneForOne)
         .child(probe("a", logged("a", &log)))
         .child(probe("a", logged("a2", &log)));
-    let why = start_failure(spawn_err(sup));
-    assert!(why.contains("\"a\""), "reason: {why}");
-    let seen = events(&log);
-    assert_eq!(story(&seen), ["created a", "stopping a"]);
-    wait_gone(&created_pids(&seen));
+    assert!(matches!(
+        spawn_err(sup),
+        Error::Supervisor(SupervisorError::Invalid(SpecError::DuplicateId { id })) if id == "a"
+    ));
+    assert!(events(&log).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ fn timeout_shutdown_stops_an_idle_child_gracefully() {
     let sup = stuck_sup(Some(Shutdown::Timeout(STUCK)), &log);
     let w = probe_ref(&sup, "w");
     sup.terminate_child("w").unwrap();
-    assert_eq!(w.join_timeout(LONG).unwrap(), Exit::Stopped);
+    assert_eq!(w.join_timeout(LONG).unwrap(), shutdown());
     assert_eq!(stopped(&events(&log)), ["w"]);
     stop_and_join(&sup);
 }
@@ -305,7 +305,7 @@ fn infinity_shutdown_waits_for_a_graceful_stop() {
     let sup = stuck_sup(Some(Shutdown::Infinity), &log);
     let w = probe_ref(&sup, "w");
     sup.terminate_child("w").unwrap();
-    assert_eq!(w.join_timeout(LONG).unwrap(), Exit::Stopped);
+    assert_eq!(w.join_timeout(LONG).unwrap(), shutdown());
     assert_eq!(stopped(&events(&log)), ["w"]);
     stop_and_join(&sup);
 }
@@ -334,7 +334,7 @@ fn infinity_shutdown_waits_for_a_slow_child_whose_mailbox_is_full() {
     sup.ask_timeout(TerminateChild("w".into()), LONG)
         .unwrap()
         .unwrap();
-    assert_eq!(w.join_timeout(LONG).unwrap(), Exit::Stopped);
+    assert_eq!(w.join_timeout(LONG).unwrap(), shutdown());
     assert_eq!(stopped(&events(&log)), ["w"]);
     stop_and_join(&sup);
 }
@@ -354,7 +354,7 @@ fn child_supervisors_default_to_an_infinite_shutdown() {
     stop_and_join(&sup);
     assert!(asked.elapsed() >= slow, "took {:?}", asked.elapsed());
     assert_eq!(w.join_timeout(LONG).unwrap(), Exit::Signaled(9));
-    assert_eq!(sub.join_timeout(LONG).unwrap(), Exit::Stopped);
+    assert_eq!(sub.join_timeout(LONG).unwrap(), shutdown());
 }
 
 #[test]
@@ -428,10 +428,11 @@ fn count_children_counts_dynamic_children() {
         sup.start_dynamic::<Probe>(quiet(id)).unwrap();
     }
     let n = sup.count_children().unwrap();
-    assert_eq!((n.specs, n.active, n.workers, n.supervisors), (3, 3, 3, 0));
+    // OTP counts one spec, the template.
+    assert_eq!((n.specs, n.active, n.workers, n.supervisors), (1, 3, 3, 0));
     sup.terminate_child("w-2").unwrap();
     let n = sup.count_children().unwrap();
-    assert_eq!((n.specs, n.active), (2, 2));
+    assert_eq!((n.specs, n.active, n.workers), (1, 2, 2));
     stop_and_join(&sup);
 }
 
@@ -440,30 +441,43 @@ fn dynamic_supervisor_with_static_children_fails_to_start() {
     let sup = Supervisor::new(Strategy::Dynamic)
         .template(probe("w", quiet("template")))
         .child(probe("a", quiet("a")));
-    let why = start_failure(spawn_err(sup));
-    assert!(why.contains("Dynamic"), "reason: {why}");
+    assert!(matches!(
+        spawn_err(sup),
+        Error::Supervisor(SupervisorError::Invalid(SpecError::DynamicWithChildren))
+    ));
 }
 
 #[test]
 fn dynamic_supervisor_without_a_template_fails_to_start() {
-    let why = start_failure(spawn_err(Supervisor::new(Strategy::Dynamic)));
-    assert!(why.contains("template"), "reason: {why}");
+    assert!(matches!(
+        spawn_err(Supervisor::new(Strategy::Dynamic)),
+        Error::Supervisor(SupervisorError::Invalid(SpecError::MissingTemplate))
+    ));
 }
 
 #[test]
 fn start_child_with_a_spec_is_refused_by_a_dynamic_supervisor() {
     let sup = dynamic();
-    assert_refused(sup.start_child(probe("a", quiet("a"))), "template");
+    assert!(matches!(
+        refused(sup.start_child(probe("a", quiet("a")))),
+        SupervisorError::WrongStrategy {
+            strategy: Strategy::Dynamic,
+            ..
+        }
+    ));
     stop_and_join(&sup);
 }
 
 #[test]
 fn start_dynamic_is_refused_by_a_static_supervisor() {
     let sup = start(Supervisor::new(Strategy::OneForOne));
-    match sup.start_dynamic::<Probe>(quiet("one")) {
-        Err(Error::Runtime(m)) => assert!(m.contains("Dynamic"), "error: {m}"),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert!(matches!(
+        refused(sup.start_dynamic::<Probe>(quiet("one"))),
+        SupervisorError::WrongStrategy {
+            strategy: Strategy::OneForOne,
+            ..
+        }
+    ));
     assert!(children(&sup).is_empty());
     stop_and_join(&sup);
 }
@@ -610,7 +624,13 @@ fn start_child_with_a_taken_id_is_an_error() {
     let log = collector();
     let sup = one_worker(&log);
     let a = pid_of(&sup, "a");
-    assert_refused(sup.start_child(probe("a", quiet("a"))), "exists");
+    assert_eq!(
+        refused(sup.start_child(probe("a", quiet("a")))),
+        SupervisorError::AlreadyStarted {
+            id: "a".into(),
+            pid: a
+        }
+    );
     assert_eq!(pids(&sup), [Some(a)]);
     stop_and_join(&sup);
 }
@@ -619,10 +639,13 @@ fn start_child_with_a_taken_id_is_an_error() {
 fn start_child_that_fails_to_start_is_an_error_and_keeps_no_spec() {
     let log = collector();
     let sup = one_worker(&log);
-    assert_refused(
-        sup.start_child(probe("b", failing("b", &log))),
-        "told to fail",
-    );
+    match refused(sup.start_child(probe("b", failing("b", &log)))) {
+        SupervisorError::StartFailed { id, reason } => {
+            assert_eq!(id, "b");
+            assert!(reason.contains("told to fail"), "reason: {reason}");
+        }
+        other => panic!("expected StartFailed, got {other:?}"),
+    }
     assert_eq!(sup.count_children().unwrap().specs, 1);
     stop_and_join(&sup);
 }
@@ -633,7 +656,7 @@ fn terminate_child_stops_it_by_its_shutdown_and_keeps_its_spec() {
     let sup = one_worker(&log);
     let a = probe_ref(&sup, "a");
     sup.terminate_child("a").unwrap();
-    assert_eq!(a.join_timeout(LONG).unwrap(), Exit::Stopped);
+    assert_eq!(a.join_timeout(LONG).unwrap(), shutdown());
     assert_eq!(stopped(&events(&log)), ["a"]);
     let info = info(&sup, "a");
     assert_eq!((info.state, info.pid), (ChildState::Terminated, None));
@@ -675,7 +698,10 @@ fn restart_child_of_a_running_child_is_an_error() {
     let log = collector();
     let sup = one_worker(&log);
     let a = pid_of(&sup, "a");
-    assert_refused(sup.restart_child("a"), "not terminated");
+    assert_eq!(
+        refused(sup.restart_child("a")),
+        SupervisorError::Running { id: "a".into() }
+    );
     assert_eq!(pids(&sup), [Some(a)]);
     stop_and_join(&sup);
 }
@@ -685,7 +711,10 @@ fn delete_child_of_a_running_child_is_an_error() {
     let log = collector();
     let sup = one_worker(&log);
     let a = pid_of(&sup, "a");
-    assert_refused(sup.delete_child("a"), "running");
+    assert_eq!(
+        refused(sup.delete_child("a")),
+        SupervisorError::Running { id: "a".into() }
+    );
     assert_eq!(pids(&sup), [Some(a)]);
     stop_and_join(&sup);
 }
@@ -697,7 +726,10 @@ fn delete_child_forgets_a_terminated_child() {
     sup.terminate_child("a").unwrap();
     sup.delete_child("a").unwrap();
     assert!(children(&sup).is_empty());
-    assert_refused(sup.restart_child("a"), "no child");
+    assert_eq!(
+        refused(sup.restart_child("a")),
+        SupervisorError::NotFound { id: "a".into() }
+    );
     stop_and_join(&sup);
 }
 
@@ -705,9 +737,20 @@ fn delete_child_forgets_a_terminated_child() {
 fn unknown_child_ids_are_errors() {
     let log = collector();
     let sup = one_worker(&log);
-    assert_refused(sup.terminate_child("nope"), "no child");
-    assert_refused(sup.restart_child("nope"), "no child");
-    assert_refused(sup.delete_child("nope"), "no child");
-    assert!(matches!(sup.child::<Probe>("nope"), Err(Error::BadRef(_))));
+    let not_found = SupervisorError::NotFound { id: "nope".into() };
+    assert_eq!(refused(sup.terminate_child("nope")), not_found);
+    assert_eq!(refused(sup.restart_child("nope")), not_found);
+    assert_eq!(refused(sup.delete_child("nope")), not_found);
+    assert_eq!(refused(sup.which_child("nope")), not_found);
+    assert_eq!(refused(sup.get_childspec("nope")), not_found);
+    assert!(matches!(
+        sup.child::<Probe>("nope"),
+        Err(Error::Supervisor(SupervisorError::NotFound { .. }))
+    ));
     stop_and_join(&sup);
+}
+
+/// How a child that its supervisor terminated exits: OTP's reason `shutdown`.
+fn shutdown() -> Exit {
+    Exit::Shutdown("shutdown".into())
 }

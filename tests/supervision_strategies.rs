@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use procession::prelude::*;
 use procession::supervisor::{
-    AutoShutdown, Backoff, ChildSpec, ChildState, Restart, Strategy, Supervisor, SupervisorActor,
+    AutoShutdown, Backoff, ChildSpec, ChildState, Restart, SpecError, Strategy, Supervisor,
+    SupervisorActor, SupervisorError,
 };
 use sup_common::*;
 
@@ -615,18 +616,22 @@ fn messages_sent_during_the_backoff_gap_are_handled_by_the_new_incarnation() {
 // ---------------------------------------------------------------------------------------
 // Auto-shutdown.
 
-fn significant_sup(when: AutoShutdown, significant: &[&str]) -> Guard<SupervisorActor> {
+fn significant_spec(when: AutoShutdown, significant: &[&str]) -> Supervisor {
     let sup = Supervisor::new(Strategy::OneForOne)
         .intensity(5, MINUTE)
         .auto_shutdown(when)
         .child(probe("a", quiet("a")));
-    start(significant.iter().fold(sup, |sup, id| {
+    significant.iter().fold(sup, |sup, id| {
         sup.child(
             probe(id, quiet(id))
                 .restart(Restart::Transient)
                 .significant(true),
         )
-    }))
+    })
+}
+
+fn significant_sup(when: AutoShutdown, significant: &[&str]) -> Guard<SupervisorActor> {
+    start(significant_spec(when, significant))
 }
 
 #[test]
@@ -655,14 +660,14 @@ fn all_significant_shuts_the_supervisor_down_only_when_every_significant_child_e
 }
 
 #[test]
-fn auto_shutdown_never_keeps_the_supervisor_running() {
-    let sup = significant_sup(AutoShutdown::Never, &["s1"]);
-    let a = pid_of(&sup, "a");
-    probe_ref(&sup, "s1").tell(Quit).unwrap();
-    wait_state(&sup, "s1", ChildState::Terminated);
-    assert!(sup.is_alive());
-    assert_eq!(pid_of(&sup, "a"), a);
-    stop_and_join(&sup);
+fn auto_shutdown_never_with_a_significant_child_is_rejected_at_spawn() {
+    // OTP's check_childspecs: {bad_combination, [{auto_shutdown, never}, {significant, true}]}.
+    match significant_spec(AutoShutdown::Never, &["s1"]).spawn() {
+        Err(procession::Error::Supervisor(SupervisorError::Invalid(
+            SpecError::SignificantWithoutAutoShutdown { id },
+        ))) => assert_eq!(id, "s1"),
+        other => panic!("expected Invalid(SignificantWithoutAutoShutdown), got {other:?}"),
+    }
 }
 
 #[test]

@@ -342,11 +342,26 @@ pub(crate) fn send_stop(
     incarnation: Option<u32>,
     wait: Wait,
 ) -> Result<(), SendFail> {
+    send_stop_as(mb, incarnation, wait, false)
+}
+
+/// `reply_to` of a stop frame from a supervisor terminating its child: the child exits
+/// with [`Exit::Shutdown("shutdown")`](crate::Exit::Shutdown), OTP's `shutdown`.
+pub(crate) const STOP_SHUTDOWN: u64 = 1;
+
+/// A graceful stop; with `shutdown`, the exit is `Shutdown("shutdown")` instead of
+/// `Stopped`.
+pub(crate) fn send_stop_as(
+    mb: &Mailbox,
+    incarnation: Option<u32>,
+    wait: Wait,
+    shutdown: bool,
+) -> Result<(), SendFail> {
     let header = FrameHeader {
         kind: FrameKind::Stop,
         tag: 0,
         corr: incarnation.map_or(0, |i| i as u64 + 1),
-        reply_to: 0,
+        reply_to: if shutdown { STOP_SHUTDOWN } else { 0 },
     };
     with_frame(header, &(), |f| mb.send(f, wait)).unwrap_or(Err(SendFail::TooLarge))
 }

@@ -26,8 +26,9 @@ use crate::wire::{decode_body, FrameHeader, FrameKind, WireError};
 pub(crate) enum ReplyFailure {
     /// The actor could not decode or dispatch the request.
     Rejected(WireError),
-    /// The actor died handling the request.
-    Died(Exit),
+    /// The actor died handling the request: how, and the pid of the process that died
+    /// (0 if unknown), which a restart has replaced by the time the asker reads this.
+    Died(Exit, u32),
     /// The reply was larger than the asker's inbox accepts (`len` > `max` bytes).
     TooLarge {
         /// The encoded reply's size.
@@ -191,9 +192,9 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
                                 actor: target.actor_name().to_string(),
                                 source,
                             }),
-                            ReplyFailure::Died(exit) => Err(Error::ActorDied {
+                            ReplyFailure::Died(exit, pid) => Err(Error::ActorDied {
                                 actor: target.actor_name().to_string(),
-                                pid: target.pid(),
+                                pid: if pid != 0 { pid } else { target.pid() },
                                 exit: Some(exit),
                             }),
                             ReplyFailure::TooLarge { len, max } => Err(Error::ReplyTooLarge {

@@ -196,10 +196,16 @@ impl<A: Dispatch> Context<A> {
         target.mailbox().remove_watcher(self.me.id(), false)
     }
 
-    /// Links this actor with `target`, both ways: when either exits abnormally
-    /// (not [`Exit::is_clean`](crate::Exit::is_clean)), the other is killed with a
-    /// `Failed` exit naming it, unless it traps exits ([`Context::trap_exit`]), in which
-    /// case it receives an [`Exited`](crate::Exited) message instead.
+    /// Links this actor with `target`, both ways, with OTP's rules. When either exits:
+    /// - if the other traps exits ([`Context::trap_exit`]), it receives an
+    ///   [`Exited`](crate::Exited) message, for **every** exit, normal included;
+    /// - otherwise it is killed (its exit is `Failed`, naming the linked actor) unless the
+    ///   exit is normal ([`Exit::is_normal`](crate::Exit::is_normal): `Normal` or
+    ///   `Stopped`). `Shutdown` — a supervisor terminating a child, or giving up — is not
+    ///   normal, so it takes a non-trapping linked actor down, as in OTP.
+    ///
+    /// Unlike OTP, linking to an actor that has already exited is an error
+    /// ([`Error::ActorDied`]) rather than an exit signal with reason `noproc`.
     pub fn link<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()> {
         let (me, them) = (self.me.mailbox(), target.mailbox());
         if them.is_gone() {
@@ -222,9 +228,9 @@ impl<A: Dispatch> Context<A> {
         self.me.mailbox().remove_watcher(target.id(), true);
     }
 
-    /// Whether this actor traps exits: with `true`, the abnormal exit of a linked actor
-    /// arrives as an [`Exited`](crate::Exited) message (list it in `handles(...)`)
-    /// instead of killing this actor.
+    /// Whether this actor traps exits: with `true`, every exit of a linked actor arrives
+    /// as an [`Exited`](crate::Exited) message (list it in `handles(...)`) instead of
+    /// killing this actor.
     pub fn trap_exit(&self, on: bool) {
         self.me.mailbox().set_trap_exit(on);
     }

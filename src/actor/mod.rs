@@ -7,10 +7,10 @@ mod context;
 mod run;
 mod traits;
 
-pub(crate) use actor_ref::{send_stop, with_frame};
+pub(crate) use actor_ref::{send_stop, send_stop_as, with_frame};
 pub use actor_ref::{
     spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
 pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::Context;
-pub use traits::{handle, Actor, BoxError, Dispatch, Handler, Handles, Message};
+pub use traits::{handle, Actor, ActorType, BoxError, Dispatch, Handler, Handles, Ignore, Message};

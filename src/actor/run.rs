@@ -16,10 +16,12 @@ use crate::process::Exit;
 use crate::wire::{decode_body, encode_body, FrameHeader, FrameKind, WireError, HEADER_LEN};
 
 impl ActorEntry {
-    /// The registry entry of actor type `A` (used by `#[derive(Actor)]`).
-    pub const fn of<A: Dispatch>() -> ActorEntry {
+    /// The registry entry of actor type `A`, whose Rust path is `type_name` (used by
+    /// `#[derive(Actor)]`).
+    pub const fn of<A: Dispatch>(type_name: &'static str) -> ActorEntry {
         ActorEntry {
             name: A::NAME,
+            type_name,
             run: run_actor::<A>,
         }
     }
@@ -111,6 +113,7 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     let created = catch_unwind(AssertUnwindSafe(|| A::create(args, &mut cx)));
     let mut actor = match created {
         Ok(Ok(actor)) => actor,
+        Ok(Err(e)) if e.is::<super::traits::Ignore>() => finish(&mb, ExitKind::Ignored, "", 0),
         Ok(Err(e)) => finish(&mb, ExitKind::Failed, &format!("create failed: {e}"), 1),
         Err(p) => finish(&mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
     };
@@ -127,7 +130,10 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
         if cx.is_stopping() {
             break ExitKind::Normal;
         }
-        while let Some(timer) = cx.pop_due_timer(Instant::now()) {
+        // Only the timers due now: one a handler sets for "now" runs after the next
+        // mailbox message, so a self-rescheduling timer cannot starve the mailbox.
+        let now = Instant::now();
+        while let Some(timer) = cx.pop_due_timer(now) {
             if let Ok((h, body)) = FrameHeader::parse(&timer) {
                 handle_tell(&mut actor, &mut cx, &mb, &h, body);
             }
@@ -167,6 +173,10 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
             // A stop aimed at an earlier incarnation (queued before a restart) is stale.
             FrameKind::Stop if h.corr == 0 || h.corr == incarnation as u64 + 1 => {
                 mb.commit(&mut consumer);
+                if h.reply_to == super::actor_ref::STOP_SHUTDOWN {
+                    // Its supervisor terminates it: OTP's exit reason `shutdown`.
+                    cx.shutdown("shutdown");
+                }
                 break ExitKind::Stopped;
             }
             FrameKind::Stop => {}
@@ -218,10 +228,8 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
         Ok(()) => {
             tracing::info!(exit = ?outcome, "actor stopping");
             match cx.shutdown_reason() {
-                Some(reason) if outcome == ExitKind::Normal => {
-                    finish(&mb, ExitKind::Shutdown, reason, 0)
-                }
-                _ => finish(&mb, outcome, "", 0),
+                Some(reason) => finish(&mb, ExitKind::Shutdown, reason, 0),
+                None => finish(&mb, outcome, "", 0),
             }
         }
         Err(p) => finish(&mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
@@ -263,7 +271,8 @@ fn drop_after_crash<A: Dispatch>(
         );
     }
     if h.kind != FrameKind::Tell {
-        send_failure(routes, h, ReplyFailure::Died(prev));
+        let pid = mb.prev_pid();
+        send_failure(routes, h, ReplyFailure::Died(prev, pid));
     }
     true
 }
@@ -326,9 +335,12 @@ fn handle_ask<A: Dispatch>(
                 send_failure(
                     routes,
                     h,
-                    ReplyFailure::Died(Exit::Panicked {
-                        message: message.clone(),
-                    }),
+                    ReplyFailure::Died(
+                        Exit::Panicked {
+                            message: message.clone(),
+                        },
+                        std::process::id(),
+                    ),
                 );
             }
             finish(mb, ExitKind::Panicked, &message, EXIT_PANICKED)
@@ -387,9 +399,12 @@ fn handle_batch<A: Dispatch>(
                     send_failure(
                         routes,
                         h,
-                        ReplyFailure::Died(Exit::Panicked {
-                            message: message.clone(),
-                        }),
+                        ReplyFailure::Died(
+                            Exit::Panicked {
+                                message: message.clone(),
+                            },
+                            std::process::id(),
+                        ),
                     );
                 }
                 finish(mb, ExitKind::Panicked, &message, EXIT_PANICKED)

@@ -134,6 +134,64 @@ pub trait Dispatch: Actor {
     }
 }
 
+/// The bound for code that is generic over actor types: every `#[derive(Actor)]` type
+/// is an `ActorType`, and an [`ActorRef<A>`](crate::ActorRef) with `A: ActorType` has all
+/// of its methods (add [`Handles<M>`] for the messages the code sends).
+///
+/// ```
+/// use procession::prelude::*;
+/// use procession::{ActorType, Handles};
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(reply = u32)]
+/// struct Ping;
+///
+/// /// Asks any actor that handles `Ping`, whatever its type.
+/// fn ping_all<A: ActorType + Handles<Ping>>(refs: &[ActorRef<A>]) -> procession::Result<u32> {
+///     let mut total = 0;
+///     for r in refs {
+///         total += r.ask(Ping)?;
+///     }
+///     Ok(total)
+/// }
+/// # fn main() {}
+/// ```
+pub trait ActorType: Dispatch {}
+
+impl<A: Dispatch> ActorType for A {}
+
+/// What `create` returns to decline to run, as OTP's `init` returning `ignore`:
+/// `Err(Ignore.into())`. The process ends with [`Exit::Ignored`](crate::Exit::Ignored).
+/// A supervisor keeps an ignored child's spec and lists it with no process; a plain
+/// [`spawn`](crate::spawn) fails with [`Error::StartFailed`](crate::Error::StartFailed)
+/// whose exit is `Exit::Ignored`.
+///
+/// ```
+/// use procession::prelude::*;
+/// use procession::Ignore;
+///
+/// #[derive(Actor)]
+/// #[actor(handles(), args = bool)]
+/// struct Optional;
+///
+/// impl Actor for Optional {
+///     type Args = bool;
+///     fn create(enabled: bool, _cx: &mut Context<Self>) -> Result<Self, BoxError> {
+///         if enabled { Ok(Optional) } else { Err(Ignore.into()) }
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ignore;
+
+impl std::fmt::Display for Ignore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the actor ignored its start")
+    }
+}
+
+impl std::error::Error for Ignore {}
+
 /// Marks that `Self` lists `M` in `#[actor(handles(...))]`. `tell` and `ask` require it,
 /// so sending an unhandled message type does not compile.
 #[diagnostic::on_unimplemented(

@@ -158,8 +158,12 @@ pub enum ExitKind {
     UnknownActor = 6,
     /// Killed because a linked actor exited abnormally; the message says which.
     Linked = 7,
-    /// A supervisor shut down; the message says why.
+    /// A supervisor shut down, or a supervisor terminated it; the message says why.
     Shutdown = 8,
+    /// The process exited by itself with the nonzero status in `value`.
+    Exited = 9,
+    /// `create` returned `Ignore`.
+    Ignored = 10,
 }
 
 impl ExitKind {
@@ -173,6 +177,8 @@ impl ExitKind {
             6 => Self::UnknownActor,
             7 => Self::Linked,
             8 => Self::Shutdown,
+            9 => Self::Exited,
+            10 => Self::Ignored,
             _ => Self::None,
         }
     }
@@ -797,6 +803,7 @@ impl Mailbox {
             .store(life.exit_kind.load(Acquire), SeqCst);
         life.prev_exit_value
             .store(life.exit_value.load(Acquire), SeqCst);
+        life.prev_pid.store(life.pid.load(Acquire), SeqCst);
         life.exit_kind.store(0, SeqCst);
         life.ran.store(0, SeqCst);
         life.pid.store(0, SeqCst);
@@ -811,6 +818,11 @@ impl Mailbox {
         raw.kind = ExitKind::from_u32(life.prev_exit_kind.load(Acquire));
         raw.value = life.prev_exit_value.load(Acquire);
         raw
+    }
+
+    /// The pid of the previous incarnation (after a restart; 0 before the first).
+    pub fn prev_pid(&self) -> u32 {
+        self.region.header().life.prev_pid.load(Acquire)
     }
 
     /// Registers `watcher` (a mailbox id) to be told when the consumer exits. Returns
@@ -987,11 +999,9 @@ impl Mailbox {
                 self.region.header().life.exit_kind.store(0, SeqCst);
                 self.record_exit(ExitKind::Signaled, sig, "");
             }
-            (ExitKind::None, None) => self.record_exit(
-                ExitKind::Failed,
-                status,
-                &format!("process exited with status {status}"),
-            ),
+            // exit(0) without a record is a clean end, as in Python; exit(n) keeps n.
+            (ExitKind::None, None) if status == 0 => self.record_exit(ExitKind::Normal, 0, ""),
+            (ExitKind::None, None) => self.record_exit(ExitKind::Exited, status, ""),
             _ => {}
         }
         let h = self.region.header();

@@ -128,6 +128,8 @@ pub struct LifeSide {
     pub prev_exit_kind: AtomicU32,
     /// See `prev_exit_kind`.
     pub prev_exit_value: AtomicI32,
+    /// Pid of the previous incarnation, so that an error about it names it.
+    pub prev_pid: AtomicU32,
     /// How it ended, as recorded by itself or by its reaper (an `EXIT_*` code).
     pub exit_kind: AtomicU32,
     /// Signal number or exit status, depending on `exit_kind`.

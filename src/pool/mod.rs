@@ -742,7 +742,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
     ) -> Option<Result<(usize, Vec<M::Reply>)>> {
         match reply {
             Ok(body) => Some(decode_results::<M::Reply>(&body, o.len).map(|v| (o.start, v))),
-            Err(ReplyFailure::Died(exit)) => {
+            Err(ReplyFailure::Died(exit, _)) => {
                 if self.pool.shared.opts.retry && !o.retried {
                     tracing::warn!(%exit, "a pool worker died running a chunk; retrying it once");
                     self.pool.maintain();

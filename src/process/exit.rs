@@ -11,6 +11,9 @@ use crate::mailbox::{ExitKind, RawExit};
 /// assert!(Exit::Stopped.is_clean());
 /// assert!(!Exit::Signaled(9).is_clean());
 /// assert_eq!(Exit::Signaled(9).to_string(), "killed by signal 9 (SIGKILL)");
+/// // Python's `Process.exitcode`: 0 clean, n for exit(n), -s for signal s, 1 for a panic.
+/// assert_eq!(Exit::Signaled(9).code(), Some(-9));
+/// assert_eq!(Exit::Exited(3).code(), Some(3));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Exit {
@@ -36,13 +39,46 @@ pub enum Exit {
     /// The runtime was lost: its zygote died, and every actor in it with it. No exit
     /// record of the actor itself could be trusted after that.
     RuntimeLost,
+    /// The process ended with this **nonzero** status without the actor recording an
+    /// exit: it called `std::process::exit(n)` (or `libc::exit`) itself. A zero status is
+    /// [`Exit::Normal`], as Python counts `sys.exit(0)` a clean exit.
+    Exited(i32),
+    /// `create` returned [`Ignore`](crate::Ignore) (OTP's `ignore`): the actor chose not to
+    /// run. A supervisor keeps such a child's spec and lists it with no process.
+    Ignored,
 }
 
 impl Exit {
-    /// `true` for [`Exit::Normal`], [`Exit::Stopped`] and [`Exit::Shutdown`]: the exits a
-    /// `Transient` child is not restarted after, and that links do not propagate.
+    /// `true` for [`Exit::Normal`], [`Exit::Stopped`], [`Exit::Shutdown`] and
+    /// [`Exit::Ignored`]: the exits a `Transient` child is not restarted after (OTP's
+    /// `normal`, `shutdown` and `{shutdown, Info}`).
     pub fn is_clean(&self) -> bool {
-        matches!(self, Exit::Normal | Exit::Stopped | Exit::Shutdown(_))
+        matches!(
+            self,
+            Exit::Normal | Exit::Stopped | Exit::Shutdown(_) | Exit::Ignored
+        )
+    }
+
+    /// `true` for the exits OTP calls `normal`: [`Exit::Normal`] (the actor stopped
+    /// itself) and [`Exit::Stopped`] (a graceful stop on request, as `gen_server:stop/1`).
+    /// These are the only exits that do **not** kill a linked actor that does not trap
+    /// exits; [`Exit::Shutdown`] is not normal, as in OTP.
+    pub fn is_normal(&self) -> bool {
+        matches!(self, Exit::Normal | Exit::Stopped)
+    }
+
+    /// The exit as a process exit code, with the mapping of Python's
+    /// `Process.exitcode`: `0` for a clean exit ([`Exit::is_clean`]), `n` for
+    /// [`Exit::Exited(n)`](Exit::Exited), `-s` for a signal `s`, `1` for a panic or a
+    /// failure. `None` for [`Exit::RuntimeLost`]: no status of the actor itself is known.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Exit::Normal | Exit::Stopped | Exit::Shutdown(_) | Exit::Ignored => Some(0),
+            Exit::Exited(n) => Some(*n),
+            Exit::Signaled(s) => Some(-s),
+            Exit::Panicked { .. } | Exit::Failed(_) => Some(1),
+            Exit::RuntimeLost => None,
+        }
     }
 
     /// The exit a wait status alone tells (when no record in the mailbox can be read).
@@ -50,7 +86,7 @@ impl Exit {
         match signal {
             Some(sig) => Exit::Signaled(sig),
             None if status == 0 => Exit::Normal,
-            None => Exit::Failed(format!("process exited with status {status}")),
+            None => Exit::Exited(status),
         }
     }
 
@@ -66,6 +102,8 @@ impl Exit {
                 Exit::Failed(raw.message)
             }
             ExitKind::Shutdown => Exit::Shutdown(raw.message),
+            ExitKind::Exited => Exit::Exited(raw.value),
+            ExitKind::Ignored => Exit::Ignored,
             ExitKind::None => Exit::Failed("no exit was recorded".into()),
         }
     }
@@ -84,6 +122,8 @@ impl std::fmt::Display for Exit {
             Exit::Failed(why) => write!(f, "failed: {why}"),
             Exit::Shutdown(why) => write!(f, "shut down: {why}"),
             Exit::RuntimeLost => f.write_str("lost with its runtime (the zygote died)"),
+            Exit::Exited(n) => write!(f, "exited with status {n}"),
+            Exit::Ignored => f.write_str("ignored its start (create returned Ignore)"),
         }
     }
 }

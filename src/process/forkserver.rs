@@ -689,8 +689,9 @@ pub fn publish(
     exit
 }
 
-/// Delivers `Down` to monitors; kills linked actors after an abnormal exit, or sends
-/// them `Exited` if they trap exits. A linked actor is killed through `kill_consumer`,
+/// Delivers `Down` to monitors. Links follow OTP: a linked actor that traps exits gets
+/// `Exited` for every exit; one that does not is killed unless the exit is normal
+/// ([`Exit::is_normal`]). A linked actor is killed through `kill_consumer`,
 /// which finds its process by its mailbox in the killer's own records.
 pub fn notify_watchers(
     dir: &Path,
@@ -712,16 +713,18 @@ pub fn notify_watchers(
                 exit: exit.clone(),
             };
             send_notice(&watcher, DOWN_TAG, &down);
-        } else if !exit.is_clean() {
-            if watcher.traps_exits() {
-                let exited = Exited {
-                    id: mb.id(),
-                    actor: mb.actor_name().to_string(),
-                    pid,
-                    exit: exit.clone(),
-                };
-                send_notice(&watcher, EXITED_TAG, &exited);
-            } else if watcher.state() == crate::mailbox::STATE_RUNNING {
+        } else if watcher.traps_exits() {
+            // OTP: a trapping process gets an exit message for every exit, normal too.
+            let exited = Exited {
+                id: mb.id(),
+                actor: mb.actor_name().to_string(),
+                pid,
+                exit: exit.clone(),
+            };
+            send_notice(&watcher, EXITED_TAG, &exited);
+        } else if !exit.is_normal() {
+            // A non-trapping one dies for every reason but `normal`; `shutdown` included.
+            if watcher.state() == crate::mailbox::STATE_RUNNING {
                 watcher.record_exit(
                     crate::mailbox::ExitKind::Linked,
                     0,

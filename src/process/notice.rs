@@ -30,8 +30,8 @@ pub struct Down {
     pub exit: Exit,
 }
 
-/// A linked actor exited abnormally, and the receiver traps exits (otherwise the
-/// receiver would have been killed with it).
+/// A linked actor exited — for any reason, normal included, as in OTP — and the receiver
+/// traps exits ([`Context::trap_exit`](crate::Context::trap_exit)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exited {
     /// The exited actor's address.

@@ -126,16 +126,19 @@
 //! [`tree`](crate::ActorRef::tree), a snapshot of the whole tree (ids, pids, restart counts,
 //! states) whose `Display` draws it.
 
+mod error;
 mod registry;
 mod server;
 mod spec;
 
+pub use error::{SpecError, SupervisorError};
 pub use registry::{register, unregister, whereis};
 pub use server::{
-    ChildCounts, ChildInfo, ChildState, CountChildren, DeleteChild, RestartChild, StartChild,
-    SupervisorActor, TerminateChild, Tree, TreeNode, WhichChildren,
+    ChildCounts, ChildInfo, ChildState, CountChildren, DeleteChild, GetChildSpec, RestartChild,
+    StartChild, Started, SupervisorActor, TerminateChild, TerminateMailbox, Tree, TreeNode,
+    WhichChild, WhichChildren,
 };
 pub use spec::{
-    AutoShutdown, Backoff, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor,
-    DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_WORKER_SHUTDOWN,
+    check_childspecs, AutoShutdown, Backoff, ChildKind, ChildSpec, Restart, Shutdown, Strategy,
+    Supervisor, DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_WORKER_SHUTDOWN,
 };

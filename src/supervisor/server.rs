@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor};
-use crate::actor::{send_stop, Actor, ActorRef, BoxError, Context, Dispatch, Handler};
+use super::error::SupervisorError;
+use super::spec::{
+    check_childspecs, AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, Strategy, Supervisor,
+};
+use crate::actor::{send_stop_as, Actor, ActorRef, BoxError, Context, Dispatch, Handler};
 use crate::error::{Error, Result};
 use crate::mailbox::{Mailbox, Wait, LIVENESS_SLICE, STATE_EXITED};
-use crate::process::{fork, names, runtime, Down, SpawnOptions};
+use crate::process::{fork, names, runtime, Down, Exit, SpawnOptions};
 use crate::ByteBuf;
 
 /// Where a child is in its life.
@@ -121,10 +124,20 @@ pub struct CountChildren;
 #[message(reply = TreeNode, tag = "procession::supervisor::Tree")]
 pub struct Tree;
 
+/// What a started child is: its address and pid, or neither if its `create` returned
+/// [`Ignore`](crate::Ignore).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// Its mailbox id, `None` if it ignored its start.
+    pub mailbox: Option<u64>,
+    /// Its pid, `None` if it ignored its start.
+    pub pid: Option<u32>,
+}
+
 /// Ask: start a child — a new spec (static strategies), or the template with these
-/// arguments ([`Strategy::Dynamic`]). Replies with its mailbox id.
+/// arguments ([`Strategy::Dynamic`]).
 #[derive(Debug, Serialize, Deserialize, crate::Message)]
-#[message(reply = std::result::Result<u64, String>, tag = "procession::supervisor::StartChild")]
+#[message(reply = std::result::Result<Started, SupervisorError>, tag = "procession::supervisor::StartChild")]
 pub enum StartChild {
     /// Add and start this child spec.
     Spec(ChildSpec),
@@ -136,20 +149,37 @@ pub enum StartChild {
 /// any child's of a Dynamic supervisor). Its mailbox is retired: refs to it fail from
 /// then on, and `RestartChild` starts it on a new mailbox.
 #[derive(Debug, Serialize, Deserialize, crate::Message)]
-#[message(reply = std::result::Result<(), String>, tag = "procession::supervisor::TerminateChild")]
+#[message(reply = std::result::Result<(), SupervisorError>, tag = "procession::supervisor::TerminateChild")]
 pub struct TerminateChild(pub String);
+
+/// Ask: terminate the child that consumes this mailbox (for a Dynamic supervisor's
+/// children, as OTP's `terminate_child(Sup, Pid)`).
+#[derive(Debug, Serialize, Deserialize, crate::Message)]
+#[message(reply = std::result::Result<(), SupervisorError>, tag = "procession::supervisor::TerminateMailbox")]
+pub struct TerminateMailbox(pub u64);
 
 /// Ask: start again the terminated child with this id.
 #[derive(Debug, Serialize, Deserialize, crate::Message)]
-#[message(reply = std::result::Result<(), String>, tag = "procession::supervisor::RestartChild")]
+#[message(reply = std::result::Result<Started, SupervisorError>, tag = "procession::supervisor::RestartChild")]
 pub struct RestartChild(pub String);
 
 /// Ask: forget the terminated child with this id.
 #[derive(Debug, Serialize, Deserialize, crate::Message)]
-#[message(reply = std::result::Result<(), String>, tag = "procession::supervisor::DeleteChild")]
+#[message(reply = std::result::Result<(), SupervisorError>, tag = "procession::supervisor::DeleteChild")]
 pub struct DeleteChild(pub String);
 
-/// Timer: a delayed (backoff) restart is due.
+/// Ask: one child, by id.
+#[derive(Debug, Serialize, Deserialize, crate::Message)]
+#[message(reply = std::result::Result<ChildInfo, SupervisorError>, tag = "procession::supervisor::WhichChild")]
+pub struct WhichChild(pub String);
+
+/// Ask: the spec of one child, by id.
+#[derive(Debug, Serialize, Deserialize, crate::Message)]
+#[message(reply = std::result::Result<ChildSpec, SupervisorError>, tag = "procession::supervisor::GetChildSpec")]
+pub struct GetChildSpec(pub String);
+
+/// Timer or self-message: a restart is due — after a backoff delay, or again after a
+/// failed start (OTP's `try_again_restart`, queued behind what the mailbox holds).
 #[derive(Debug, Serialize, Deserialize, crate::Message)]
 #[message(tag = "procession::supervisor::RestartDue")]
 pub struct RestartDue {
@@ -194,13 +224,29 @@ impl Child {
             state: self.state,
         }
     }
+
+    fn started(&self) -> Started {
+        Started {
+            mailbox: self.pid.and(self.mailbox.as_ref().map(|m| m.id())),
+            pid: self.pid,
+        }
+    }
+}
+
+/// A child being terminated: the stop is sent, its exit not yet waited for.
+struct Stopping {
+    idx: usize,
+    mb: Arc<Mailbox>,
+    pid: u32,
+    /// When to kill it if it has not exited (`None`: wait for ever).
+    kill_at: Option<Instant>,
 }
 
 /// The supervisor actor. Start one with [`Supervisor::spawn`]; talk to it through the
 /// methods on `ActorRef<SupervisorActor>`.
 #[derive(crate::Actor)]
 #[actor(
-    handles(Down, WhichChildren, CountChildren, Tree, StartChild, TerminateChild, RestartChild, DeleteChild, RestartDue),
+    handles(Down, WhichChildren, CountChildren, Tree, StartChild, TerminateChild, TerminateMailbox, RestartChild, DeleteChild, WhichChild, GetChildSpec, RestartDue),
     args = Supervisor,
     name = "procession::supervisor::Supervisor"
 )]
@@ -217,10 +263,9 @@ impl Actor for SupervisorActor {
     type Args = Supervisor;
 
     fn create(mut cfg: Supervisor, cx: &mut Context<Self>) -> std::result::Result<Self, BoxError> {
+        cfg.check()
+            .map_err(|e| format!("invalid supervisor spec: {e}"))?;
         let specs = std::mem::take(&mut cfg.children);
-        if cfg.strategy == Strategy::Dynamic && (cfg.template.is_none() || !specs.is_empty()) {
-            return Err("a Dynamic supervisor needs a template and no static children".into());
-        }
         let mut sup = SupervisorActor {
             cfg,
             me: cx.myself().id(),
@@ -230,10 +275,6 @@ impl Actor for SupervisorActor {
             generation: 0,
         };
         for spec in specs {
-            if sup.position(&spec.id).is_some() {
-                sup.terminate_all();
-                return Err(format!("two children have the id {:?}", spec.id).into());
-            }
             let id = spec.id.clone();
             sup.children.push(Child::new(spec));
             if let Err(e) = sup.start_now(sup.children.len() - 1) {
@@ -254,9 +295,20 @@ impl SupervisorActor {
         self.children.iter().position(|c| c.spec.id == id)
     }
 
-    /// Starts (or restarts, on the same mailbox) child `idx` now.
-    fn start_now(&mut self, idx: usize) -> Result<()> {
+    fn find(&self, id: &str) -> std::result::Result<usize, SupervisorError> {
+        self.position(id)
+            .ok_or_else(|| SupervisorError::NotFound { id: id.into() })
+    }
+
+    fn is_dynamic(&self) -> bool {
+        self.cfg.strategy == Strategy::Dynamic
+    }
+
+    /// Starts (or restarts, on the same mailbox) child `idx` now. `Ok(false)`: its
+    /// `create` returned `Ignore`, so it has no process (and no mailbox).
+    fn start_now(&mut self, idx: usize) -> Result<bool> {
         let me = self.me;
+        let dynamic = self.is_dynamic();
         let child = &mut self.children[idx];
         if let Some(e) = &child.spec.args_error {
             return Err(Error::Runtime(format!(
@@ -270,7 +322,7 @@ impl SupervisorActor {
         }
         opts.supervised = true;
         opts.watcher = Some(me);
-        if child.mailbox.is_none() && self.cfg.strategy != Strategy::Dynamic {
+        if child.mailbox.is_none() && !dynamic {
             // The mailbox belongs to this place in the tree, not to this process: a next
             // incarnation of this supervisor adopts it, with what is queued in it.
             let id = crate::mailbox::tree_id(me, &child.spec.id);
@@ -279,63 +331,98 @@ impl SupervisorActor {
             }
             opts.tree_id = Some(id);
         }
-        let mb = match &child.mailbox {
-            None => crate::process::start(&child.spec.actor, child.spec.args.clone(), &opts)?,
+        let started = match &child.mailbox {
+            None => crate::process::start(&child.spec.actor, child.spec.args.clone(), &opts),
             Some(mb) => {
                 mb.reset_for_restart();
                 mb.add_watcher(me, false);
-                crate::process::start_on(mb, &child.spec.actor, child.spec.args.clone(), &opts)?;
-                mb.clone()
+                crate::process::start_on(mb, &child.spec.actor, child.spec.args.clone(), &opts)
+                    .map(|()| mb.clone())
             }
+        };
+        let mb = match started {
+            Ok(mb) => mb,
+            Err(Error::StartFailed {
+                exit: Exit::Ignored,
+                ..
+            }) => {
+                tracing::info!(child = %child.spec.id, "child ignored its start");
+                self.retire(idx);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
         };
         child.pid = Some(mb.pid());
         child.mailbox = Some(mb);
         child.state = ChildState::Running;
         child.started_at = Some(Instant::now());
         tracing::info!(child = %child.spec.id, pid = child.pid, "child started");
-        Ok(())
+        Ok(true)
     }
 
-    /// Terminates child `idx` by its shutdown spec and waits until it has exited.
-    fn terminate(&mut self, idx: usize) {
+    /// Sends child `idx` its stop by its shutdown spec (a kill for `BrutalKill`); the
+    /// exit is waited for by [`SupervisorActor::finish_terminate`]. `deadline`: the kill
+    /// time of a `Timeout` shutdown, shared by children stopped in parallel.
+    fn begin_terminate(&mut self, idx: usize, now: Instant) -> Option<Stopping> {
         let child = &mut self.children[idx];
         let pid = child.pid.take();
         if child.state == ChildState::Restarting {
             child.state = ChildState::Terminated;
         }
         let (Some(mb), Some(pid)) = (child.mailbox.clone(), pid) else {
-            return;
+            return None;
         };
         child.state = ChildState::Terminated;
         if mb.state() == STATE_EXITED {
-            return;
+            return None;
         }
-        // Through the process that started it (the zygote), never by a pid in memory.
-        let kill = || {
-            fork::kill_consumer(mb.id());
-        };
-        // Queue the graceful stop: within the timeout, or (Infinity) for as long as the
-        // child lives, however full its mailbox.
-        let stop = |timeout: Option<Duration>| {
-            let wait = timeout.map_or(Wait::Forever, |t| Wait::from_timeout(Some(t)));
-            send_stop(&mb, Some(mb.incarnation()), wait).is_ok()
-        };
-        match child.spec.shutdown {
-            Shutdown::BrutalKill => kill(),
+        // OTP's exit reason `shutdown`: queued, to be handled after the current message.
+        let stop = |wait: Wait| send_stop_as(&mb, Some(mb.incarnation()), wait, true).is_ok();
+        let kill_at = match child.spec.shutdown {
+            Shutdown::BrutalKill => {
+                // Through the process that started it (the zygote), never by a pid in memory.
+                fork::kill_consumer(mb.id());
+                None
+            }
             Shutdown::Timeout(d) => {
-                let start = Instant::now();
-                if !stop(Some(d)) || !wait_exit(&mb, Some(d.saturating_sub(start.elapsed()))) {
-                    tracing::warn!(child = %child.spec.id, pid, "shutdown timeout expired; killing");
-                    kill();
+                let at = now + d;
+                if !stop(Wait::Until(at)) {
+                    fork::kill_consumer(mb.id());
                 }
+                Some(at)
             }
             Shutdown::Infinity => {
-                if !stop(None) {
-                    kill();
+                if !stop(Wait::Forever) {
+                    fork::kill_consumer(mb.id());
                 }
+                None
+            }
+        };
+        Some(Stopping {
+            idx,
+            mb,
+            pid,
+            kill_at,
+        })
+    }
+
+    /// Waits until a child sent its stop has exited, killing it at its deadline.
+    fn finish_terminate(&self, s: Stopping) {
+        if let Some(at) = s.kill_at {
+            if !wait_exit(&s.mb, Some(at.saturating_duration_since(Instant::now()))) {
+                let id = &self.children[s.idx].spec.id;
+                tracing::warn!(child = %id, pid = s.pid, "shutdown timeout expired; killing");
+                fork::kill_consumer(s.mb.id());
             }
         }
-        wait_exit(&mb, None);
+        wait_exit(&s.mb, None);
+    }
+
+    /// Terminates child `idx` by its shutdown spec and waits until it has exited.
+    fn terminate(&mut self, idx: usize) {
+        if let Some(s) = self.begin_terminate(idx, Instant::now()) {
+            self.finish_terminate(s);
+        }
     }
 
     /// The child will not run again: its mailbox and names go, a temporary spec goes.
@@ -353,9 +440,25 @@ impl SupervisorActor {
         }
     }
 
+    /// Terminates every child and retires it: in reverse start order, one after
+    /// another; a Dynamic supervisor's children all at once, as OTP does, so their
+    /// shutdown allowances do not add up.
     fn terminate_all(&mut self) {
+        if self.is_dynamic() {
+            let now = Instant::now();
+            let stopping: Vec<Stopping> = (0..self.children.len())
+                .rev()
+                .filter_map(|idx| self.begin_terminate(idx, now))
+                .collect();
+            for s in stopping {
+                self.finish_terminate(s);
+            }
+        } else {
+            for idx in (0..self.children.len()).rev() {
+                self.terminate(idx);
+            }
+        }
         for idx in (0..self.children.len()).rev() {
-            self.terminate(idx);
             self.retire(idx);
         }
     }
@@ -383,41 +486,66 @@ impl SupervisorActor {
         cx.shutdown(reason);
     }
 
-    /// Restarts the children at `indices` (in order), now or after the backoff delay.
-    fn restart(&mut self, indices: Vec<usize>, delay: Option<Duration>, cx: &mut Context<Self>) {
-        if let Some(d) = delay.filter(|d| !d.is_zero()) {
-            self.generation += 1;
-            let ids = indices
-                .iter()
-                .map(|&i| self.children[i].spec.id.clone())
-                .collect();
-            for &i in &indices {
-                self.children[i].state = ChildState::Restarting;
-                self.children[i].generation = self.generation;
-            }
-            let due = RestartDue {
-                ids,
-                generation: self.generation,
-            };
-            if cx.send_self_after(d, due).is_ok() {
-                return;
+    /// Marks the children `ids` as restarting and queues their restart: after `delay`,
+    /// or (`None`) behind the messages already in the mailbox, so that `stop`,
+    /// `which_children` and the rest are answered between two attempts.
+    fn schedule_restart(
+        &mut self,
+        ids: Vec<String>,
+        delay: Option<Duration>,
+        cx: &mut Context<Self>,
+    ) {
+        self.generation += 1;
+        for id in &ids {
+            if let Some(i) = self.position(id) {
+                let c = &mut self.children[i];
+                c.state = ChildState::Restarting;
+                c.pid = None;
+                c.generation = self.generation;
             }
         }
-        for idx in indices {
+        let due = RestartDue {
+            ids,
+            generation: self.generation,
+        };
+        let due = match delay {
+            Some(_) => due,
+            None => match cx.myself().try_tell(due) {
+                Ok(()) => return,
+                // A full mailbox: a timer due now still lets one message in between.
+                Err(e) => e.into_inner(),
+            },
+        };
+        if let Err(e) = cx.send_self_after(delay.unwrap_or_default(), due) {
+            tracing::error!(error = %e, "a restart could not be scheduled");
+        }
+    }
+
+    /// Restarts the children `ids` (a group, in start order). If one fails to start, the
+    /// ones this attempt had started are terminated again and the whole group is tried
+    /// once more, later, counting against the intensity (OTP's rule).
+    fn restart_group(&mut self, ids: Vec<String>, cx: &mut Context<Self>) {
+        let mut started = Vec::new();
+        for id in &ids {
+            let Some(idx) = self.position(id) else {
+                continue;
+            };
             self.children[idx].restarts += 1;
-            loop {
-                match self.start_now(idx) {
-                    Ok(()) => break,
-                    Err(e) => {
-                        tracing::error!(child = %self.children[idx].spec.id, error = %e, "restart failed");
-                        if !self.allow_restart() {
-                            let reason = format!(
-                                "reached maximum restart intensity ({} in {:?}) restarting {:?}",
-                                self.cfg.intensity, self.cfg.period, self.children[idx].spec.id
-                            );
-                            return self.give_up(cx, reason);
-                        }
+            match self.start_now(idx) {
+                Ok(_) => started.push(idx),
+                Err(e) => {
+                    tracing::error!(child = %id, error = %e, "restart failed");
+                    for &i in started.iter().rev() {
+                        self.terminate(i);
                     }
+                    if !self.allow_restart() {
+                        let reason = format!(
+                            "reached maximum restart intensity ({} in {:?}) restarting {id:?}: {e}",
+                            self.cfg.intensity, self.cfg.period
+                        );
+                        return self.give_up(cx, reason);
+                    }
+                    return self.schedule_restart(ids, None, cx);
                 }
             }
         }
@@ -430,9 +558,7 @@ impl SupervisorActor {
         self.retire(idx);
         // A Dynamic supervisor keeps no spec for a child gone for good (as OTP's
         // simple_one_for_one); a Temporary child's spec goes under every strategy.
-        if self.children[idx].spec.restart == Restart::Temporary
-            || self.cfg.strategy == Strategy::Dynamic
-        {
+        if self.children[idx].spec.restart == Restart::Temporary || self.is_dynamic() {
             self.children.remove(idx);
         }
         if !significant {
@@ -453,6 +579,27 @@ impl SupervisorActor {
             }
             _ => {}
         }
+    }
+
+    /// Terminates child `idx` at a caller's request.
+    fn terminate_on_request(&mut self, idx: usize) {
+        self.terminate(idx);
+        self.retire(idx);
+        if self.children[idx].spec.restart == Restart::Temporary || self.is_dynamic() {
+            self.children.remove(idx);
+        }
+    }
+
+    /// `true` if `id` names a child this Dynamic supervisor started and that has
+    /// already ended (its spec is gone).
+    fn dynamic_child_ended(&self, id: &str) -> bool {
+        let Some(t) = &self.cfg.template else {
+            return false;
+        };
+        id.strip_prefix(t.id.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= 1 && n <= self.dynamic_seq)
     }
 }
 
@@ -518,13 +665,13 @@ impl Handler<Down> for SupervisorActor {
             b.delay(child.consecutive)
         });
         let n = self.children.len();
-        // The group: the exited child, and (by strategy) the siblings that are running or
-        // waiting to restart; a sibling that has already exited for good stays so.
-        let live = |i: &usize| *i == idx || self.children[*i].state != ChildState::Terminated;
+        // The group, as OTP's: the exited child and (by strategy) its siblings, whatever
+        // their state — one that was terminated or has exited for good comes back with
+        // the group, as OTP's `start_children` starts every child it holds.
         let group: Vec<usize> = match self.cfg.strategy {
             Strategy::OneForOne | Strategy::Dynamic => vec![idx],
-            Strategy::OneForAll => (0..n).filter(live).collect(),
-            Strategy::RestForOne => (idx..n).filter(live).collect(),
+            Strategy::OneForAll => (0..n).collect(),
+            Strategy::RestForOne => (idx..n).collect(),
         };
         // Terminate the rest of the group, last started first.
         for &i in group.iter().rev().filter(|&&i| i != idx) {
@@ -544,26 +691,30 @@ impl Handler<Down> for SupervisorActor {
                 && c.mailbox.is_none()
                 && c.state == ChildState::Terminated)
         });
-        let indices = restart_ids
-            .iter()
-            .filter_map(|id| self.position(id))
-            .collect();
-        self.restart(indices, delay, cx);
+        match delay.filter(|d| !d.is_zero()) {
+            Some(d) => self.schedule_restart(restart_ids, Some(d), cx),
+            None => self.restart_group(restart_ids, cx),
+        }
     }
 }
 
 impl Handler<RestartDue> for SupervisorActor {
     fn handle(&mut self, due: RestartDue, cx: &mut Context<Self>) {
-        let indices: Vec<usize> = due
+        // Children terminated meanwhile (terminate_child) stay terminated; a newer
+        // schedule replaces this one.
+        let ids: Vec<String> = due
             .ids
-            .iter()
-            .filter_map(|id| self.position(id))
-            .filter(|&i| {
-                self.children[i].state == ChildState::Restarting
-                    && self.children[i].generation == due.generation
+            .into_iter()
+            .filter(|id| {
+                self.position(id).is_some_and(|i| {
+                    self.children[i].state == ChildState::Restarting
+                        && self.children[i].generation == due.generation
+                })
             })
             .collect();
-        self.restart(indices, None, cx);
+        if !ids.is_empty() {
+            self.restart_group(ids, cx);
+        }
     }
 }
 
@@ -573,11 +724,36 @@ impl Handler<WhichChildren> for SupervisorActor {
     }
 }
 
+impl Handler<WhichChild> for SupervisorActor {
+    fn handle(
+        &mut self,
+        WhichChild(id): WhichChild,
+        _cx: &mut Context<Self>,
+    ) -> std::result::Result<ChildInfo, SupervisorError> {
+        Ok(self.children[self.find(&id)?].info())
+    }
+}
+
+impl Handler<GetChildSpec> for SupervisorActor {
+    fn handle(
+        &mut self,
+        GetChildSpec(id): GetChildSpec,
+        _cx: &mut Context<Self>,
+    ) -> std::result::Result<ChildSpec, SupervisorError> {
+        Ok(self.children[self.find(&id)?].spec.clone())
+    }
+}
+
 impl Handler<CountChildren> for SupervisorActor {
     fn handle(&mut self, _: CountChildren, _cx: &mut Context<Self>) -> ChildCounts {
         let kind = |k| self.children.iter().filter(|c| c.spec.kind == k).count();
         ChildCounts {
-            specs: self.children.len(),
+            // A Dynamic supervisor holds one spec, its template, as OTP counts it.
+            specs: if self.is_dynamic() {
+                usize::from(self.cfg.template.is_some())
+            } else {
+                self.children.len()
+            },
             active: self.children.iter().filter(|c| c.pid.is_some()).count(),
             supervisors: kind(ChildKind::Supervisor),
             workers: kind(ChildKind::Worker),
@@ -627,7 +803,7 @@ impl Handler<StartChild> for SupervisorActor {
         &mut self,
         req: StartChild,
         _cx: &mut Context<Self>,
-    ) -> std::result::Result<u64, String> {
+    ) -> std::result::Result<Started, SupervisorError> {
         let spec = match (req, self.cfg.strategy, &self.cfg.template) {
             (StartChild::Args(args), Strategy::Dynamic, Some(t)) => {
                 self.dynamic_seq += 1;
@@ -637,26 +813,53 @@ impl Handler<StartChild> for SupervisorActor {
                 spec
             }
             (StartChild::Spec(spec), s, _) if s != Strategy::Dynamic => {
-                if self.position(&spec.id).is_some() {
-                    return Err(format!("a child with id {:?} exists already", spec.id));
+                if let Some(i) = self.position(&spec.id) {
+                    let c = &self.children[i];
+                    return Err(match c.pid {
+                        Some(pid) => SupervisorError::AlreadyStarted { id: spec.id, pid },
+                        None => SupervisorError::AlreadyPresent { id: spec.id },
+                    });
                 }
+                check_childspecs(std::slice::from_ref(&spec), self.cfg.auto_shutdown)
+                    .map_err(SupervisorError::Invalid)?;
                 spec
             }
-            (StartChild::Args(_), ..) => {
-                return Err("only a Dynamic supervisor starts children from arguments".into())
+            (StartChild::Args(_), s, _) => {
+                return Err(SupervisorError::WrongStrategy {
+                    op: "starting a child from arguments (start_dynamic)".into(),
+                    strategy: s,
+                })
             }
-            (StartChild::Spec(_), ..) => {
-                return Err("a Dynamic supervisor starts children from its template".into())
+            (StartChild::Spec(_), s, _) => {
+                return Err(SupervisorError::WrongStrategy {
+                    op: "starting a child from a spec (start_child); use start_dynamic".into(),
+                    strategy: s,
+                })
             }
         };
+        let id = spec.id.clone();
         self.children.push(Child::new(spec));
         let idx = self.children.len() - 1;
         match self.start_now(idx) {
-            Ok(()) => Ok(self.children[idx].mailbox.as_ref().map_or(0, |m| m.id())),
+            Ok(true) => Ok(self.children[idx].started()),
+            Ok(false) => {
+                // OTP: an ignored static child is kept with no process; an ignored
+                // dynamic one is not kept.
+                if self.is_dynamic() {
+                    self.children.pop();
+                }
+                Ok(Started {
+                    mailbox: None,
+                    pid: None,
+                })
+            }
             Err(e) => {
                 self.retire(idx);
                 self.children.pop();
-                Err(e.to_string())
+                Err(SupervisorError::StartFailed {
+                    id,
+                    reason: e.to_string(),
+                })
             }
         }
     }
@@ -667,18 +870,49 @@ impl Handler<TerminateChild> for SupervisorActor {
         &mut self,
         TerminateChild(id): TerminateChild,
         _cx: &mut Context<Self>,
-    ) -> std::result::Result<(), String> {
-        let idx = self
-            .position(&id)
-            .ok_or_else(|| format!("no child {id:?}"))?;
-        self.terminate(idx);
-        self.retire(idx);
-        if self.children[idx].spec.restart == Restart::Temporary
-            || self.cfg.strategy == Strategy::Dynamic
-        {
-            self.children.remove(idx);
+    ) -> std::result::Result<(), SupervisorError> {
+        match self.position(&id) {
+            Some(idx) => {
+                self.terminate_on_request(idx);
+                Ok(())
+            }
+            // OTP: terminating a dynamic child that has already ended is `ok`.
+            None if self.is_dynamic() && self.dynamic_child_ended(&id) => Ok(()),
+            None => Err(SupervisorError::NotFound { id }),
         }
-        Ok(())
+    }
+}
+
+impl Handler<TerminateMailbox> for SupervisorActor {
+    fn handle(
+        &mut self,
+        TerminateMailbox(mailbox): TerminateMailbox,
+        _cx: &mut Context<Self>,
+    ) -> std::result::Result<(), SupervisorError> {
+        let idx = self
+            .children
+            .iter()
+            .position(|c| c.mailbox.as_ref().is_some_and(|m| m.id() == mailbox));
+        match idx {
+            Some(idx) => {
+                self.terminate_on_request(idx);
+                Ok(())
+            }
+            None => {
+                // OTP: a child that is no longer alive is `ok`; a live actor that is not
+                // ours is `not_found`.
+                let alive = runtime::current()
+                    .and_then(|rt| Mailbox::open(rt.dir(), mailbox).ok())
+                    .is_some_and(|mb| mb.state() != STATE_EXITED && !mb.is_gone());
+                if alive {
+                    Err(SupervisorError::NotFound {
+                        id: format!("{mailbox:016x}"),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
     }
 }
 
@@ -687,14 +921,26 @@ impl Handler<RestartChild> for SupervisorActor {
         &mut self,
         RestartChild(id): RestartChild,
         _cx: &mut Context<Self>,
-    ) -> std::result::Result<(), String> {
-        let idx = self
-            .position(&id)
-            .ok_or_else(|| format!("no child {id:?}"))?;
-        if self.children[idx].state != ChildState::Terminated {
-            return Err(format!("child {id:?} is not terminated"));
+    ) -> std::result::Result<Started, SupervisorError> {
+        if self.is_dynamic() {
+            return Err(SupervisorError::WrongStrategy {
+                op: "restart_child".into(),
+                strategy: Strategy::Dynamic,
+            });
         }
-        self.start_now(idx).map_err(|e| e.to_string())
+        let idx = self.find(&id)?;
+        match (self.children[idx].state, self.children[idx].pid) {
+            (ChildState::Running, _) | (_, Some(_)) => return Err(SupervisorError::Running { id }),
+            (ChildState::Restarting, _) => return Err(SupervisorError::Restarting { id }),
+            (ChildState::Terminated, None) => {}
+        }
+        match self.start_now(idx) {
+            Ok(_) => Ok(self.children[idx].started()),
+            Err(e) => Err(SupervisorError::StartFailed {
+                id,
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -703,20 +949,23 @@ impl Handler<DeleteChild> for SupervisorActor {
         &mut self,
         DeleteChild(id): DeleteChild,
         _cx: &mut Context<Self>,
-    ) -> std::result::Result<(), String> {
-        let idx = self
-            .position(&id)
-            .ok_or_else(|| format!("no child {id:?}"))?;
-        if self.children[idx].state != ChildState::Terminated {
-            return Err(format!("child {id:?} is running: terminate it first"));
+    ) -> std::result::Result<(), SupervisorError> {
+        if self.is_dynamic() {
+            return Err(SupervisorError::WrongStrategy {
+                op: "delete_child".into(),
+                strategy: Strategy::Dynamic,
+            });
         }
-        self.children.remove(idx);
-        Ok(())
+        let idx = self.find(&id)?;
+        match (self.children[idx].state, self.children[idx].pid) {
+            (ChildState::Running, _) | (_, Some(_)) => Err(SupervisorError::Running { id }),
+            (ChildState::Restarting, _) => Err(SupervisorError::Restarting { id }),
+            (ChildState::Terminated, None) => {
+                self.children.remove(idx);
+                Ok(())
+            }
+        }
     }
-}
-
-fn remote(e: String) -> Error {
-    Error::Runtime(e)
 }
 
 impl ActorRef<SupervisorActor> {
@@ -725,7 +974,20 @@ impl ActorRef<SupervisorActor> {
         self.ask(WhichChildren)
     }
 
-    /// Counts of children (OTP's `count_children`).
+    /// One child, by id (OTP 27's `which_child`); [`SupervisorError::NotFound`] if there
+    /// is none.
+    pub fn which_child(&self, id: &str) -> Result<ChildInfo> {
+        Ok(self.ask(WhichChild(id.to_string()))??)
+    }
+
+    /// The spec of one child, by id (OTP's `get_childspec`). A Dynamic supervisor's child
+    /// has the template's spec with its own id and arguments.
+    pub fn get_childspec(&self, id: &str) -> Result<ChildSpec> {
+        Ok(self.ask(GetChildSpec(id.to_string()))??)
+    }
+
+    /// Counts of children (OTP's `count_children`; a Dynamic supervisor counts one spec,
+    /// its template).
     pub fn count_children(&self) -> Result<ChildCounts> {
         self.ask(CountChildren)
     }
@@ -737,11 +999,7 @@ impl ActorRef<SupervisorActor> {
 
     /// A reference to the child with this id, if it is running and is an `A`.
     pub fn child<A: Dispatch>(&self, id: &str) -> Result<ActorRef<A>> {
-        let info = self
-            .which_children()?
-            .into_iter()
-            .find(|c| c.id == id)
-            .ok_or_else(|| Error::BadRef(format!("no child {id:?}")))?;
+        let info = self.which_child(id)?;
         if info.actor != A::NAME {
             return Err(Error::BadRef(format!(
                 "child {id:?} is a {}, not a {}",
@@ -758,21 +1016,24 @@ impl ActorRef<SupervisorActor> {
         Ok(ActorRef::from_mailbox(mb))
     }
 
-    /// Adds and starts a child (static strategies).
-    pub fn start_child(&self, spec: ChildSpec) -> Result<()> {
-        self.ask(StartChild::Spec(spec))?
-            .map(|_| ())
-            .map_err(remote)
+    /// Adds and starts a child (static strategies; OTP's `start_child`). Returns its pid,
+    /// or `None` if its `create` returned [`Ignore`](crate::Ignore) (its spec is kept).
+    /// Errors: [`SupervisorError::AlreadyStarted`] / [`SupervisorError::AlreadyPresent`]
+    /// for a taken id, [`SupervisorError::Invalid`] for a bad spec,
+    /// [`SupervisorError::StartFailed`] (no spec is kept).
+    pub fn start_child(&self, spec: ChildSpec) -> Result<Option<u32>> {
+        Ok(self.ask(StartChild::Spec(spec))??.pid)
     }
 
     /// Starts a child of a [`Strategy::Dynamic`] supervisor from its template, with these
-    /// arguments; `A` must be the template's actor type.
+    /// arguments; `A` must be the template's actor type. A child whose `create` returned
+    /// [`Ignore`](crate::Ignore) is not kept, and this returns
+    /// [`SupervisorError::Ignored`].
     pub fn start_dynamic<A: Dispatch>(&self, args: A::Args) -> Result<ActorRef<A>> {
         let mut bytes = Vec::new();
         crate::wire::encode_body(&args, &mut bytes)?;
-        let id = self
-            .ask(StartChild::Args(ByteBuf::from(bytes)))?
-            .map_err(remote)?;
+        let started = self.ask(StartChild::Args(ByteBuf::from(bytes)))??;
+        let id = started.mailbox.ok_or(SupervisorError::Ignored)?;
         let rt = runtime::get()?;
         let mb = Mailbox::open(rt.dir(), id).map_err(|e| Error::BadRef(e.to_string()))?;
         if mb.actor_name() != A::NAME {
@@ -785,18 +1046,30 @@ impl ActorRef<SupervisorActor> {
         Ok(ActorRef::from_mailbox(mb))
     }
 
-    /// Terminates a child by its shutdown spec.
+    /// Terminates a child by its shutdown spec (OTP's `terminate_child`): it exits with
+    /// [`Exit::Shutdown("shutdown")`](Exit::Shutdown). The spec is kept (except a
+    /// Temporary child's, or any child's of a Dynamic supervisor). A Dynamic child that
+    /// has already ended is `Ok`, as in OTP.
     pub fn terminate_child(&self, id: &str) -> Result<()> {
-        self.ask(TerminateChild(id.to_string()))?.map_err(remote)
+        Ok(self.ask(TerminateChild(id.to_string()))??)
     }
 
-    /// Starts a terminated child again.
-    pub fn restart_child(&self, id: &str) -> Result<()> {
-        self.ask(RestartChild(id.to_string()))?.map_err(remote)
+    /// Terminates the child that `child` refers to (OTP's `terminate_child(Sup, Pid)`,
+    /// the way to end a Dynamic supervisor's child). `Ok` if it has already ended;
+    /// [`SupervisorError::NotFound`] if it is alive but not this supervisor's child.
+    pub fn terminate_ref<A: Dispatch>(&self, child: &ActorRef<A>) -> Result<()> {
+        Ok(self.ask(TerminateMailbox(child.id()))??)
     }
 
-    /// Forgets a terminated child.
+    /// Starts a terminated child again (OTP's `restart_child`); returns its pid, `None`
+    /// if it ignored its start. [`SupervisorError::Running`] or
+    /// [`SupervisorError::Restarting`] if it is not terminated.
+    pub fn restart_child(&self, id: &str) -> Result<Option<u32>> {
+        Ok(self.ask(RestartChild(id.to_string()))??.pid)
+    }
+
+    /// Forgets a terminated child (OTP's `delete_child`).
     pub fn delete_child(&self, id: &str) -> Result<()> {
-        self.ask(DeleteChild(id.to_string()))?.map_err(remote)
+        Ok(self.ask(DeleteChild(id.to_string()))??)
     }
 }

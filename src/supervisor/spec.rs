@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::process::{SpawnOptions, StartMethod};
 use crate::wire::encode_body;
 
+use super::error::{SpecError, SupervisorError};
 use super::server::SupervisorActor;
 
 /// Which children a supervisor restarts when one of them must be restarted.
@@ -312,14 +313,89 @@ impl Supervisor {
         self
     }
 
+    /// Checks the flags and every child spec as OTP's `init` and `check_childspecs` do:
+    /// a positive period; significant children only if `Transient`/`Temporary` and with
+    /// an auto-shutdown; a Dynamic supervisor with a template, no static children and no
+    /// auto-shutdown; unique ids; positive shutdown timeouts; encodable arguments.
+    /// [`Supervisor::spawn`] runs it first, and so does the supervisor's `create`.
+    pub fn check(&self) -> std::result::Result<(), SpecError> {
+        if self.period.is_zero() {
+            return Err(SpecError::ZeroPeriod);
+        }
+        match (self.strategy, &self.template) {
+            (Strategy::Dynamic, None) => return Err(SpecError::MissingTemplate),
+            (Strategy::Dynamic, Some(t)) => {
+                if !self.children.is_empty() {
+                    return Err(SpecError::DynamicWithChildren);
+                }
+                if self.auto_shutdown != AutoShutdown::Never {
+                    return Err(SpecError::DynamicAutoShutdown);
+                }
+                check_childspecs(std::slice::from_ref(t), self.auto_shutdown)?;
+            }
+            (_, Some(_)) => return Err(SpecError::TemplateWithoutDynamic),
+            (_, None) => {}
+        }
+        check_childspecs(&self.children, self.auto_shutdown)
+    }
+
     /// Starts the supervisor in its own process; returns once all its children have
-    /// started (or fails, having stopped those that had, if one cannot start).
+    /// started (or fails, having stopped those that had, if one cannot start). An
+    /// invalid spec ([`Supervisor::check`]) fails first, with
+    /// [`Error::Supervisor`](crate::Error::Supervisor)`(`[`SupervisorError::Invalid`]`)`.
     pub fn spawn(self) -> Result<ActorRef<SupervisorActor>> {
+        self.check().map_err(SupervisorError::Invalid)?;
         crate::spawn(self)
     }
 
     /// Like [`Supervisor::spawn`], with options for the supervisor's own process.
     pub fn spawn_with(self, opts: SpawnOptions) -> Result<ActorRef<SupervisorActor>> {
+        self.check().map_err(SupervisorError::Invalid)?;
         crate::spawn_with(self, opts)
     }
+}
+
+/// Checks child specs as OTP's `supervisor:check_childspecs/2` does, for a supervisor
+/// with this auto-shutdown: unique ids, positive shutdown timeouts, encodable arguments,
+/// and significance only for `Transient`/`Temporary` children under an auto-shutdown.
+///
+/// ```
+/// use procession::prelude::*;
+/// use procession::supervisor::{check_childspecs, AutoShutdown, ChildSpec, SpecError};
+/// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles())] struct Job;
+/// let spec = ChildSpec::worker::<Job>("job", Job).significant(true); // Permanent
+/// assert_eq!(
+///     check_childspecs(&[spec], AutoShutdown::AnySignificant),
+///     Err(SpecError::SignificantPermanent { id: "job".into() })
+/// );
+/// ```
+pub fn check_childspecs(
+    specs: &[ChildSpec],
+    auto_shutdown: AutoShutdown,
+) -> std::result::Result<(), SpecError> {
+    let mut seen = std::collections::HashSet::new();
+    for spec in specs {
+        let id = || spec.id.clone();
+        if !seen.insert(spec.id.as_str()) {
+            return Err(SpecError::DuplicateId { id: id() });
+        }
+        if let Some(reason) = &spec.args_error {
+            return Err(SpecError::Args {
+                id: id(),
+                reason: reason.clone(),
+            });
+        }
+        if spec.shutdown == Shutdown::Timeout(Duration::ZERO) {
+            return Err(SpecError::ZeroShutdown { id: id() });
+        }
+        if spec.significant {
+            if spec.restart == Restart::Permanent {
+                return Err(SpecError::SignificantPermanent { id: id() });
+            }
+            if auto_shutdown == AutoShutdown::Never {
+                return Err(SpecError::SignificantWithoutAutoShutdown { id: id() });
+            }
+        }
+    }
+    Ok(())
 }
