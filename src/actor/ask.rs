@@ -362,6 +362,11 @@ impl Pipeline {
 
     /// Receives the next reply (its correlation id and body, or why it failed); `None`
     /// if none came in `wait`.
+    /// The id of the inbox the replies come to (the `reply_to` of every request sent).
+    pub(crate) fn inbox_id(&self) -> u64 {
+        self.inbox.mb.id()
+    }
+
     pub(crate) fn recv(&mut self, wait: Wait) -> Option<(u64, PipelinedReply)> {
         loop {
             match self.inbox.mb.recv(&mut self.inbox.consumer, wait) {

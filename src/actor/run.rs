@@ -106,7 +106,13 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     let _enter = span.enter();
 
     let mut cx = Context::new(ActorRef::<A>::from_mailbox(mb.clone()));
-    let args: A::Args = match decode_body(&boot.args, "spawn arguments") {
+    // A supervisor or a pool keeps these bytes and decodes them again at every restart.
+    let decoded = if mb.is_supervised() {
+        crate::sync::object::decode_reusable(|| decode_body(&boot.args, "spawn arguments"))
+    } else {
+        decode_body(&boot.args, "spawn arguments")
+    };
+    let args: A::Args = match decoded {
         Ok(a) => a,
         Err(e) => finish(&mb, ExitKind::Failed, &e.to_string(), 1),
     };

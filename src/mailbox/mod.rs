@@ -634,6 +634,22 @@ impl Mailbox {
         self.region.header().queue.handles.fetch_add(1, SeqCst);
     }
 
+    /// Shuts a queue down: 1 (puts refused, gets end when empty) or 2 (immediately). A
+    /// later, milder shutdown does not undo a stronger one. Wakes every waiter.
+    pub fn shut_down(&self, level: u32) {
+        self.region
+            .header()
+            .queue
+            .shutdown
+            .fetch_max(level.min(2), SeqCst);
+        self.wake_all();
+    }
+
+    /// The queue's shutdown level (0: open; any value from shared memory is clamped).
+    pub fn shutdown_level(&self) -> u32 {
+        self.region.header().queue.shutdown.load(Acquire).min(2)
+    }
+
     /// Counts one handle less without removing anything (a reference taken over).
     pub fn take_over_handle(&self) {
         self.region.header().queue.handles.fetch_sub(1, SeqCst);
@@ -882,7 +898,17 @@ impl Mailbox {
 
     /// Clears the in-flight record after the frame was handled.
     pub fn end_in_flight(&self) {
-        self.region.header().cons.in_flight_pos.store(NONE, Release);
+        let c = &self.region.header().cons;
+        c.in_flight_pos.store(NONE, Release);
+        c.in_flight_corr.store(0, Relaxed);
+    }
+
+    /// `(reply_to, corr)` of the ask or batch the consumer is handling now, if any (a
+    /// snapshot of shared memory: a hint, to compare with what the caller sent).
+    pub fn handling(&self) -> Option<(u64, u64)> {
+        let c = &self.region.header().cons;
+        let corr = c.in_flight_corr.load(Acquire);
+        (corr != 0).then(|| (c.in_flight_reply_to.load(Relaxed), corr))
     }
 
     /// Counts one poison frame dropped.

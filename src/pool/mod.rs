@@ -19,6 +19,29 @@
 //! `ProcessPoolExecutor` breaks the whole pool.) With
 //! [`maxtasksperchild`](PoolOptions::maxtasksperchild), a worker is replaced after that
 //! many tasks.
+//!
+//! **Dispatch.** Each chunk goes to the worker with the least work outstanding from
+//! **every** call at once, so concurrent `apply_async` calls run side by side and an idle
+//! worker takes the next task while another is stuck. Each call keeps only a small
+//! window of chunks queued per worker (256 tasks, at least 2 chunks), so a slow worker
+//! holds back little. Tasks submitted before [`close`](Pool::close) run, and
+//! [`join`](Pool::join) waits for them. The worker's spawn arguments are decoded again
+//! for every worker and every replacement, and shared handles in them
+//! ([`Value`](crate::shared::Value), [`Queue`](crate::queue::Queue),
+//! [`Lock`](crate::sync::Lock)…) work in each.
+//!
+//! # Where procession differs from Python's `Pool`, and why
+//!
+//! | Python | procession | why |
+//! |---|---|---|
+//! | `func` is any picklable function | a task is a message `M` the worker type handles | typed end to end |
+//! | `initializer(*initargs)` | the worker's `create(args)` | the worker is an actor |
+//! | one shared task queue that idle workers pull from | each chunk is pushed to the least loaded worker, a small window per call | a worker's mailbox is its own; the window keeps what waits behind a stuck task small |
+//! | a worker that dies hangs the pool (`Pool`) or breaks it (`ProcessPoolExecutor`) | it is replaced; its chunk fails with `ActorDied` (or is retried once with `retry`) | supervision |
+//! | no per-task timeout | [`PoolOptions::task_timeout`] kills the worker of a stuck task and fails that chunk only | a stuck task should not cost the pool a worker for ever |
+//! | `callback`/`error_callback` arguments | [`AsyncResult::on_ready`], one callback with the `Result` | one `Result` carries both |
+//! | `Pool(0)` raises `ValueError` | [`Error::InvalidArgument`](crate::Error::InvalidArgument) | same check |
+//! | `AsyncResult.get()` may wait for ever | `get(timeout)` always has a deadline | every blocking call has one |
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
@@ -41,6 +64,7 @@ pub struct PoolOptions {
     maxtasksperchild: Option<u64>,
     retry: bool,
     start_method: Option<StartMethod>,
+    task_timeout: Option<Duration>,
 }
 
 impl PoolOptions {
@@ -49,22 +73,54 @@ impl PoolOptions {
         Self::default()
     }
 
-    /// Number of worker processes (default: the number of CPUs).
+    /// Number of worker processes (default: the number of CPUs). 0 is rejected when the
+    /// pool starts, with [`Error::InvalidArgument`].
     pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n.max(1));
+        self.processes = Some(n);
         self
     }
 
-    /// Tasks per chunk for `map`/`starmap`/`imap*` (default: Python's).
+    /// Tasks per chunk for `map`/`starmap`/`imap*` (default: Python's). 0 is rejected
+    /// when the pool starts.
     pub fn chunksize(mut self, n: usize) -> Self {
-        self.chunksize = Some(n.max(1));
+        self.chunksize = Some(n);
         self
     }
 
-    /// Replace a worker after it has been given this many tasks.
+    /// Replace a worker after it has been given this many tasks. 0 is rejected when the
+    /// pool starts (Python raises `ValueError` too).
     pub fn maxtasksperchild(mut self, n: u64) -> Self {
-        self.maxtasksperchild = Some(n.max(1));
+        self.maxtasksperchild = Some(n);
         self
+    }
+
+    /// Fails a task that runs longer than `timeout` with [`Error::Timeout`]: the worker
+    /// running it is killed and replaced, on the same mailbox, so the tasks queued
+    /// behind it are not lost. Only the chunk that ran too long fails (with `map`'s
+    /// default chunking a chunk holds several tasks: set `chunksize(1)` to fail exactly
+    /// one). Python's `Pool` has no such option: a stuck task holds its worker for ever.
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        let zero = |what: &str| Err(Error::InvalidArgument(format!("{what} must be at least 1")));
+        if self.processes == Some(0) {
+            return zero("Pool processes");
+        }
+        if self.chunksize == Some(0) {
+            return zero("Pool chunksize");
+        }
+        if self.maxtasksperchild == Some(0) {
+            return zero("Pool maxtasksperchild");
+        }
+        if self.task_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::InvalidArgument(
+                "Pool task_timeout must be greater than zero".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Retry a chunk once, on another worker, when its worker dies running it.
@@ -87,6 +143,10 @@ struct Worker {
     /// A stop was queued for the current incarnation (maxtasksperchild).
     retiring: bool,
     restarts: u32,
+    /// Tasks sent to it and not answered yet, by every call at once: where the next
+    /// chunk goes (the least loaded worker), so concurrent calls spread out and an idle
+    /// worker takes the next task.
+    load: usize,
 }
 
 struct Shared {
@@ -149,6 +209,7 @@ impl<W: Dispatch> Pool<W> {
 
     /// Starts a pool with options.
     pub fn with_options(args: W::Args, opts: PoolOptions) -> Result<Self> {
+        opts.check()?;
         let n = opts
             .processes
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -176,6 +237,7 @@ impl<W: Dispatch> Pool<W> {
                 given: 0,
                 retiring: false,
                 restarts: 0,
+                load: 0,
             });
         }
         Ok(pool)
@@ -278,6 +340,18 @@ impl<W: Dispatch> Pool<W> {
         W: Handles<M>,
     {
         let items: Vec<M> = items.into_iter().collect();
+        self.map_admitted(items, timeout, Admission::new(self)?)
+    }
+
+    fn map_admitted<M: Message>(
+        &self,
+        items: Vec<M>,
+        timeout: Option<Duration>,
+        admitted: Admission,
+    ) -> Result<Vec<M::Reply>>
+    where
+        W: Handles<M>,
+    {
         let workers = self.processes().max(1);
         let chunk = self
             .shared
@@ -286,7 +360,7 @@ impl<W: Dispatch> Pool<W> {
             .unwrap_or_else(|| items.len().div_ceil(workers * 4).max(1));
         let mut out: Vec<Option<M::Reply>> = Vec::new();
         out.resize_with(items.len(), || None);
-        let mut run = Run::<W, M>::new(self, Box::new(items.into_iter()), chunk)?;
+        let mut run = Run::<W, M>::admitted(self, Box::new(items.into_iter()), chunk, admitted)?;
         run.set_timeout(timeout);
         while let Some(done) = run.next_chunk() {
             let (start, results) = done?;
@@ -372,17 +446,73 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// Starts one task and returns at once; [`AsyncResult::get`] waits for the result.
+    /// A task submitted before [`close`](Pool::close) runs, and [`join`](Pool::join)
+    /// waits for it, as in Python.
     pub fn apply_async<M>(&self, msg: M) -> AsyncResult<M::Reply>
     where
         W: Handles<M> + 'static,
         M: Message,
     {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let pool = self.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(pool.apply(msg));
+        self.run_async(move |pool, admitted| {
+            let mut run = Run::<W, M>::admitted(pool, Box::new(std::iter::once(msg)), 1, admitted)?;
+            match run.next_chunk() {
+                Some(Ok((_, mut v))) if v.len() == 1 => Ok(v.remove(0)),
+                Some(Err(e)) => Err(e),
+                _ => Err(Error::Runtime("the task produced no result".into())),
+            }
+        })
+    }
+
+    /// [`map`](Pool::map) without waiting (Python's `map_async`): the results, in input
+    /// order, come through the [`AsyncResult`].
+    pub fn map_async<M>(&self, items: impl IntoIterator<Item = M>) -> AsyncResult<Vec<M::Reply>>
+    where
+        W: Handles<M> + 'static,
+        M: Message,
+    {
+        let items: Vec<M> = items.into_iter().collect();
+        self.run_async(move |pool, admitted| pool.map_admitted(items, None, admitted))
+    }
+
+    /// [`starmap`](Pool::starmap) without waiting (Python's `starmap_async`).
+    pub fn starmap_async<M, A>(
+        &self,
+        items: impl IntoIterator<Item = A>,
+    ) -> AsyncResult<Vec<M::Reply>>
+    where
+        W: Handles<M> + 'static,
+        M: Message + From<A>,
+    {
+        self.map_async(items.into_iter().map(M::from))
+    }
+
+    /// Admits a call now (so that `close` after it does not refuse it, and `join` waits
+    /// for it), then runs it on a thread of its own.
+    fn run_async<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&Pool<W>, Admission) -> Result<R> + Send + 'static,
+    ) -> AsyncResult<R>
+    where
+        W: 'static,
+    {
+        let slot = Arc::new(AsyncSlot {
+            state: Mutex::new(AsyncState {
+                value: None,
+                on_ready: None,
+            }),
+            ready: std::sync::Condvar::new(),
         });
-        AsyncResult { rx, value: None }
+        match Admission::new(self) {
+            Err(e) => slot.fulfil(Err(e)),
+            Ok(admitted) => {
+                let (pool, slot) = (self.clone(), slot.clone());
+                std::thread::spawn(move || {
+                    let r = call(&pool, admitted);
+                    slot.fulfil(r);
+                });
+            }
+        }
+        AsyncResult { slot }
     }
 
     /// Accepts no more tasks (Python's `close`); [`join`](Pool::join) then waits for the
@@ -506,29 +636,108 @@ impl Drop for Shared {
     }
 }
 
-/// The result of [`Pool::apply_async`].
-pub struct AsyncResult<R> {
-    rx: std::sync::mpsc::Receiver<Result<R>>,
+/// A call in progress, counted in `active_runs` from the moment it was admitted (while
+/// the pool was open) until its run ends.
+struct Admission {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Admission {
+    fn new<W: Dispatch>(pool: &Pool<W>) -> Result<Admission> {
+        let mut active = pool
+            .shared
+            .active_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock `join` waits on, so a call is either refused or waited for.
+        pool.check_open()?;
+        *active += 1;
+        Ok(Admission {
+            shared: Some(pool.shared.clone()),
+        })
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            let mut active = shared.active_runs.lock().unwrap_or_else(|e| e.into_inner());
+            *active = active.saturating_sub(1);
+            shared.runs_done.notify_all();
+        }
+    }
+}
+
+/// A callback waiting for an async result.
+type OnReady<R> = Box<dyn FnOnce(&Result<R>) + Send>;
+
+struct AsyncState<R> {
     value: Option<Result<R>>,
+    on_ready: Option<OnReady<R>>,
+}
+
+struct AsyncSlot<R> {
+    state: Mutex<AsyncState<R>>,
+    ready: std::sync::Condvar,
+}
+
+impl<R> AsyncSlot<R> {
+    fn fulfil(&self, value: Result<R>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = st.on_ready.take() {
+            f(&value);
+        }
+        st.value = Some(value);
+        self.ready.notify_all();
+    }
+}
+
+/// The result of [`Pool::apply_async`], [`Pool::map_async`] and
+/// [`Pool::starmap_async`] (Python's `AsyncResult`).
+pub struct AsyncResult<R> {
+    slot: Arc<AsyncSlot<R>>,
 }
 
 impl<R> AsyncResult<R> {
-    /// Waits at most `timeout` for the result; [`Error::Timeout`] if it is not ready.
-    pub fn get(mut self, timeout: Duration) -> Result<R> {
-        if let Some(v) = self.value.take() {
-            return v;
+    /// Waits at most `timeout` for the result; [`Error::Timeout`] if it is not ready
+    /// (the task goes on).
+    pub fn get(self, timeout: Duration) -> Result<R> {
+        let wait = Wait::from_timeout(Some(timeout));
+        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(v) = st.value.take() {
+                return v;
+            }
+            let Some(slice) = wait.slice() else {
+                return Err(Error::Timeout(timeout));
+            };
+            st = self
+                .slot
+                .ready
+                .wait_timeout(st, slice)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
-        self.rx
-            .recv_timeout(timeout)
-            .unwrap_or(Err(Error::Timeout(timeout)))
     }
 
     /// Whether the result is ready.
-    pub fn ready(&mut self) -> bool {
-        if self.value.is_none() {
-            self.value = self.rx.try_recv().ok();
+    pub fn ready(&self) -> bool {
+        let st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.value.is_some()
+    }
+
+    /// Calls `f` with the result once it is ready (at once, on this thread, if it is
+    /// already) — Python's `callback` and `error_callback` in one. Otherwise it runs on
+    /// the thread that delivers the result, so keep it short.
+    pub fn on_ready(self, f: impl FnOnce(&Result<R>) + Send + 'static) -> Self {
+        {
+            let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            match &st.value {
+                Some(v) => f(v),
+                None => st.on_ready = Some(Box::new(f)),
+            }
         }
-        self.value.is_some()
+        self
     }
 }
 
@@ -544,6 +753,10 @@ struct Outstanding {
     body: Vec<u8>,
     len: usize,
     retried: bool,
+    /// When its worker was first seen handling it (for the task timeout).
+    running_since: Option<Instant>,
+    /// Its worker was killed because it ran longer than the task timeout.
+    timed_out: bool,
 }
 
 /// One map/imap: sends chunks to workers and collects their results.
@@ -554,9 +767,16 @@ struct Run<W, M: Message> {
     chunk: usize,
     pipe: Pipeline,
     outstanding: HashMap<u64, Outstanding>,
+    /// Chunks of this call in flight, per worker (its window).
     in_flight: Vec<usize>,
+    /// Tasks of this call counted in each worker's `load`, released as they come back.
+    tasks_out: Vec<usize>,
     /// When the whole call must have finished, and the timeout it came from.
     deadline: Option<(Instant, Duration)>,
+    /// `(start, len)` of the chunk whose error `next_chunk` returned last (an ordered
+    /// imap yields that error in its place and goes on past it).
+    last_failed: Option<(usize, usize)>,
+    _admitted: Admission,
 }
 
 impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
@@ -565,15 +785,17 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
     }
 
     fn new(pool: &Pool<W>, items: Box<dyn Iterator<Item = M>>, chunk: usize) -> Result<Self> {
-        pool.check_open()?;
+        Self::admitted(pool, items, chunk, Admission::new(pool)?)
+    }
+
+    fn admitted(
+        pool: &Pool<W>,
+        items: Box<dyn Iterator<Item = M>>,
+        chunk: usize,
+        admitted: Admission,
+    ) -> Result<Self> {
         let n = pool.processes();
         let pipe = Pipeline::new()?;
-        // Counted only once it exists: its Drop uncounts it.
-        *pool
-            .shared
-            .active_runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) += 1;
         Ok(Run {
             pool: pool.clone(),
             items: items.peekable(),
@@ -582,16 +804,19 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             pipe,
             outstanding: HashMap::new(),
             in_flight: vec![0; n],
+            tasks_out: vec![0; n],
             deadline: None,
+            last_failed: None,
+            _admitted: admitted,
         })
     }
 
-    /// Sends chunks while some worker has room in its window.
+    /// Sends chunks while some worker has room in this call's window.
     fn pump(&mut self) -> Result<()> {
         loop {
-            let Some(worker) = self.pick_worker() else {
+            if !self.has_room() {
                 return Ok(());
-            };
+            }
             let mut body = Vec::new();
             let start = self.next_index;
             let mut one = Vec::new();
@@ -605,6 +830,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             if len == 0 {
                 return Ok(());
             }
+            let worker = self.reserve(len);
             self.send(
                 worker,
                 Outstanding {
@@ -614,20 +840,95 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                     body,
                     len,
                     retried: false,
+                    running_since: None,
+                    timed_out: false,
                 },
             )?;
         }
     }
 
+    /// Chunks per worker this call keeps in flight: enough that a worker never waits for
+    /// the next one while a reply travels, few enough that a worker that is slow (or
+    /// stuck) holds back little: the rest goes to the workers that are free.
     fn window(&self) -> usize {
-        (WINDOW_TASKS / self.chunk).max(4)
+        (WINDOW_TASKS / self.chunk).max(2)
     }
 
-    fn pick_worker(&self) -> Option<usize> {
+    fn has_room(&self) -> bool {
         let workers = self.pool.workers();
         (0..self.in_flight.len().min(workers.len()))
-            .filter(|&i| self.in_flight[i] < self.window() && !workers[i].retiring)
-            .min_by_key(|&i| self.in_flight[i])
+            .any(|i| self.in_flight[i] < self.window() && !workers[i].retiring)
+    }
+
+    /// Picks the worker for a chunk of `len` tasks and counts them in its load: the
+    /// least loaded by **every** call, among those with room in this call's window (any,
+    /// if all are being replaced). Done under the workers' lock, so two calls at once
+    /// pick different idle workers.
+    fn reserve(&mut self, len: usize) -> usize {
+        let window = self.window();
+        let mut workers = self.pool.workers();
+        let n = self.in_flight.len().min(workers.len());
+        let pick = (0..n)
+            .filter(|&i| self.in_flight[i] < window && !workers[i].retiring)
+            .min_by_key(|&i| workers[i].load)
+            .or_else(|| (0..n).min_by_key(|&i| workers[i].load))
+            .unwrap_or(0);
+        if let Some(w) = workers.get_mut(pick) {
+            w.load += len;
+            self.tasks_out[pick] += len;
+        }
+        pick
+    }
+
+    /// The tasks of a chunk came back (or will not): uncounts them from its worker.
+    fn release(&mut self, worker: usize, len: usize) {
+        let Some(out) = self.tasks_out.get_mut(worker) else {
+            return;
+        };
+        let len = len.min(*out);
+        *out -= len;
+        if let Some(w) = self.pool.workers().get_mut(worker) {
+            w.load = w.load.saturating_sub(len);
+        }
+    }
+
+    /// Kills a worker that has been handling one of this call's chunks for longer than
+    /// the task timeout; its chunk then fails with `Timeout` (the reply says it died).
+    fn enforce_task_timeout(&mut self) {
+        let Some(limit) = self.pool.shared.opts.task_timeout else {
+            return;
+        };
+        let inbox = self.pipe.inbox_id();
+        let now = Instant::now();
+        let mbs: Vec<Option<Arc<Mailbox>>> = {
+            let workers = self.pool.workers();
+            (0..self.in_flight.len())
+                .map(|i| workers.get(i).map(|w| w.mb.clone()))
+                .collect()
+        };
+        for (&corr, o) in self.outstanding.iter_mut() {
+            let Some(Some(mb)) = mbs.get(o.worker) else {
+                continue;
+            };
+            if mb.handling() != Some((inbox, corr)) {
+                o.running_since = None;
+                continue;
+            }
+            let since = *o.running_since.get_or_insert(now);
+            if now.duration_since(since) >= limit {
+                tracing::warn!(
+                    pid = o.pid,
+                    ?limit,
+                    "a pool task ran past its timeout; killing its worker"
+                );
+                o.timed_out = true;
+                // A message type that is redelivered comes back to the next incarnation:
+                // its time starts again, and it is killed again if it hangs again.
+                o.running_since = None;
+                // Through the process that started it, never by a pid in shared memory.
+                crate::process::fork::kill_consumer(mb.id());
+            }
+        }
     }
 
     fn send(&mut self, worker: usize, mut o: Outstanding) -> Result<()> {
@@ -715,6 +1016,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 continue;
             }
             self.pool.maintain();
+            self.enforce_task_timeout();
             let slice = match self.deadline {
                 Some((at, _)) => at
                     .saturating_duration_since(Instant::now())
@@ -728,8 +1030,13 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 continue; // a late reply to a chunk already retried
             };
             self.in_flight[o.worker] = self.in_flight[o.worker].saturating_sub(1);
+            self.release(o.worker, o.len);
+            let place = (o.start, o.len);
             match self.finish(o, reply) {
-                Some(r) => return Some(r),
+                Some(r) => {
+                    self.last_failed = r.is_err().then_some(place);
+                    return Some(r);
+                }
                 None => continue,
             }
         }
@@ -742,16 +1049,18 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
     ) -> Option<Result<(usize, Vec<M::Reply>)>> {
         match reply {
             Ok(body) => Some(decode_results::<M::Reply>(&body, o.len).map(|v| (o.start, v))),
+            Err(ReplyFailure::Died(_, _)) if o.timed_out => Some(Err(Error::Timeout(
+                self.pool.shared.opts.task_timeout.unwrap_or_default(),
+            ))),
             Err(ReplyFailure::Died(exit, _)) => {
                 if self.pool.shared.opts.retry && !o.retried {
                     tracing::warn!(%exit, "a pool worker died running a chunk; retrying it once");
                     self.pool.maintain();
-                    let worker = self
-                        .pick_worker()
-                        .unwrap_or((o.worker + 1) % self.in_flight.len().max(1));
+                    let worker = self.reserve(o.len);
                     let retry = Outstanding {
                         worker,
                         retried: true,
+                        running_since: None,
                         ..o
                     };
                     return self.send(worker, retry).err().map(Err);
@@ -777,14 +1086,16 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
 
 impl<W, M: Message> Drop for Run<W, M> {
     fn drop(&mut self) {
-        let mut active = self
+        // Tasks never answered (an imap dropped early, a timeout) no longer count.
+        let mut workers = self
             .pool
             .shared
-            .active_runs
+            .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *active = active.saturating_sub(1);
-        self.pool.shared.runs_done.notify_all();
+        for (w, out) in workers.iter_mut().zip(&self.tasks_out) {
+            w.load = w.load.saturating_sub(*out);
+        }
     }
 }
 
@@ -801,10 +1112,15 @@ fn decode_results<R: DeserializeOwned>(body: &[u8], expected: usize) -> Result<V
         .collect()
 }
 
+/// A chunk back ahead of its turn: its results, or its error and its length.
+type ReadyChunk<R> = std::result::Result<Vec<R>, (Error, usize)>;
+
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`].
 pub struct Imap<W, M: Message> {
     run: Run<W, M>,
-    ready: HashMap<usize, Vec<M::Reply>>,
+    /// Chunks that came back ahead of their turn (ordered mode), by start index: their
+    /// results, or their error and length.
+    ready: HashMap<usize, ReadyChunk<M::Reply>>,
     next: usize,
     buffer: VecDeque<M::Reply>,
     ordered: bool,
@@ -819,18 +1135,31 @@ impl<W: Dispatch + Handles<M>, M: Message> Iterator for Imap<W, M> {
                 return Some(Ok(r));
             }
             if self.ordered {
-                if let Some(chunk) = self.ready.remove(&self.next) {
-                    self.next += chunk.len();
-                    self.buffer.extend(chunk);
-                    continue;
+                match self.ready.remove(&self.next) {
+                    Some(Ok(chunk)) => {
+                        self.next += chunk.len();
+                        self.buffer.extend(chunk);
+                        continue;
+                    }
+                    // A failed chunk yields its error in its place; the rest goes on.
+                    Some(Err((e, len))) => {
+                        self.next += len;
+                        return Some(Err(e));
+                    }
+                    None => {}
                 }
             }
             match self.run.next_chunk()? {
                 Ok((start, results)) if self.ordered => {
-                    self.ready.insert(start, results);
+                    self.ready.insert(start, Ok(results));
                 }
                 Ok((_, results)) => self.buffer.extend(results),
-                Err(e) => return Some(Err(e)),
+                Err(e) => match self.run.last_failed.take() {
+                    Some((start, len)) if self.ordered => {
+                        self.ready.insert(start, Err((e, len)));
+                    }
+                    _ => return Some(Err(e)),
+                },
             }
         }
     }

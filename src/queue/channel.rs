@@ -20,6 +20,8 @@ use crate::wire::{decode_body, FrameHeader, FrameKind};
 pub(crate) struct Channel<T> {
     pub(crate) mb: Arc<Mailbox>,
     consumer: Mutex<Consumer>,
+    /// This process's handles closed it for putting (`Queue::close`).
+    pub(crate) closed: std::sync::atomic::AtomicBool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -55,11 +57,15 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
         Channel {
             mb,
             consumer: Mutex::new(Consumer::shared()),
+            closed: std::sync::atomic::AtomicBool::new(false),
             _t: PhantomData,
         }
     }
 
     pub(crate) fn put(&self, item: T, wait: Wait) -> std::result::Result<(), TellError<T>> {
+        if self.mb.shutdown_level() != 0 || self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(TellError::ShutDown(item));
+        }
         let header = FrameHeader {
             kind: FrameKind::Tell,
             tag: crate::wire::tag_id(type_name::<T>()),
@@ -87,6 +93,28 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
         timeout: Option<Duration>,
         eof: &dyn Fn() -> bool,
     ) -> std::result::Result<T, RecvError> {
+        self.get_or_discard(timeout, eof, &|| {})
+    }
+
+    /// Shuts the queue down for every handle (see `Queue::shutdown`); an immediate one
+    /// discards what it holds now, calling `on_discard` for each item.
+    pub(crate) fn shut_down(&self, immediate: bool, on_discard: &dyn Fn()) {
+        self.mb.shut_down(if immediate { 2 } else { 1 });
+        if immediate {
+            while self
+                .get_or_discard(Some(Duration::ZERO), &|| false, on_discard)
+                .is_ok()
+            {}
+        }
+    }
+
+    /// Like `get`; `on_discard` runs for each item an immediate shutdown discards.
+    pub(crate) fn get_or_discard(
+        &self,
+        timeout: Option<Duration>,
+        eof: &dyn Fn() -> bool,
+        on_discard: &dyn Fn(),
+    ) -> std::result::Result<T, RecvError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,7 +134,14 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
             } else {
                 Wait::from_timeout(Some(slice))
             };
+            let shut = self.mb.shutdown_level();
+            // An immediate shutdown discards what is queued; a put that raced it too.
+            let wait = if shut != 0 { Wait::Never } else { wait };
             match self.mb.recv(&mut consumer, wait) {
+                Received::Frame(_, _) if shut >= 2 => {
+                    self.mb.commit(&mut consumer);
+                    on_discard();
+                }
                 Received::Frame(f, _) => {
                     let item =
                         FrameHeader::parse(f)
@@ -120,6 +155,7 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
                 Received::Bad(e) => {
                     tracing::warn!(queue = self.mb.actor_name(), error = %e, "dropped a malformed item");
                 }
+                Received::TimedOut if shut != 0 => break Err(RecvError::ShutDown),
                 Received::TimedOut => {
                     if eof() {
                         break Err(RecvError::Eof);
@@ -142,7 +178,9 @@ impl<T: Serialize + DeserializeOwned> Channel<T> {
     /// Opens the channel `id`, taking over a reference counted by `mark_in_flight`.
     pub(crate) fn open_transferred(id: u64) -> Result<Self> {
         let ch = Self::open(id)?;
-        ch.mb.take_over_handle();
+        if crate::sync::object::consumes_in_flight() {
+            ch.mb.take_over_handle();
+        }
         Ok(ch)
     }
 

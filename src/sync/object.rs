@@ -109,10 +109,13 @@ impl<T: ShmSafe> SharedObject<T> {
         self.header().handles.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Maps the object `id`, taking over a reference counted by [`SharedObject::mark_in_flight`].
+    /// Maps the object `id`, taking over a reference counted by [`SharedObject::mark_in_flight`]
+    /// (unless the bytes are decoded again later: see [`decode_reusable`]).
     pub fn open_transferred(id: u64) -> Result<Arc<Self>> {
         let obj = Self::open(id)?;
-        obj.header().handles.fetch_sub(1, Ordering::SeqCst);
+        if consumes_in_flight() {
+            obj.header().handles.fetch_sub(1, Ordering::SeqCst);
+        }
         Ok(obj)
     }
 
@@ -187,6 +190,26 @@ impl<T> Drop for SharedObject<T> {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+thread_local! {
+    static REUSABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `decode` on bytes that will be decoded **again** (a supervised child's or a pool
+/// worker's spawn arguments, decoded at every start and restart): the handles in them do
+/// not take over the reference their encoding counted, which stays with the bytes, so
+/// every decode gets a working handle. That reference is released with the runtime.
+pub(crate) fn decode_reusable<R>(decode: impl FnOnce() -> R) -> R {
+    let before = REUSABLE.with(|r| r.replace(true));
+    let out = decode();
+    REUSABLE.with(|r| r.set(before));
+    out
+}
+
+/// Whether a handle decoded now takes over its in-flight reference (see [`decode_reusable`]).
+pub(crate) fn consumes_in_flight() -> bool {
+    !REUSABLE.with(|r| r.get())
 }
 
 /// Implements `Serialize`/`Deserialize` for a handle type holding `obj: Arc<SharedObject<C>>`.
