@@ -114,6 +114,10 @@ pub enum Error {
         /// The actor type's stable name.
         actor: String,
     },
+    /// An argument is out of range (for instance a pool of 0 processes); the text says
+    /// which and why.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// Two actor types in this binary have the same stable name (`#[actor(name = ...)]`),
     /// so a ref to one would run the other's code. Reported by the first spawn.
     #[error("two actor types are named {name:?}: {first} and {second}; give one of them another #[actor(name = \"...\")]")]
@@ -197,6 +201,11 @@ pub enum TellError<M> {
     /// The actor's runtime is gone (its zygote died). Spawn again for a fresh one.
     #[error("the procession runtime was lost (its zygote died)")]
     RuntimeLost(M),
+    /// The queue was shut down ([`Queue::shutdown`](crate::queue::Queue::shutdown)) or
+    /// this handle closed ([`Queue::close`](crate::queue::Queue::close)): Python's
+    /// `ShutDown` on `put`.
+    #[error("the queue is shut down or closed")]
+    ShutDown(M),
     /// The message could not be encoded.
     #[error("cannot encode the message: {error}")]
     Encode {
@@ -229,7 +238,8 @@ impl<M> TellError<M> {
             | TellError::Timeout(m)
             | TellError::Dead(m)
             | TellError::Corrupt(m)
-            | TellError::RuntimeLost(m) => m,
+            | TellError::RuntimeLost(m)
+            | TellError::ShutDown(m) => m,
             TellError::TooLarge { msg, .. } | TellError::Encode { msg, .. } => msg,
         }
     }
@@ -271,6 +281,7 @@ impl<M> From<TellError<M>> for Error {
                 actor: String::new(),
             },
             TellError::RuntimeLost(_) => Error::RuntimeLost,
+            TellError::ShutDown(_) => Error::Runtime("the queue is shut down or closed".into()),
             TellError::TooLarge { len, max, .. } => Error::Wire(WireError::TooLarge { len, max }),
             TellError::Encode { error, .. } => Error::Wire(error),
         }

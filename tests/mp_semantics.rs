@@ -130,3 +130,94 @@ fn a_panicking_barrier_action_breaks_the_barrier_for_the_others() {
     assert_eq!(other.join().unwrap(), Err(SyncError::BrokenBarrier));
     assert!(plain.is_broken());
 }
+
+// ---------------------------------------------------------------------------------------
+// Queue shutdown and close (Python 3.13).
+
+use procession::queue::{JoinableQueue, Queue, RecvError};
+use procession::TellError;
+
+#[test]
+fn a_shut_down_queue_refuses_puts_and_delivers_what_it_held_then_shut_down() {
+    let q = Queue::<u32>::bounded(8).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    q.shutdown(false);
+    assert!(q.is_shut_down());
+    assert!(matches!(q.put(3), Err(TellError::ShutDown(3))));
+    assert_eq!(q.get_timeout(LONG), Ok(1));
+    assert_eq!(q.get_timeout(LONG), Ok(2));
+    assert_eq!(q.get_timeout(LONG), Err(RecvError::ShutDown));
+}
+
+#[test]
+fn an_immediate_shutdown_discards_what_the_queue_held() {
+    let q = Queue::<u32>::bounded(8).unwrap();
+    q.put(1).unwrap();
+    q.shutdown(true);
+    assert_eq!(q.get_timeout(LONG), Err(RecvError::ShutDown));
+    assert!(q.is_empty());
+}
+
+#[test]
+fn a_getter_waiting_on_an_empty_queue_gets_shut_down_from_another_process() {
+    let q = Queue::<u32>::bounded(8).unwrap();
+    let waiting = {
+        let q = q.clone();
+        std::thread::spawn(move || q.get_timeout(LONG))
+    };
+    let closer: ActorRef<Shutter> = procession::spawn(Shutter { q: q.clone() }).unwrap();
+    closer.ask_timeout(ShutItDown, LONG).unwrap();
+    assert_eq!(waiting.join().unwrap(), Err(RecvError::ShutDown));
+    assert!(matches!(q.put(1), Err(TellError::ShutDown(1))));
+    stop_and_join(&closer);
+}
+
+#[test]
+fn an_immediate_shutdown_of_a_joinable_queue_counts_discarded_items_done() {
+    let q = JoinableQueue::<u32>::new().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert!(!q.join_timeout(Duration::ZERO));
+    q.shutdown(true);
+    assert!(q.join_timeout(LONG), "join still waits for discarded items");
+}
+
+#[test]
+fn close_stops_puts_through_this_handle_only_in_this_process() {
+    let q = Queue::<u32>::bounded(8).unwrap();
+    let other_process: ActorRef<Shutter> = procession::spawn(Shutter { q: q.clone() }).unwrap();
+    q.close();
+    assert!(matches!(q.put(1), Err(TellError::ShutDown(1))));
+    other_process.ask_timeout(PutOne(5), LONG).unwrap().unwrap();
+    assert_eq!(q.get_timeout(LONG), Ok(5), "gets and other processes go on");
+    stop_and_join(&other_process);
+}
+
+/// Ask: shut the queue down.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = ())]
+struct ShutItDown;
+
+/// Ask: put one item.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Result<(), String>)]
+struct PutOne(u32);
+
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(ShutItDown, PutOne))]
+struct Shutter {
+    q: Queue<u32>,
+}
+
+impl Handler<ShutItDown> for Shutter {
+    fn handle(&mut self, _: ShutItDown, _cx: &mut Context<Self>) {
+        self.q.shutdown(false);
+    }
+}
+
+impl Handler<PutOne> for Shutter {
+    fn handle(&mut self, PutOne(n): PutOne, _cx: &mut Context<Self>) -> Result<(), String> {
+        self.q.put(n).map_err(|e| e.to_string())
+    }
+}

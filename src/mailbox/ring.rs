@@ -114,6 +114,9 @@ fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
 }
 
 /// Appends one frame. `alive` tells whether the consumer's process still lives.
+/// How long a `Wait::Never` send waits for the producers' lock held by another writer.
+const NEVER_LOCK_GRACE: Duration = Duration::from_millis(1);
+
 pub fn send(
     r: &Region,
     frame: &[u8],
@@ -134,11 +137,17 @@ pub fn send(
 fn lock(r: &Region, wait: Wait, spin: Duration, alive: &dyn Fn() -> bool) -> Result<(), SendFail> {
     let h = r.header();
     let mut got = h.lock.lock(Some(Duration::ZERO));
-    if got.is_none() && !matches!(wait, Wait::Never) {
+    if got.is_none() && !spin.is_zero() {
         spin_until(spin, || {
             got = h.lock.lock(Some(Duration::ZERO));
             got.is_some()
         });
+        if got.is_none() && matches!(wait, Wait::Never) {
+            // A non-blocking send meets another writer inside its (short) critical
+            // section: wait that out briefly rather than report a mailbox with room as
+            // full. A writer stuck holding the lock costs this call 1 ms at most.
+            got = h.lock.lock(Some(NEVER_LOCK_GRACE));
+        }
     }
     while got.is_none() {
         if !alive() {

@@ -91,6 +91,9 @@ pub struct QueueSide {
     pub unfinished: AtomicU32,
     /// Writing ends travelling inside messages (serialized, not yet deserialized).
     pub writers_in_flight: AtomicU32,
+    /// 0 open; 1 shut down (no more puts, gets end once it is empty); 2 shut down
+    /// immediately (what it held is discarded).
+    pub shutdown: AtomicU32,
     /// `pid << 32 | count` of each process holding the writing end.
     pub writers: [AtomicU64; WRITER_SLOTS],
 }

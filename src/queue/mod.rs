@@ -32,6 +32,9 @@ pub enum RecvError {
     /// The sending end is gone and everything it sent has been received.
     #[error("end of file: the other end is closed")]
     Eof,
+    /// The queue was shut down and holds nothing more (Python 3.13's `ShutDown`).
+    #[error("the queue is shut down")]
+    ShutDown,
     /// An item arrived but did not decode.
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),

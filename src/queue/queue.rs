@@ -100,6 +100,41 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Shuts the queue down for **every** handle, in every process (Python 3.13's
+    /// `Queue.shutdown`): `put` fails with [`TellError::ShutDown`] from now on, and `get`
+    /// fails with [`RecvError::ShutDown`] once the queue is empty — at once for a getter
+    /// already waiting on an empty queue. With `immediate`, what the queue holds is
+    /// discarded, so every `get` fails at once. It cannot be reopened.
+    ///
+    /// ```
+    /// use procession::queue::{Queue, RecvError};
+    /// let q = Queue::<u32>::bounded(4)?;
+    /// q.put(1).unwrap();
+    /// q.shutdown(false);
+    /// assert!(q.put(2).is_err());
+    /// assert_eq!(q.get(), Ok(1)); // what was put before is still delivered
+    /// assert_eq!(q.get(), Err(RecvError::ShutDown));
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn shutdown(&self, immediate: bool) {
+        self.ch.shut_down(immediate, &|| {});
+    }
+
+    /// Whether the queue was shut down.
+    pub fn is_shut_down(&self) -> bool {
+        self.ch.mb.shutdown_level() != 0
+    }
+
+    /// Python's `Queue.close`: this process puts nothing more through this handle or
+    /// its clones (`put` fails with [`TellError::ShutDown`]); other processes, and `get`,
+    /// are not affected. There is no feeder thread to join, so `join_thread` has no
+    /// counterpart: a `put` that returned has already placed its item in shared memory.
+    pub fn close(&self) {
+        self.ch
+            .closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl<T: Serialize + DeserializeOwned> Serialize for Queue<T> {
@@ -250,6 +285,16 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// Waits until every item put has been marked done.
     pub fn join(&self) {
         self.0.ch.mb.wait_all_done(None);
+    }
+
+    /// Shuts the queue down as [`Queue::shutdown`]; with `immediate`, each discarded
+    /// item counts as done, so [`join`](JoinableQueue::join) returns once the items
+    /// already taken are done.
+    pub fn shutdown(&self, immediate: bool) {
+        let mb = self.0.ch.mb.clone();
+        self.0.ch.shut_down(immediate, &|| {
+            mb.task_done();
+        });
     }
 
     /// Like [`join`](JoinableQueue::join), at most `timeout`; whether all were done.

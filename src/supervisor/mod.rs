@@ -9,13 +9,25 @@
 //! [`ChildKind::Supervisor`] ([`ChildSpec::supervisor`]), which gives a tree.
 //!
 //! # Starting and stopping
+//! - The spec is **checked first**, as OTP's `init` and `check_childspecs` do
+//!   ([`Supervisor::check`], [`check_childspecs`]): a zero period, a significant
+//!   `Permanent` child, a significant child under `AutoShutdown::Never`, a `Dynamic`
+//!   supervisor with an auto-shutdown, no template or static children, duplicate ids and a
+//!   zero shutdown timeout are each refused with a [`SpecError`] that names the field,
+//!   before any process starts.
 //! - Children start **in the order given**, one after another; each start waits until
 //!   the child's `create` has run. If a child fails to start, the children already
 //!   started are terminated in reverse order and the supervisor itself fails to start
 //!   ([`spawn`](crate::spawn) returns [`Error::StartFailed`](crate::Error::StartFailed)).
+//!   A child whose `create` returns [`Ignore`](crate::Ignore) (OTP's `ignore`) is kept
+//!   with no process.
 //! - Children stop **in reverse start order**: when the supervisor stops (gracefully, or
 //!   because it gives up), and for the group a `OneForAll`/`RestForOne` restart
 //!   terminates.
+//! - A child that its supervisor terminates exits with
+//!   [`Exit::Shutdown("shutdown")`](crate::Exit::Shutdown), OTP's reason `shutdown`.
+//!   A `Dynamic` supervisor stops all its children **at once** (their allowances run
+//!   side by side, as OTP does for `simple_one_for_one`).
 //! - Each child stops by its [`Shutdown`]: `BrutalKill` (SIGKILL at once);
 //!   `Timeout(d)` (a graceful stop, then SIGKILL if the child has not exited after `d`;
 //!   **default 5 s for workers**); `Infinity` (a graceful stop, waited for without limit;
@@ -28,8 +40,12 @@
 //! | restart type | after a clean exit (`Normal`, `Stopped`, `Shutdown`) | after an abnormal exit (`Panicked`, `Signaled`, `Failed`) | when a sibling's restart terminates it |
 //! |---|---|---|---|
 //! | `Permanent` (default) | restarted | restarted | restarted with the group |
-//! | `Transient` | not restarted | restarted | restarted with the group |
+//! | `Transient` | not restarted | restarted | restarted with the group (even after it had exited normally) |
 //! | `Temporary` | not restarted, spec removed | not restarted, spec removed | terminated, spec removed |
+//!
+//! A group restart (`OneForAll`, `RestForOne`) brings back **every** non-temporary
+//! child of the group, including one that was stopped with `terminate_child` or that
+//! had exited for good, as OTP's `start_children` does.
 //!
 //! and the [`Strategy`] decides which children restart with it: `OneForOne` (default)
 //! only that child; `OneForAll` every child (the others are terminated in reverse
@@ -39,6 +55,14 @@
 //!
 //! **Intensity.** At most `intensity` restarts may happen within any `period`
 //! (Erlang's default: **1 restart in 5 s**, [`DEFAULT_INTENSITY`], [`DEFAULT_PERIOD`]).
+//!
+//! **A failed restart is retried later, not in a loop.** When a restarted child fails to
+//! start, the supervisor counts it against the intensity and queues the retry as a
+//! message to itself (OTP's `try_again_restart`), behind what its mailbox holds, so
+//! `stop`, `which_children`, `terminate_child` and the rest are answered between two
+//! attempts; meanwhile the child is [`ChildState::Restarting`]. If a group restart fails
+//! partway, the children it had started are terminated again and the **whole group** is
+//! retried.
 //! One more, and the supervisor terminates all its children in reverse start order and
 //! exits with [`Exit::Shutdown`](crate::Exit::Shutdown) whose reason says the intensity
 //! was reached. Its own supervisor sees that exit like any other child's: a `Permanent`
@@ -101,10 +125,13 @@
 //! - [`Context::monitor`](crate::Context::monitor): when the target's process exits, for
 //!   any reason, the monitoring actor receives one [`Down`](crate::Down) `{ id, actor,
 //!   pid, exit }` message. Supervisors watch their children this way.
-//! - [`Context::link`](crate::Context::link): an abnormal exit of either side kills the
-//!   other (its exit is `Failed` naming the linked actor), unless that side traps exits
-//!   ([`Context::trap_exit`](crate::Context::trap_exit)), in which case it receives an
-//!   [`Exited`](crate::Exited) message.
+//! - [`Context::link`](crate::Context::link), with OTP's rules: when either side exits,
+//!   the other, if it traps exits ([`Context::trap_exit`](crate::Context::trap_exit)),
+//!   receives an [`Exited`](crate::Exited) message for **every** exit, normal included;
+//!   if it does not, it is killed (its exit is `Failed`, naming the linked actor) unless
+//!   the exit was normal ([`Exit::is_normal`](crate::Exit::is_normal): `Normal` or
+//!   `Stopped`). `Shutdown` is not normal: a linked non-trapping actor dies with a
+//!   supervisor that gives up, or with a child that its supervisor terminates.
 //! - Exit reasons: `Normal` (stopped itself), `Stopped` (on request), `Shutdown(reason)`
 //!   (a supervisor giving up), `Panicked { message }`, `Signaled(signal)` — a SIGKILL from
 //!   outside, the OOM killer's included, is `Signaled(9)` — and `Failed(error)`.
@@ -120,11 +147,29 @@
 //! [`register`], [`whereis`] and [`unregister`] bind names to addresses within a runtime.
 //! A name stays bound across restarts and is released when its actor is gone for good.
 //!
-//! # Introspection
-//! [`which_children`](crate::ActorRef::which_children) and
-//! [`count_children`](crate::ActorRef::count_children) as in OTP, and
-//! [`tree`](crate::ActorRef::tree), a snapshot of the whole tree (ids, pids, restart counts,
-//! states) whose `Display` draws it.
+//! # Introspection and errors
+//! [`which_children`](crate::ActorRef::which_children),
+//! [`which_child`](crate::ActorRef::which_child),
+//! [`get_childspec`](crate::ActorRef::get_childspec) and
+//! [`count_children`](crate::ActorRef::count_children) as in OTP (a `Dynamic` supervisor
+//! counts one spec, its template), and [`tree`](crate::ActorRef::tree), a snapshot of the
+//! whole tree (ids, pids, restart counts, states) whose `Display` draws it. `start_child`,
+//! `restart_child`, `terminate_child` and `delete_child` fail with a [`SupervisorError`]
+//! to match on (inside [`Error::Supervisor`](crate::Error::Supervisor)):
+//! `AlreadyStarted { id, pid }`, `AlreadyPresent`, `Running`, `Restarting`, `NotFound`,
+//! `StartFailed { reason }`, `Invalid(SpecError)`, `WrongStrategy`.
+//!
+//! # Where procession differs from OTP, and why
+//!
+//! | OTP | procession | why |
+//! |---|---|---|
+//! | children are Erlang processes sharing a node | each child is an OS process | crash isolation: a segfault or abort takes one child |
+//! | a restarted child gets a new pid; messages to the old pid are lost | the **mailbox survives** the restart; refs stay valid, queued messages go to the next incarnation | the address is the mailbox, not the pid |
+//! | `terminate_child`/`restart_child`/`delete_child` of a `simple_one_for_one` child by pid only | by id too ([`terminate_ref`](crate::ActorRef::terminate_ref) by ref); `restart_child`/`delete_child` are `WrongStrategy` for `Dynamic`, as in OTP | ids are unique and listed by `which_children` |
+//! | linking to a dead process sends `noproc` | [`Context::link`](crate::Context::link) returns `Error::ActorDied` | an error the caller sees at once |
+//! | a linked process that dies for a link exits with the same reason | it exits `Failed("linked actor … exited: …")` | the reason names the actor it died with |
+//! | `{error, {already_started, Pid}}` etc. as terms | [`SupervisorError`] variants | typed, matchable |
+//! | restart intensity counts every restart | same; a failed start counts as another restart | as OTP |
 
 mod error;
 mod registry;

@@ -16,9 +16,21 @@
 //! deserialized, even if the sender drops its last handle meanwhile; a handle serialized
 //! and never delivered keeps its object until the program ends.
 //!
-//! Uncontended, a `Lock` acquire and release are one atomic instruction each (a
-//! process-shared robust pthread mutex); waiting uses futexes on the shared memory.
-//! Waiters that depend on another process's liveness re-check it every 20 ms.
+//! Uncontended, a `Lock` acquire and release are one atomic instruction each; waiting
+//! uses futexes on the shared memory. Waiters that depend on another process's liveness
+//! re-check it every 20 ms.
+//!
+//! # Where procession differs from Python's, and why
+//!
+//! | Python | procession | why |
+//! |---|---|---|
+//! | a lock held by a process that died (or exited holding it) blocks for ever | the next acquirer gets it with [`OwnerDied`], whatever way the holder's process ended | robustness |
+//! | `Lock` may be released by another thread or process | a [`LockGuard`] releases it, in the thread that acquired it | ownership is what makes dead-owner recovery possible |
+//! | `acquire(timeout=…)` returns `False` | `acquire_timeout` returns `None` | typed |
+//! | `Barrier(parties, action)`: the action is one callable | [`Barrier::with_action`] sets it **per handle**: the last party runs its own handle's action | a closure cannot travel to another process |
+//! | a `Barrier` whose party dies hangs the others | it breaks: [`SyncError::BrokenBarrier`] | robustness |
+//! | `Barrier.reset()` | the same, and atomic: a party that retries right after it finds the barrier whole | as Python's threading semantics |
+//! | `Semaphore`'s permits are anonymous | a dead holder's permit comes back | robustness |
 
 mod barrier;
 mod event;
