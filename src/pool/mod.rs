@@ -702,22 +702,13 @@ impl<R> AsyncResult<R> {
     /// Waits at most `timeout` for the result; [`Error::Timeout`] if it is not ready
     /// (the task goes on).
     pub fn get(self, timeout: Duration) -> Result<R> {
-        let wait = Wait::from_timeout(Some(timeout));
-        let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(v) = st.value.take() {
-                return v;
-            }
-            let Some(slice) = wait.slice() else {
-                return Err(Error::Timeout(timeout));
-            };
-            st = self
-                .slot
-                .ready
-                .wait_timeout(st, slice)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut st, _) = self
+            .slot
+            .ready
+            .wait_timeout_while(st, timeout, |st| st.value.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        st.value.take().unwrap_or(Err(Error::Timeout(timeout)))
     }
 
     /// Whether the result is ready.

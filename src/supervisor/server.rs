@@ -300,6 +300,18 @@ impl SupervisorActor {
             .ok_or_else(|| SupervisorError::NotFound { id: id.into() })
     }
 
+    /// The child `id`, if it is terminated (OTP's `running` / `restarting` errors
+    /// otherwise): what `restart_child` and `delete_child` need.
+    fn find_terminated(&self, id: &str) -> std::result::Result<usize, SupervisorError> {
+        let idx = self.find(id)?;
+        let id = || id.to_string();
+        match (self.children[idx].state, self.children[idx].pid) {
+            (ChildState::Running, _) | (_, Some(_)) => Err(SupervisorError::Running { id: id() }),
+            (ChildState::Restarting, _) => Err(SupervisorError::Restarting { id: id() }),
+            (ChildState::Terminated, None) => Ok(idx),
+        }
+    }
+
     fn is_dynamic(&self) -> bool {
         self.cfg.strategy == Strategy::Dynamic
     }
@@ -928,12 +940,7 @@ impl Handler<RestartChild> for SupervisorActor {
                 strategy: Strategy::Dynamic,
             });
         }
-        let idx = self.find(&id)?;
-        match (self.children[idx].state, self.children[idx].pid) {
-            (ChildState::Running, _) | (_, Some(_)) => return Err(SupervisorError::Running { id }),
-            (ChildState::Restarting, _) => return Err(SupervisorError::Restarting { id }),
-            (ChildState::Terminated, None) => {}
-        }
+        let idx = self.find_terminated(&id)?;
         match self.start_now(idx) {
             Ok(_) => Ok(self.children[idx].started()),
             Err(e) => Err(SupervisorError::StartFailed {
@@ -956,15 +963,9 @@ impl Handler<DeleteChild> for SupervisorActor {
                 strategy: Strategy::Dynamic,
             });
         }
-        let idx = self.find(&id)?;
-        match (self.children[idx].state, self.children[idx].pid) {
-            (ChildState::Running, _) | (_, Some(_)) => Err(SupervisorError::Running { id }),
-            (ChildState::Restarting, _) => Err(SupervisorError::Restarting { id }),
-            (ChildState::Terminated, None) => {
-                self.children.remove(idx);
-                Ok(())
-            }
-        }
+        let idx = self.find_terminated(&id)?;
+        self.children.remove(idx);
+        Ok(())
     }
 }
 
