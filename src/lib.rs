@@ -57,8 +57,8 @@ pub use actor::{
 };
 pub use error::{Error, Result, TellError};
 pub use process::{
-    init, set_start_method, start_method, Down, Exit, Exited, SpawnOptions, StartMethod,
-    DEFAULT_START_TIMEOUT,
+    exit_join_timeout, init, set_exit_join_timeout, set_start_method, start_method, Down, Exit,
+    Exited, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT,
 };
 pub use procession_macros::{Actor, Message};
 pub use serde_bytes::ByteBuf;

@@ -294,7 +294,17 @@ fn an_empty_ring_that_claims_a_full_queue_is_repaired_and_senders_go_on() {
 fn a_head_beyond_the_tail_is_detected_and_the_mailbox_starts_over() {
     let actor = target();
     assert_ne!(actor.ask(Ping).unwrap(), 0);
+    // The actor releases a frame's bytes (moves `head`) when it turns to the next one, so
+    // after the reply: wait for that, or it would write its own head over ours.
     let tail = read_u64(&actor, "tail");
+    let start = std::time::Instant::now();
+    while read_u64(&actor, "head") != tail {
+        assert!(
+            start.elapsed() < LONG,
+            "the actor never released the frame it handled"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     scribble(&actor, "head", &(tail + 123_456).to_le_bytes());
     until_ok(|| actor.ask_timeout(Ping, LONG));
     assert!(actor.bad_frames() >= 1);

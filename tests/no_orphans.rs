@@ -305,9 +305,13 @@ impl Probe {
             .arg("--test-threads=1")
             .env(PROBE_ENV, mode)
             .env_remove("PROCESSION_START_METHOD")
+            .env_remove("PROCESSION_EXIT_JOIN_TIMEOUT")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if mode == "linger" {
+            cmd.env("PROCESSION_EXIT_JOIN_TIMEOUT", "0.5");
+        }
         match log {
             Some(filter) => cmd.env("PROCESSION_LOG", filter),
             None => cmd.env_remove("PROCESSION_LOG"),
@@ -403,7 +407,8 @@ fn procs(field: &str) -> Vec<Proc> {
 
 /// Spawns an actor of each kind, prints `PROBE actors=<pid:start,...> children=<...>
 /// dir=<runtime dir>`, then blocks on stdin (`block`) or returns without stopping them
-/// (`exit`; then they are daemons). In `log` mode it makes one actor reject a frame, stops it and prints
+/// (`exit`; then they are daemons; `linger`: they are not, and the exit join has a
+/// deadline). In `log` mode it makes one actor reject a frame, stops it and prints
 /// `PROBE pid=<pid>`.
 #[test]
 #[ignore = "helper: other tests of this file run it in a subprocess"]
@@ -523,6 +528,34 @@ fn normal_exit_of_the_root_terminates_its_daemon_actors_and_leaves_no_runtime_di
         .collect();
     assert_eq!(all.len(), 5, "{report:?}");
     probe.finish();
+    assert!(
+        wait_for(PATIENCE, || !all.iter().any(Proc::running)).is_some(),
+        "still running: {:?}",
+        all.iter().filter(|p| p.running()).collect::<Vec<_>>()
+    );
+    assert!(
+        wait_for(PATIENCE, || runtime_dirs_of(root).is_empty()).is_some(),
+        "left behind: {:?}",
+        runtime_dirs_of(root)
+    );
+}
+
+#[test]
+fn the_exit_join_gives_up_at_its_deadline_and_the_actors_still_running_end_with_the_root() {
+    let _serial = serial();
+    let mut probe = Probe::start("linger", None);
+    let report = probe.report();
+    let root = probe.child.id();
+    let all: Vec<Proc> = procs(&report["actors"])
+        .into_iter()
+        .chain(procs(&report["children"]))
+        .collect();
+    assert_eq!(all.len(), 5, "{report:?}");
+    let stderr = probe.finish();
+    assert!(
+        stderr.contains("3 of 3 non-daemon actors still running after the exit join timeout"),
+        "the root says why it did not wait; stderr:\n{stderr}"
+    );
     assert!(
         wait_for(PATIENCE, || !all.iter().any(Proc::running)).is_some(),
         "still running: {:?}",

@@ -11,6 +11,17 @@
 //! Choose per program with [`set_start_method`] (or the `PROCESSION_START_METHOD`
 //! environment variable: `forkserver`, `spawn`, `fork`), or per spawn with
 //! [`SpawnOptions::start_method`].
+//!
+//! ## At exit
+//!
+//! As in Python, a process that exits normally first waits for the non-daemon actors it
+//! spawned ([`SpawnOptions::daemon`]), and by default it waits as long as they run. That
+//! wait is the one blocking call a program makes without naming it, so it has a deadline
+//! too: [`set_exit_join_timeout`], or the `PROCESSION_EXIT_JOIN_TIMEOUT` environment
+//! variable (seconds, fractions allowed). Past it, the process says on stderr which actors
+//! still run and exits; they are then killed, as daemons are. This workspace's
+//! `.cargo/config.toml` sets 120 s, so that a failing test that leaves an actor running
+//! ends its test binary instead of hanging it.
 
 pub(crate) mod bootstrap;
 mod exit;
@@ -21,7 +32,7 @@ mod notice;
 pub(crate) mod registry;
 pub(crate) mod runtime;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -372,19 +383,76 @@ pub(crate) fn join_non_daemons() {
         count = waiting.len(),
         "waiting for non-daemon actors to end"
     );
-    for mb in waiting {
+    let deadline = exit_join_timeout().map(|t| Instant::now() + t);
+    let total = waiting.len();
+    for (done, mb) in waiting.iter().enumerate() {
         let mut slices = 0u32;
         while !mb.is_gone() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let left = waiting[done..].iter().filter(|m| !m.is_gone()).count();
+                tracing::warn!(left, total, "exit join timeout: not waiting any longer");
+                eprintln!(
+                    "procession: {left} of {total} non-daemon actors still running after the \
+                     exit join timeout ({:?}); exiting without them (they are killed)",
+                    exit_join_timeout().unwrap_or_default()
+                );
+                return;
+            }
             fork::reap();
             crate::mailbox::probe_runtime();
             // The mailbox file can be written over: at once, then now and then, ask the
             // zygote, which keeps its own record, whether anything still consumes it.
-            if slices % 16 == 0 && consumer_gone(&mb) {
+            if slices % 16 == 0 && consumer_gone(mb) {
                 break;
             }
-            mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+            let slice = deadline.map_or(LIVENESS_SLICE, |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(LIVENESS_SLICE)
+            });
+            mb.wait_state_change(mb.state(), slice);
             slices += 1;
         }
+    }
+}
+
+/// [`EXIT_JOIN`] when nothing was set: read the environment.
+const EXIT_JOIN_UNSET: u64 = u64::MAX;
+/// [`EXIT_JOIN`] for "as long as they run".
+const EXIT_JOIN_FOREVER: u64 = u64::MAX - 1;
+/// The exit join's deadline in microseconds, or one of the two values above.
+static EXIT_JOIN: AtomicU64 = AtomicU64::new(EXIT_JOIN_UNSET);
+
+/// Sets how long this process waits at exit for its non-daemon actors: `None` (the
+/// default, as in Python) waits as long as they run. Past the deadline the process names
+/// the actors still running on stderr and exits; they are killed, as daemons are. See
+/// [At exit](self#at-exit).
+///
+/// ```
+/// use std::time::Duration;
+/// procession::set_exit_join_timeout(Some(Duration::from_secs(10)));
+/// assert_eq!(procession::exit_join_timeout(), Some(Duration::from_secs(10)));
+/// procession::set_exit_join_timeout(None);
+/// assert_eq!(procession::exit_join_timeout(), None);
+/// ```
+pub fn set_exit_join_timeout(timeout: Option<Duration>) {
+    let v = timeout.map_or(EXIT_JOIN_FOREVER, |d| {
+        (d.as_micros() as u64).min(EXIT_JOIN_FOREVER - 1)
+    });
+    EXIT_JOIN.store(v, Ordering::Relaxed);
+}
+
+/// How long this process waits at exit for its non-daemon actors (`None`: as long as
+/// they run): what [`set_exit_join_timeout`] set, else `PROCESSION_EXIT_JOIN_TIMEOUT`
+/// (seconds), else `None`. A value that is not a number of seconds is ignored.
+pub fn exit_join_timeout() -> Option<Duration> {
+    match EXIT_JOIN.load(Ordering::Relaxed) {
+        EXIT_JOIN_UNSET => std::env::var("PROCESSION_EXIT_JOIN_TIMEOUT")
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(1e9))),
+        EXIT_JOIN_FOREVER => None,
+        us => Some(Duration::from_micros(us)),
     }
 }
 
