@@ -49,6 +49,7 @@ pub mod queue;
 pub mod shared;
 pub mod supervisor;
 pub mod sync;
+mod wait;
 pub mod wire;
 
 pub use actor::{
@@ -57,12 +58,14 @@ pub use actor::{
 };
 pub use error::{Error, Result, TellError};
 pub use process::{
-    exit_join_timeout, init, set_exit_join_timeout, set_start_method, start_method, Down, Exit,
-    Exited, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT,
+    active_children, exit_join_timeout, init, set_exit_join_timeout, set_start_method,
+    start_method, ActiveChild, Down, Exit, Exited, SpawnOptions, StartMethod,
+    DEFAULT_START_TIMEOUT,
 };
 pub use procession_macros::{Actor, Message};
 pub use serde_bytes::ByteBuf;
 pub use supervisor::{register, unregister, whereis};
+pub use wait::{wait, Waitable};
 
 /// Everything an actor program needs: `use procession::prelude::*;`.
 pub mod prelude {

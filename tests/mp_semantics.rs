@@ -1,6 +1,8 @@
 //! `multiprocessing` semantics (issue 8, items 10–12): an atomic `Barrier.reset` and the
-//! barrier action, a `Lock` left held by a process that exits cleanly, and
-//! `Lock::locked`. Each test would fail on the behaviour it is named after.
+//! barrier action, a `Lock` left held by a process that exits cleanly, `Lock::locked`,
+//! queue shutdown and close, clonable pipe ends, `active_children`, an actor's parent and
+//! daemon flag, and `procession::wait`. Each test would fail on the behaviour it is named
+//! after.
 
 mod common;
 
@@ -134,7 +136,7 @@ fn a_panicking_barrier_action_breaks_the_barrier_for_the_others() {
 // ---------------------------------------------------------------------------------------
 // Queue shutdown and close (Python 3.13).
 
-use procession::queue::{JoinableQueue, Queue, RecvError};
+use procession::queue::{pipe, simplex, JoinableQueue, PipeSender, Queue, RecvError};
 use procession::TellError;
 
 #[test]
@@ -220,4 +222,230 @@ impl Handler<PutOne> for Shutter {
     fn handle(&mut self, PutOne(n): PutOne, _cx: &mut Context<Self>) -> Result<(), String> {
         self.q.put(n).map_err(|e| e.to_string())
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipe ends are Clone.
+
+/// Keeps a pipe sender until it stops; sends on it when asked.
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(SendOn))]
+struct KeepsSender {
+    tx: PipeSender<u32>,
+}
+
+/// Ask: send this value on the kept sender.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = bool)]
+struct SendOn(u32);
+
+impl Handler<SendOn> for KeepsSender {
+    fn handle(&mut self, SendOn(n): SendOn, _cx: &mut Context<Self>) -> bool {
+        self.tx.send_timeout(n, LONG).is_ok()
+    }
+}
+
+#[test]
+fn a_cloned_sender_keeps_the_pipe_open_until_every_clone_in_every_process_is_gone() {
+    let (tx, rx) = simplex::<u32>().unwrap();
+    let other: ActorRef<KeepsSender> = procession::spawn(KeepsSender { tx: tx.clone() }).unwrap();
+    let here = tx.clone();
+    drop(tx);
+    here.send(1).unwrap();
+    drop(here);
+    assert_eq!(rx.recv_timeout(LONG), Ok(1));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_millis(50)),
+        Err(RecvError::Timeout),
+        "no EOF while the actor holds a clone"
+    );
+    assert!(other.ask_timeout(SendOn(2), LONG).unwrap());
+    assert_eq!(rx.recv_timeout(LONG), Ok(2));
+    stop_and_join(&other);
+    assert_eq!(rx.recv_timeout(LONG), Err(RecvError::Eof));
+}
+
+#[test]
+fn cloned_receivers_each_take_distinct_values_and_together_take_all() {
+    let (tx, rx) = simplex::<u32>().unwrap();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let rx = rx.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Ok(v) = rx.recv_timeout(LONG) {
+                    got.push(v);
+                }
+                got
+            })
+        })
+        .collect();
+    for i in 0..1000 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    let mut all: Vec<u32> = readers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1000).collect::<Vec<_>>());
+    drop(rx);
+}
+
+#[test]
+fn a_cloned_duplex_end_sends_and_receives_on_the_same_pipe() {
+    let (a, b) = pipe::<String>().unwrap();
+    let a2 = a.clone();
+    a2.send("from the clone".into()).unwrap();
+    assert_eq!(b.recv_timeout(LONG).unwrap(), "from the clone");
+    b.send("to either".into()).unwrap();
+    assert_eq!(a.recv_timeout(LONG).unwrap(), "to either");
+    drop(a);
+    b.send("still open".into()).unwrap();
+    assert_eq!(a2.recv_timeout(LONG).unwrap(), "still open");
+    drop(a2);
+    assert_eq!(b.recv_timeout(LONG), Err(RecvError::Eof));
+}
+
+// ---------------------------------------------------------------------------------------
+// active_children, an actor's parent and daemon flag.
+
+/// Ask: (parent pid, is daemon, whether the parent is a `Spawner`).
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = (u32, bool, bool))]
+struct Lineage;
+
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(Lineage))]
+struct Kin;
+
+impl Handler<Lineage> for Kin {
+    fn handle(&mut self, _: Lineage, cx: &mut Context<Self>) -> (u32, bool, bool) {
+        (
+            cx.parent_pid(),
+            cx.is_daemon(),
+            cx.parent::<Spawner>().is_some(),
+        )
+    }
+}
+
+/// Ask: spawn a `Kin` (daemon or not), ask it its lineage, and report it with the
+/// spawner's own pid and whether the kin is among the spawner's active children.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = ((u32, bool, bool), u32, bool))]
+struct SpawnKin(bool);
+
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(SpawnKin))]
+struct Spawner;
+
+impl Handler<SpawnKin> for Spawner {
+    fn handle(
+        &mut self,
+        SpawnKin(daemon): SpawnKin,
+        cx: &mut Context<Self>,
+    ) -> ((u32, bool, bool), u32, bool) {
+        let kin: ActorRef<Kin> = cx
+            .spawn_with(Kin, procession::SpawnOptions::new().daemon(daemon))
+            .unwrap();
+        let lineage = kin.ask_timeout(Lineage, LONG).unwrap();
+        let listed = procession::active_children()
+            .iter()
+            .any(|c| c.id() == kin.id() && c.is_daemon() == daemon);
+        kin.stop().unwrap();
+        kin.join_timeout(LONG).unwrap();
+        (lineage, cx.pid(), listed)
+    }
+}
+
+#[test]
+fn an_actor_spawned_by_the_root_sees_the_root_as_parent_and_no_parent_actor() {
+    let kin: ActorRef<Kin> = procession::spawn(Kin).unwrap();
+    let (parent, daemon, parent_is_actor) = kin.ask_timeout(Lineage, LONG).unwrap();
+    assert_eq!(parent, std::process::id());
+    assert!(!daemon);
+    assert!(!parent_is_actor);
+    stop_and_join(&kin);
+}
+
+#[test]
+fn an_actor_spawned_by_an_actor_sees_that_actor_as_parent_and_its_daemon_flag() {
+    let spawner: ActorRef<Spawner> = procession::spawn(Spawner).unwrap();
+    for daemon in [false, true] {
+        let ((parent, is_daemon, parent_is_spawner), spawner_pid, listed) =
+            spawner.ask_timeout(SpawnKin(daemon), LONG).unwrap();
+        assert_eq!(parent, spawner_pid);
+        assert_eq!(is_daemon, daemon);
+        assert!(parent_is_spawner);
+        assert!(listed, "the spawner's active_children lists its child");
+    }
+    stop_and_join(&spawner);
+}
+
+#[test]
+fn active_children_lists_running_actors_of_this_process_daemons_included_and_drops_ended_ones() {
+    let plain: ActorRef<Kin> = procession::spawn(Kin).unwrap();
+    let daemon: ActorRef<Kin> =
+        procession::spawn_with(Kin, procession::SpawnOptions::new().daemon(true)).unwrap();
+    let find = |id: u64| {
+        procession::active_children()
+            .into_iter()
+            .find(|c| c.id() == id)
+    };
+    let p = find(plain.id()).expect("the non-daemon is listed");
+    assert_eq!((p.pid(), p.is_daemon()), (plain.pid(), false));
+    assert_eq!(p.actor::<Kin>(), Some(plain.clone()));
+    assert!(
+        p.actor::<Spawner>().is_none(),
+        "typed access checks the type"
+    );
+    assert!(find(daemon.id()).expect("the daemon is listed").is_daemon());
+    stop_and_join(&plain);
+    assert!(find(plain.id()).is_none(), "an ended actor is not active");
+    assert!(find(daemon.id()).is_some());
+    stop_and_join(&daemon);
+    assert!(find(daemon.id()).is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// procession::wait.
+
+#[test]
+fn wait_returns_the_actor_that_ended_among_several_objects() {
+    let kin: ActorRef<Kin> = procession::spawn(Kin).unwrap();
+    let (_tx, rx) = simplex::<u32>().unwrap();
+    let q = Queue::<u32>::bounded(4).unwrap();
+    let objects: [&dyn procession::Waitable; 3] = [&rx, &kin, &q];
+    assert!(procession::wait(&objects, Some(Duration::from_millis(20))).is_empty());
+    kin.stop().unwrap();
+    assert_eq!(procession::wait(&objects, Some(LONG)), vec![1]);
+    assert_eq!(kin.join_timeout(Duration::ZERO).unwrap(), Exit::Stopped);
+}
+
+#[test]
+fn wait_wakes_for_a_value_sent_from_another_process() {
+    let (tx, rx) = simplex::<u32>().unwrap();
+    let other: ActorRef<KeepsSender> = procession::spawn(KeepsSender { tx }).unwrap();
+    let q = Queue::<u32>::bounded(4).unwrap();
+    let waiter = {
+        let rx = rx.clone();
+        let q = q.clone();
+        std::thread::spawn(move || procession::wait(&[&q, &rx], Some(LONG)))
+    };
+    assert!(other.ask_timeout(SendOn(9), LONG).unwrap());
+    assert_eq!(waiter.join().unwrap(), vec![1]);
+    assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(9));
+    stop_and_join(&other);
+}
+
+#[test]
+fn wait_counts_eof_and_a_shut_down_queue_as_ready() {
+    let (tx, rx) = simplex::<u32>().unwrap();
+    let q = Queue::<u32>::bounded(4).unwrap();
+    drop(tx);
+    q.shutdown(false);
+    assert_eq!(procession::wait(&[&rx, &q], Some(LONG)), vec![0, 1]);
+    assert_eq!(rx.recv_timeout(Duration::ZERO), Err(RecvError::Eof));
+    assert_eq!(q.get_timeout(Duration::ZERO), Err(RecvError::ShutDown));
 }

@@ -421,6 +421,17 @@ struct WireRef {
     actor: String,
 }
 
+impl<A: Dispatch> crate::Waitable for ActorRef<A> {
+    /// Ready: the actor's process has ended (and [`join`](ActorRef::join) returns at once).
+    fn is_ready(&self) -> bool {
+        !self.is_alive()
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.mb.wait_state_change(self.mb.state(), timeout);
+    }
+}
+
 impl<A: Dispatch> Serialize for ActorRef<A> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         WireRef {

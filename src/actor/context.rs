@@ -59,6 +59,8 @@ pub struct Context<A: Actor> {
     shutdown: Option<String>,
     timers: BinaryHeap<Timer>,
     seq: u64,
+    parent_pid: u32,
+    parent_mailbox: u64,
 }
 
 impl<A: Actor> Context<A> {
@@ -69,7 +71,48 @@ impl<A: Actor> Context<A> {
             shutdown: None,
             timers: BinaryHeap::new(),
             seq: 0,
+            parent_pid: 0,
+            parent_mailbox: 0,
         }
+    }
+
+    pub(crate) fn set_parent(&mut self, pid: u32, mailbox: u64) {
+        self.parent_pid = pid;
+        self.parent_mailbox = mailbox;
+    }
+
+    /// The pid of the process that spawned this actor (Python's `parent_process().pid`):
+    /// the program's root, the actor that called [`Context::spawn`], or the supervisor
+    /// or pool that started this incarnation. (The OS parent, `getppid()`, is the
+    /// runtime's zygote; this is the logical one.)
+    pub fn parent_pid(&self) -> u32 {
+        self.parent_pid
+    }
+
+    /// The actor that spawned this one, if it was an actor of type `P` and its mailbox
+    /// still exists: a supervisor for a supervised child, the spawning actor otherwise.
+    /// `None` when the root process (not an actor) spawned it.
+    ///
+    /// ```no_run
+    /// # use procession::prelude::*;
+    /// # #[derive(Serialize, Deserialize, Message)] struct Hello;
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Hello))] struct Boss;
+    /// # impl Handler<Hello> for Boss { fn handle(&mut self, _: Hello, _: &mut Context<Self>) {} }
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Hello))] struct Worker;
+    /// # impl Handler<Hello> for Worker { fn handle(&mut self, _: Hello, _: &mut Context<Self>) {} }
+    /// # fn f(cx: &mut Context<Worker>) {
+    /// if let Some(boss) = cx.parent::<Boss>() {
+    ///     boss.tell(Hello).unwrap();
+    /// }
+    /// # }
+    /// ```
+    pub fn parent<P: Dispatch>(&self) -> Option<ActorRef<P>> {
+        if self.parent_mailbox == 0 {
+            return None;
+        }
+        let rt = crate::process::runtime::current()?;
+        let mb = crate::mailbox::Mailbox::open(rt.dir(), self.parent_mailbox).ok()?;
+        (mb.actor_name() == P::NAME).then(|| ActorRef::from_mailbox(mb))
     }
 
     /// A reference to this actor, to hand to others.
@@ -135,6 +178,12 @@ impl<A: Actor> Context<A> {
 }
 
 impl<A: Dispatch> Context<A> {
+    /// Whether this actor is a daemon ([`SpawnOptions::daemon`]): its parent does not wait
+    /// for it at exit, and kills it instead (Python's `Process.daemon`).
+    pub fn is_daemon(&self) -> bool {
+        self.me.mailbox().is_daemon()
+    }
+
     /// Which incarnation of this actor runs (0 for the first; each restart by a
     /// supervisor adds one).
     pub fn incarnation(&self) -> u32 {

@@ -13,4 +13,5 @@ pub use actor_ref::{
 };
 pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::Context;
+pub(crate) use run::own_mailbox_id;
 pub use traits::{handle, Actor, ActorType, BoxError, Dispatch, Handler, Handles, Ignore, Message};

@@ -38,6 +38,11 @@ static OWN_MAILBOX: Mutex<Option<Arc<Mailbox>>> = Mutex::new(None);
 /// "an actor asks itself" check.
 static OWN_MAILBOX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// The mailbox this process consumes as an actor (0: it is not an actor).
+pub(crate) fn own_mailbox_id() -> u64 {
+    OWN_MAILBOX_ID.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `true` if `id` is the mailbox this process consumes: an ask to it can never be
 /// answered, since the only thread that would answer is the one waiting.
 pub(crate) fn is_own_mailbox(id: u64) -> bool {
@@ -106,6 +111,7 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     let _enter = span.enter();
 
     let mut cx = Context::new(ActorRef::<A>::from_mailbox(mb.clone()));
+    cx.set_parent(boot.parent_pid, boot.parent_mailbox);
     // A supervisor or a pool keeps these bytes and decodes them again at every restart.
     let decoded = if mb.is_supervised() {
         crate::sync::object::decode_reusable(|| decode_body(&boot.args, "spawn arguments"))

@@ -702,6 +702,10 @@ impl Mailbox {
 
     /// Counts this process in (or out of) the holders of the writing end.
     pub fn hold_writer(&self, hold: bool) {
+        // Only this process writes its own slot; threads of it (cloning and dropping
+        // senders at once) take turns, so no count is lost between a load and a store.
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
         let me = crate::os::proc::pid() as u64;
         let slots = &self.region.header().queue.writers;
         for slot in slots {

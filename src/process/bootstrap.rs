@@ -29,6 +29,12 @@ pub struct ChildBoot {
     pub mailbox_id: u64,
     /// The runtime directory.
     pub runtime_dir: PathBuf,
+    /// The pid of the process that asked for it (its logical parent).
+    #[serde(default)]
+    pub parent_pid: u32,
+    /// The mailbox that process consumes, if it is an actor (0: it is not).
+    #[serde(default)]
+    pub parent_mailbox: u64,
 }
 
 /// Exit status of a child whose actor type is unknown.

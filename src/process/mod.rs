@@ -235,7 +235,92 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
     if !opts.daemon && !opts.supervised {
         track_non_daemon(&mb);
     }
+    track_child(&mb);
     Ok(mb)
+}
+
+/// Every actor this process spawned, pruned of ended ones at each spawn.
+static CHILDREN: Mutex<Vec<Arc<Mailbox>>> = Mutex::new(Vec::new());
+
+fn running(mb: &Mailbox) -> bool {
+    mb.state() != STATE_EXITED && !mb.is_gone() && !mb.is_lost()
+}
+
+fn track_child(mb: &Arc<Mailbox>) {
+    let mut list = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|m| m.id() != mb.id() && running(m));
+    list.push(mb.clone());
+}
+
+/// An actor that this process spawned and that has not ended: see [`active_children`].
+#[derive(Clone)]
+pub struct ActiveChild {
+    mb: Arc<Mailbox>,
+}
+
+impl ActiveChild {
+    /// Its current pid.
+    pub fn pid(&self) -> u32 {
+        self.mb.pid()
+    }
+
+    /// Its mailbox id, as [`ActorRef::id`](crate::ActorRef::id).
+    pub fn id(&self) -> u64 {
+        self.mb.id()
+    }
+
+    /// The stable name of its actor type.
+    pub fn name(&self) -> &str {
+        self.mb.actor_name()
+    }
+
+    /// Whether it is a daemon ([`SpawnOptions::daemon`]).
+    pub fn is_daemon(&self) -> bool {
+        self.mb.is_daemon()
+    }
+
+    /// A typed reference to it, if it is an actor of type `A`.
+    pub fn actor<A: crate::actor::Dispatch>(&self) -> Option<crate::ActorRef<A>> {
+        (self.mb.actor_name() == A::NAME).then(|| crate::ActorRef::from_mailbox(self.mb.clone()))
+    }
+}
+
+impl std::fmt::Debug for ActiveChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveChild")
+            .field("name", &self.name())
+            .field("pid", &self.pid())
+            .field("id", &format_args!("{:016x}", self.id()))
+            .field("daemon", &self.is_daemon())
+            .finish()
+    }
+}
+
+/// The actors this process spawned that have not ended, in spawn order, as Python's
+/// `multiprocessing.active_children()`: daemons, supervised children (in a supervisor's
+/// process) and pool workers (in the pool's) included. Like Python's, it reaps the
+/// children that have ended first.
+///
+/// ```
+/// # use procession::prelude::*;
+/// # #[derive(Serialize, Deserialize, Message)] #[message(reply = u32)] struct Ping;
+/// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Ping))] struct Echo;
+/// # impl Handler<Ping> for Echo { fn handle(&mut self, _: Ping, cx: &mut Context<Self>) -> u32 { cx.pid() } }
+/// let echo: ActorRef<Echo> = procession::spawn(Echo)?;
+/// assert!(procession::active_children().iter().any(|c| c.id() == echo.id()));
+/// echo.stop()?;
+/// echo.join()?;
+/// assert!(!procession::active_children().iter().any(|c| c.id() == echo.id()));
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub fn active_children() -> Vec<ActiveChild> {
+    fork::reap();
+    crate::mailbox::probe_runtime();
+    let mut list = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|m| running(m));
+    list.iter()
+        .map(|mb| ActiveChild { mb: mb.clone() })
+        .collect()
 }
 
 /// Starts a new incarnation consuming the existing mailbox `mb` (whose life record says
@@ -252,6 +337,8 @@ pub(crate) fn start_on(
         args,
         mailbox_id: mb.id(),
         runtime_dir: rt.dir().to_path_buf(),
+        parent_pid: crate::os::proc::pid(),
+        parent_mailbox: crate::actor::own_mailbox_id(),
     };
     let method = opts.method.unwrap_or_else(start_method);
     let pid = match method {

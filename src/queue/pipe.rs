@@ -31,6 +31,12 @@ impl<T> Drop for Tx<T> {
     }
 }
 
+impl<T: Serialize + DeserializeOwned> Clone for Tx<T> {
+    fn clone(&self) -> Self {
+        Tx::new(self.ch.clone())
+    }
+}
+
 fn recv_on<T: Serialize + DeserializeOwned>(
     rx: &Channel<T>,
     timeout: Option<Duration>,
@@ -61,6 +67,10 @@ fn open_rx<T: Serialize + DeserializeOwned>(id: u64) -> Result<Arc<Channel<T>>> 
 }
 
 /// One end of a duplex pipe: it sends to the other end and receives from it.
+///
+/// Clones are more handles on the same end: they share its sending and its receiving
+/// direction (each value is received by one of them), and the other end sees EOF once
+/// every clone, in every process, is gone.
 pub struct PipeEnd<T> {
     tx: Tx<T>,
     rx: Arc<Channel<T>>,
@@ -160,11 +170,31 @@ impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for PipeEnd<T> {
 }
 
 /// The sending end of a [`simplex`] pipe.
+///
+/// Clone it to give several threads or processes the same pipe to send on, as several
+/// processes may share one end of a Python `Pipe`: the receiver sees
+/// [`RecvError::Eof`] once every clone, in every process, is gone.
+///
+/// ```
+/// use procession::queue::{simplex, RecvError};
+/// let (tx, rx) = simplex::<u32>()?;
+/// let tx2 = tx.clone();
+/// drop(tx);
+/// tx2.send(7).unwrap();
+/// assert_eq!(rx.recv().unwrap(), 7);
+/// drop(tx2);
+/// assert_eq!(rx.recv(), Err(RecvError::Eof));
+/// # Ok::<(), procession::Error>(())
+/// ```
 pub struct PipeSender<T> {
     tx: Tx<T>,
 }
 
 /// The receiving end of a [`simplex`] pipe.
+///
+/// Clones compete for the values, as several processes reading one Python `Connection`
+/// do: each value is received by exactly one of them, and reads are serialized, so a
+/// value is never split between two readers.
 pub struct PipeReceiver<T> {
     rx: Arc<Channel<T>>,
 }
@@ -249,6 +279,56 @@ impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for PipeReceiver<T> 
         Ok(PipeReceiver {
             rx: open_rx(id).map_err(serde::de::Error::custom)?,
         })
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Clone for PipeEnd<T> {
+    fn clone(&self) -> Self {
+        PipeEnd {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Clone for PipeSender<T> {
+    fn clone(&self) -> Self {
+        PipeSender {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<T> Clone for PipeReceiver<T> {
+    fn clone(&self) -> Self {
+        PipeReceiver {
+            rx: self.rx.clone(),
+        }
+    }
+}
+
+/// Ready: a value is waiting, or no writer is left (`recv` reports EOF).
+fn rx_ready<T: Serialize + DeserializeOwned>(rx: &Channel<T>) -> bool {
+    rx.len() > 0 || !rx.mb.writers_alive()
+}
+
+impl<T: Serialize + DeserializeOwned> crate::Waitable for PipeEnd<T> {
+    fn is_ready(&self) -> bool {
+        rx_ready(&self.rx)
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.rx.mb.wait_readable(timeout);
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> crate::Waitable for PipeReceiver<T> {
+    fn is_ready(&self) -> bool {
+        rx_ready(&self.rx)
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.rx.mb.wait_readable(timeout);
     }
 }
 

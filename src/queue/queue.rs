@@ -152,6 +152,37 @@ impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Queue<T> {
     }
 }
 
+impl<T: Serialize + DeserializeOwned> crate::Waitable for Queue<T> {
+    /// Ready: an item is waiting, or the queue is shut down.
+    fn is_ready(&self) -> bool {
+        !self.is_empty() || self.is_shut_down()
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.ch.mb.wait_readable(timeout);
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> crate::Waitable for SimpleQueue<T> {
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.0.wait_ready(timeout)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> crate::Waitable for JoinableQueue<T> {
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        self.0.wait_ready(timeout)
+    }
+}
+
 impl<T> std::fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Queue({:016x})", self.ch.mb.id())
