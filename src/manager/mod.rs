@@ -8,6 +8,16 @@
 //! round trip to the server, and the server applies operations one at a time, so each
 //! single operation is atomic; [`SharedMap::update`] applies many at once.
 //!
+//! Maps keep insertion order, as a Python dict does (a key removed and inserted again
+//! goes to the end; replacing a value keeps its place), so [`SharedMap::snapshot`],
+//! [`SharedMap::keys`] and the rest list entries in that order.
+//!
+//! Your own types, as `BaseManager.register` allows: implement [`Managed`] (a `Call`
+//! type in, a `Reply` out), register the type once with [`managed!`], and
+//! [`Manager::create`] gives a [`Proxy`] to a value held by the server. The registration
+//! is static (a linker-collected table) because the server is another process started
+//! from this binary, where a registration made at run time would not exist.
+//!
 //! Python's manager also serves queues, locks and events. Here
 //! [`Manager::queue`], [`Manager::lock`] and [`Manager::event`] give the shared-memory
 //! primitives of [`queue`](crate::queue) and [`sync`](crate::sync) instead: the same
@@ -25,8 +35,12 @@ use crate::sync::{Event, Lock};
 use crate::wire::{decode_body, encode_body};
 use crate::{ActorRef, ByteBuf};
 
+mod object;
 mod server;
 
+pub use object::{managed, Managed, Proxy};
+#[doc(hidden)]
+pub use object::{ManagedEntry, Registered, MANAGED};
 pub use server::ManagerServer;
 use server::*;
 
@@ -94,6 +108,22 @@ impl Manager {
         Ok(Namespace {
             server: self.server.clone(),
             id: self.server.ask(New(Kind::Namespace))?,
+        })
+    }
+
+    /// A new value of a [`Managed`] type held by the server, and a proxy to it (Python's
+    /// `manager.RegisteredType(...)` after `BaseManager.register`). The type must be
+    /// registered with [`managed!`]; see [`Managed`] for an example.
+    #[doc(alias = "register")]
+    pub fn create<T: Registered>(&self, value: T) -> Result<Proxy<T>> {
+        let id = self
+            .server
+            .ask(ObjNew(T::NAME.to_string(), enc(&value)?))?
+            .map_err(Error::Runtime)?;
+        Ok(Proxy {
+            server: self.server.clone(),
+            id,
+            _t: PhantomData,
         })
     }
 
@@ -186,13 +216,71 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
         self.server.ask(MapUpdate(self.id, entries))
     }
 
-    /// A copy of every entry at one moment (iterate it freely).
+    /// A copy of every entry at one moment, in insertion order (iterate it freely).
     pub fn snapshot(&self) -> Result<Vec<(K, V)>> {
         self.server
             .ask(MapSnapshot(self.id))?
             .into_iter()
             .map(|(k, v)| Ok((dec(&k)?, dec(&v)?)))
             .collect()
+    }
+
+    /// Python's `dict.items()`: the same as [`snapshot`](SharedMap::snapshot).
+    pub fn items(&self) -> Result<Vec<(K, V)>> {
+        self.snapshot()
+    }
+
+    /// An iterator over a [`snapshot`](SharedMap::snapshot): one round trip, then no
+    /// more; later changes to the map do not show in it.
+    ///
+    /// ```
+    /// let m = procession::manager::Manager::start()?;
+    /// let map = m.dict::<String, u32>()?;
+    /// map.insert("b".into(), 2)?;
+    /// map.insert("a".into(), 1)?;
+    /// let keys: Vec<String> = map.iter()?.map(|(k, _)| k).collect();
+    /// assert_eq!(keys, ["b", "a"]); // insertion order, as a Python dict
+    /// m.shutdown()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn iter(&self) -> Result<std::vec::IntoIter<(K, V)>> {
+        Ok(self.snapshot()?.into_iter())
+    }
+
+    /// The keys, in insertion order (from one snapshot).
+    pub fn keys(&self) -> Result<Vec<K>> {
+        Ok(self.snapshot()?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// The values, in insertion order (from one snapshot).
+    pub fn values(&self) -> Result<Vec<V>> {
+        Ok(self.snapshot()?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Python's `dict.pop(key)`: removes the entry and returns its value.
+    pub fn pop(&self, key: &K) -> Result<Option<V>> {
+        self.remove(key)
+    }
+
+    /// Python's `dict.popitem()`: removes and returns the entry inserted last.
+    pub fn pop_item(&self) -> Result<Option<(K, V)>> {
+        self.server
+            .ask(MapPopItem(self.id))?
+            .map(|(k, v)| Ok((dec(&k)?, dec(&v)?)))
+            .transpose()
+    }
+
+    /// Python's `dict.setdefault(key, default)`: the value under `key`, after inserting
+    /// `default` there if it was absent, in one atomic operation.
+    pub fn set_default(&self, key: K, default: V) -> Result<V> {
+        dec(&self
+            .server
+            .ask(MapSetDefault(self.id, enc(&key)?, enc(&default)?))?)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&self) -> Result<()> {
+        self.server.ask(Clear(self.id))
     }
 }
 
@@ -256,6 +344,93 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
             .map(|v| dec(v))
             .collect()
     }
+
+    /// An iterator over a [`snapshot`](SharedList::snapshot): one round trip; later
+    /// changes do not show in it.
+    pub fn iter(&self) -> Result<std::vec::IntoIter<T>> {
+        Ok(self.snapshot()?.into_iter())
+    }
+
+    /// Appends many values in one atomic operation (Python's `list.extend`).
+    pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<()> {
+        let values = values
+            .into_iter()
+            .map(|v| enc(&v))
+            .collect::<Result<Vec<_>>>()?;
+        self.server.ask(ListExtend(self.id, values))
+    }
+
+    /// Inserts `value` before `index`; an index past the end appends, as Python's
+    /// `list.insert`.
+    pub fn insert(&self, index: usize, value: T) -> Result<()> {
+        self.server.ask(ListInsert(self.id, index, enc(&value)?))
+    }
+
+    /// Python's `list.pop(index)`: removes and returns the value at `index`.
+    pub fn remove(&self, index: usize) -> Result<T> {
+        dec(&self
+            .server
+            .ask(ListRemoveAt(self.id, index))?
+            .map_err(Error::Runtime)?)
+    }
+
+    /// Python's `list[range]`: the values in `range`, its bounds clamped to the length.
+    ///
+    /// ```
+    /// let m = procession::manager::Manager::start()?;
+    /// let list = m.list::<u32>()?;
+    /// list.extend(0..10)?;
+    /// assert_eq!(list.slice(2..5)?, [2, 3, 4]);
+    /// assert_eq!(list.slice(8..)?, [8, 9]);
+    /// list.set_slice(0..8, [7])?;         // list[0:8] = [7]
+    /// assert_eq!(list.snapshot()?, [7, 8, 9]);
+    /// m.shutdown()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn slice(&self, range: impl std::ops::RangeBounds<usize>) -> Result<Vec<T>> {
+        let (start, end) = bounds(range);
+        self.server
+            .ask(ListSlice(self.id, start, end))?
+            .iter()
+            .map(|v| dec(v))
+            .collect()
+    }
+
+    /// Python's `list[range] = values`: replaces the values in `range` (clamped) with
+    /// `values`, which may be more or fewer, in one atomic operation.
+    pub fn set_slice(
+        &self,
+        range: impl std::ops::RangeBounds<usize>,
+        values: impl IntoIterator<Item = T>,
+    ) -> Result<()> {
+        let (start, end) = bounds(range);
+        let values = values
+            .into_iter()
+            .map(|v| enc(&v))
+            .collect::<Result<Vec<_>>>()?;
+        self.server.ask(ListSplice(self.id, start, end, values))
+    }
+
+    /// Removes every value.
+    pub fn clear(&self) -> Result<()> {
+        self.server.ask(Clear(self.id))
+    }
+}
+
+/// A range's bounds as `start..end`, `end` being `usize::MAX` when unbounded.
+fn bounds(range: impl std::ops::RangeBounds<usize>) -> (usize, usize) {
+    use std::ops::Bound::*;
+    let start = match range.start_bound() {
+        Included(&s) => s,
+        Excluded(&s) => s.saturating_add(1),
+        Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Included(&e) => e.saturating_add(1),
+        Excluded(&e) => e,
+        Unbounded => usize::MAX,
+    };
+    (start, end)
 }
 
 /// A proxy to a namespace held by a [`Manager`]: named attributes of any serializable type.

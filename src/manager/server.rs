@@ -2,9 +2,15 @@
 
 use std::collections::HashMap;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::object::{find_managed, ManagedDyn};
 use crate::{ByteBuf, Context, Handler};
+
+/// A map in insertion order, as a Python dict: a key removed and inserted again goes to
+/// the end; replacing a value keeps its place.
+type Map = IndexMap<ByteBuf, ByteBuf>;
 
 /// What a [`New`] request makes.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -37,6 +43,17 @@ request!(/** List replace. */ ListSet(u64, usize, ByteBuf) -> Result<(), String>
 request!(/** Every item. */ ListSnapshot(u64) -> Vec<ByteBuf>);
 request!(/** Namespace read. */ NsGet(u64, String) -> Option<ByteBuf>);
 request!(/** Namespace write. */ NsSet(u64, String, ByteBuf) -> ());
+request!(/** Empty a map or a list. */ Clear(u64) -> ());
+request!(/** Remove and return the last inserted entry. */ MapPopItem(u64) -> Option<(ByteBuf, ByteBuf)>);
+request!(/** The value under the key, inserting the default first if absent. */ MapSetDefault(u64, ByteBuf, ByteBuf) -> ByteBuf);
+request!(/** Append many. */ ListExtend(u64, Vec<ByteBuf>) -> ());
+request!(/** Insert before an index (clamped to the length, as Python's). */ ListInsert(u64, usize, ByteBuf) -> ());
+request!(/** Remove and return the item at an index. */ ListRemoveAt(u64, usize) -> Result<ByteBuf, String>);
+request!(/** Items in `start..end`, clamped to the length. */ ListSlice(u64, usize, usize) -> Vec<ByteBuf>);
+request!(/** Replace the items in `start..end` (clamped) with others. */ ListSplice(u64, usize, usize, Vec<ByteBuf>) -> ());
+request!(/** Make an object of a registered type from its encoded value. */ ObjNew(String, ByteBuf) -> Result<u64, String>);
+request!(/** Call an object: an encoded call in, an encoded reply out. */ ObjCall(u64, ByteBuf) -> Result<ByteBuf, String>);
+request!(/** A copy of an object's value, encoded. */ ObjGet(u64) -> Result<ByteBuf, String>);
 
 /// The manager's server: it holds every collection, as CBOR bytes.
 #[derive(Default, Serialize, Deserialize, crate::Actor)]
@@ -55,7 +72,18 @@ request!(/** Namespace write. */ NsSet(u64, String, ByteBuf) -> ());
         ListSet,
         ListSnapshot,
         NsGet,
-        NsSet
+        NsSet,
+        Clear,
+        MapPopItem,
+        MapSetDefault,
+        ListExtend,
+        ListInsert,
+        ListRemoveAt,
+        ListSlice,
+        ListSplice,
+        ObjNew,
+        ObjCall,
+        ObjGet
     ),
     name = "procession::manager::ManagerServer"
 )]
@@ -63,9 +91,11 @@ pub struct ManagerServer {
     #[serde(skip)]
     next: u64,
     #[serde(skip)]
-    maps: HashMap<u64, HashMap<ByteBuf, ByteBuf>>,
+    maps: HashMap<u64, Map>,
     #[serde(skip)]
     lists: HashMap<u64, Vec<ByteBuf>>,
+    #[serde(skip)]
+    objects: HashMap<u64, Box<dyn ManagedDyn>>,
 }
 
 impl Handler<New> for ManagerServer {
@@ -73,7 +103,7 @@ impl Handler<New> for ManagerServer {
         self.next += 1;
         match kind {
             Kind::Map | Kind::Namespace => {
-                self.maps.insert(self.next, HashMap::new());
+                self.maps.insert(self.next, Map::new());
             }
             Kind::List => {
                 self.lists.insert(self.next, Vec::new());
@@ -111,7 +141,7 @@ impl Handler<MapInsert> for ManagerServer {
 
 impl Handler<MapRemove> for ManagerServer {
     fn handle(&mut self, MapRemove(id, k): MapRemove, _cx: &mut Context<Self>) -> Option<ByteBuf> {
-        self.maps.get_mut(&id)?.remove(&k)
+        self.maps.get_mut(&id)?.shift_remove(&k)
     }
 }
 
@@ -189,5 +219,134 @@ impl Handler<NsSet> for ManagerServer {
             .entry(id)
             .or_default()
             .insert(ByteBuf::from(name.into_bytes()), v);
+    }
+}
+
+impl Handler<Clear> for ManagerServer {
+    fn handle(&mut self, Clear(id): Clear, _cx: &mut Context<Self>) {
+        if let Some(m) = self.maps.get_mut(&id) {
+            m.clear();
+        }
+        if let Some(l) = self.lists.get_mut(&id) {
+            l.clear();
+        }
+    }
+}
+
+impl Handler<MapPopItem> for ManagerServer {
+    fn handle(
+        &mut self,
+        MapPopItem(id): MapPopItem,
+        _cx: &mut Context<Self>,
+    ) -> Option<(ByteBuf, ByteBuf)> {
+        self.maps.get_mut(&id)?.pop()
+    }
+}
+
+impl Handler<MapSetDefault> for ManagerServer {
+    fn handle(
+        &mut self,
+        MapSetDefault(id, k, v): MapSetDefault,
+        _cx: &mut Context<Self>,
+    ) -> ByteBuf {
+        self.maps
+            .entry(id)
+            .or_default()
+            .entry(k)
+            .or_insert(v)
+            .clone()
+    }
+}
+
+impl Handler<ListExtend> for ManagerServer {
+    fn handle(&mut self, ListExtend(id, items): ListExtend, _cx: &mut Context<Self>) {
+        self.lists.entry(id).or_default().extend(items);
+    }
+}
+
+impl Handler<ListInsert> for ManagerServer {
+    fn handle(&mut self, ListInsert(id, i, v): ListInsert, _cx: &mut Context<Self>) {
+        let list = self.lists.entry(id).or_default();
+        list.insert(i.min(list.len()), v);
+    }
+}
+
+impl Handler<ListRemoveAt> for ManagerServer {
+    fn handle(
+        &mut self,
+        ListRemoveAt(id, i): ListRemoveAt,
+        _cx: &mut Context<Self>,
+    ) -> Result<ByteBuf, String> {
+        let list = self.lists.get_mut(&id).ok_or("no such list")?;
+        if i >= list.len() {
+            return Err(format!(
+                "index {i} out of range for a list of {}",
+                list.len()
+            ));
+        }
+        Ok(list.remove(i))
+    }
+}
+
+/// `start..end` clamped to `0..len`, as a Python slice with non-negative bounds.
+fn clamp(start: usize, end: usize, len: usize) -> std::ops::Range<usize> {
+    let end = end.min(len);
+    start.min(end)..end
+}
+
+impl Handler<ListSlice> for ManagerServer {
+    fn handle(
+        &mut self,
+        ListSlice(id, start, end): ListSlice,
+        _cx: &mut Context<Self>,
+    ) -> Vec<ByteBuf> {
+        self.lists
+            .get(&id)
+            .map(|l| l[clamp(start, end, l.len())].to_vec())
+            .unwrap_or_default()
+    }
+}
+
+impl Handler<ListSplice> for ManagerServer {
+    fn handle(&mut self, ListSplice(id, start, end, items): ListSplice, _cx: &mut Context<Self>) {
+        let list = self.lists.entry(id).or_default();
+        let range = clamp(start, end, list.len());
+        list.splice(range, items);
+    }
+}
+
+impl Handler<ObjNew> for ManagerServer {
+    fn handle(
+        &mut self,
+        ObjNew(name, value): ObjNew,
+        _cx: &mut Context<Self>,
+    ) -> Result<u64, String> {
+        let entry = find_managed(&name).ok_or_else(|| {
+            format!("{name} is not a managed type in this binary (procession::manager::managed!)")
+        })?;
+        let object = (entry.create)(&value)?;
+        self.next += 1;
+        self.objects.insert(self.next, object);
+        Ok(self.next)
+    }
+}
+
+impl Handler<ObjCall> for ManagerServer {
+    fn handle(
+        &mut self,
+        ObjCall(id, call): ObjCall,
+        _cx: &mut Context<Self>,
+    ) -> Result<ByteBuf, String> {
+        let object = self.objects.get_mut(&id).ok_or("no such object")?;
+        // A panic here crashes the server, as any actor's does: a type reports failures
+        // in its `Reply` (Python's proxies re-raise the exception instead).
+        object.call(&call).map(ByteBuf::from)
+    }
+}
+
+impl Handler<ObjGet> for ManagerServer {
+    fn handle(&mut self, ObjGet(id): ObjGet, _cx: &mut Context<Self>) -> Result<ByteBuf, String> {
+        let object = self.objects.get(&id).ok_or("no such object")?;
+        object.value().map(ByteBuf::from)
     }
 }
