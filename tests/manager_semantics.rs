@@ -1,7 +1,7 @@
 //! Python's dict and list behaviour on manager proxies (issue 8, item 13): insertion
 //! order, `items`/`keys`/`values`/iteration over a snapshot, `pop`/`popitem`/
 //! `setdefault`/`clear`, list `extend`/`insert`/`pop(i)`/slices; and user types hosted by
-//! the manager (`BaseManager.register`): `Managed`, `managed!`, `Manager::create`,
+//! the manager (`BaseManager.register`): `Managed`, `register!`, `Manager::create`,
 //! `Proxy`, called from several processes.
 //!
 //! Every manager is shut down, and every actor stopped, when its test ends, even when an
@@ -12,7 +12,7 @@ mod common;
 use std::ops::Deref;
 
 use common::LONG;
-use procession::manager::{managed, Managed, Manager, Proxy};
+use procession::manager::{register, Managed, Manager, Proxy};
 use procession::prelude::*;
 
 /// A manager that is shut down when the test ends, however it ends.
@@ -167,7 +167,7 @@ impl Managed for Tally {
         Ok(self.total)
     }
 }
-managed!(Tally);
+register!(Tally);
 
 /// Ask: add 1 to the tally `n` times, one call each.
 #[derive(Serialize, Deserialize, Message)]

@@ -13,7 +13,7 @@
 //! [`SharedMap::keys`] and the rest list entries in that order.
 //!
 //! Your own types, as `BaseManager.register` allows: implement [`Managed`] (a `Call`
-//! type in, a `Reply` out), register the type once with [`managed!`], and
+//! type in, a `Reply` out), register the type once with [`register!`], and
 //! [`Manager::create`] gives a [`Proxy`] to a value held by the server. The registration
 //! is static (a linker-collected table) because the server is another process started
 //! from this binary, where a registration made at run time would not exist.
@@ -38,7 +38,7 @@ use crate::{ActorRef, ByteBuf};
 mod object;
 mod server;
 
-pub use object::{managed, Managed, Proxy};
+pub use object::{register, Managed, Proxy};
 #[doc(hidden)]
 pub use object::{ManagedEntry, Registered, MANAGED};
 pub use server::ManagerServer;
@@ -113,8 +113,7 @@ impl Manager {
 
     /// A new value of a [`Managed`] type held by the server, and a proxy to it (Python's
     /// `manager.RegisteredType(...)` after `BaseManager.register`). The type must be
-    /// registered with [`managed!`]; see [`Managed`] for an example.
-    #[doc(alias = "register")]
+    /// registered with [`register!`]; see [`Managed`] for an example.
     pub fn create<T: Registered>(&self, value: T) -> Result<Proxy<T>> {
         let id = self
             .server

@@ -16,11 +16,11 @@ use crate::ActorRef;
 /// manager's process; [`Proxy::call`] sends a [`Call`](Managed::Call) there and gets the
 /// [`Reply`](Managed::Reply) back. Calls are applied one at a time, so each is atomic.
 ///
-/// Register the type with [`managed!`](crate::manager::managed) so that the manager's
+/// Register the type with [`register!`](crate::manager::register) so that the manager's
 /// process can make and call it.
 ///
 /// ```
-/// use procession::manager::{managed, Managed, Manager};
+/// use procession::manager::{register, Managed, Manager};
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Serialize, Deserialize)]
@@ -37,7 +37,7 @@ use crate::ActorRef;
 ///         self.n
 ///     }
 /// }
-/// managed!(Counter);
+/// register!(Counter);
 ///
 /// let m = Manager::start()?;
 /// let counter = m.create(Counter { n: 1 })?;
@@ -57,7 +57,7 @@ pub trait Managed: Serialize + DeserializeOwned + Send + 'static {
     fn call(&mut self, call: Self::Call) -> Self::Reply;
 }
 
-/// Implemented by [`managed!`](crate::manager::managed): the stable name under which the
+/// Implemented by [`register!`](crate::manager::register): the stable name under which the
 /// manager's process finds the type.
 #[doc(hidden)]
 pub trait Registered: Managed {
@@ -93,7 +93,7 @@ impl<T: Managed> ManagedDyn for Hosted<T> {
 /// Makes a hosted value from its encoded form.
 pub(crate) type Create = fn(&[u8]) -> std::result::Result<Box<dyn ManagedDyn>, String>;
 
-/// One registered type: what [`managed!`](crate::manager::managed) puts in the binary.
+/// One registered type: what [`register!`](crate::manager::register) puts in the binary.
 #[doc(hidden)]
 pub struct ManagedEntry {
     name: &'static str,
@@ -144,7 +144,7 @@ macro_rules! __procession_managed {
 }
 
 #[doc(inline)]
-pub use crate::__procession_managed as managed;
+pub use crate::__procession_managed as register;
 
 /// A proxy to a value of a [`Managed`] type held by a [`Manager`](super::Manager). It is
 /// `Clone + Serialize + Deserialize`: give it to other actors.

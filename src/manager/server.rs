@@ -322,7 +322,7 @@ impl Handler<ObjNew> for ManagerServer {
         _cx: &mut Context<Self>,
     ) -> Result<u64, String> {
         let entry = find_managed(&name).ok_or_else(|| {
-            format!("{name} is not a managed type in this binary (procession::manager::managed!)")
+            format!("{name} is not a managed type in this binary (procession::manager::register!)")
         })?;
         let object = (entry.create)(&value)?;
         self.next += 1;
