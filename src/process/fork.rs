@@ -25,9 +25,23 @@ static CHILDREN: Mutex<Vec<(Pid, Arc<Mailbox>)>> = Mutex::new(Vec::new());
 pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
     let threads =
         thread_count().map_err(|e| Error::io("cannot count this process's threads", e))?;
-    if threads > 1 {
+    // The signal thread of a root is parked in a read of its self-pipe, holding no lock
+    // a child could need: it does not make forking unsafe. (Once a signal has started a
+    // shutdown, it works, and nothing new is forked.)
+    let ours = usize::from(super::watcher_running());
+    if super::shutting_down() {
+        return Err(Error::Runtime(
+            "the program is shutting down on a signal".into(),
+        ));
+    }
+    if threads > 1 + ours {
         return Err(Error::ForkUnsafe { threads });
     }
+    // A child of the root joins the zygote's process group, as every other actor is in,
+    // so that a Ctrl-C aimed at the program's group reaches the root only.
+    let group = super::runtime::current()
+        .filter(|rt| rt.is_root())
+        .and_then(|rt| rt.zygote().ok()?.as_ref()?.pid());
     let parent = nix::unistd::getpid();
     match fork().map_err(|e| Error::io("fork failed", e))? {
         Forked::Parent(pid) => {
@@ -53,6 +67,14 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
             if die_with_parent(Signal::SIGKILL, parent).is_err() {
                 exit_now(1);
             }
+            if let Some(zygote) = group {
+                let zygote = nix::unistd::Pid::from_raw(zygote as i32);
+                if let Err(e) = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), zygote) {
+                    tracing::warn!(error = %e, "cannot join the zygote's process group; a Ctrl-C to the program reaches this actor");
+                }
+            }
+            super::signals::forget_in_fork_child();
+            crate::os::proc::reset_signals();
             run_child(boot)
         }
     }

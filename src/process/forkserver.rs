@@ -172,6 +172,10 @@ impl ZygoteClient {
             .env("PROCESSION_BOOT_FD", theirs.as_raw_fd().to_string())
             .env("PROCESSION_RUNTIME_DIR", dir)
             .stdin(std::process::Stdio::null());
+        // A process group of its own, which its actors inherit: the signals a terminal
+        // or an orchestrator sends to the program's group reach the root only, which
+        // stops the trees in order (see `process::signals`).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         inherit_fd(&mut cmd, theirs.as_raw_fd());
         let process = cmd
             .spawn()

@@ -31,6 +31,7 @@ pub(crate) mod names;
 mod notice;
 pub(crate) mod registry;
 pub(crate) mod runtime;
+mod signals;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +40,8 @@ use std::time::{Duration, Instant};
 pub use exit::Exit;
 pub(crate) use forkserver::send_notice;
 pub use notice::{Down, Exited, DOWN_TAG, EXITED_TAG};
+pub use signals::{shutdown_signal, stop_all, ShutdownSignal, SIGNAL_SHUTDOWN_ALLOWANCE};
+pub(crate) use signals::{shutting_down, watcher_running};
 
 use crate::error::{Error, Result};
 use crate::mailbox::{
@@ -277,6 +280,10 @@ impl ActiveChild {
     /// Whether it is a daemon ([`SpawnOptions::daemon`]).
     pub fn is_daemon(&self) -> bool {
         self.mb.is_daemon()
+    }
+
+    pub(crate) fn mailbox(&self) -> &Arc<Mailbox> {
+        &self.mb
     }
 
     /// A typed reference to it, if it is an actor of type `A`.

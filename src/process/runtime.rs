@@ -106,6 +106,7 @@ pub fn get() -> Result<&'static Runtime> {
     if generation > 0 {
         tracing::warn!(dir = %rt.dir().display(), generation, "started a fresh runtime after the last one was lost");
     }
+    super::signals::install();
     Ok(rt)
 }
 
