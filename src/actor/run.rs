@@ -1,6 +1,7 @@
 //! The actor loop: what runs inside an actor's process from its `create` to its exit.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -47,6 +48,22 @@ pub(crate) fn own_mailbox_id() -> u64 {
 /// answered, since the only thread that would answer is the one waiting.
 pub(crate) fn is_own_mailbox(id: u64) -> bool {
     OWN_MAILBOX_ID.load(std::sync::atomic::Ordering::Relaxed) == id
+}
+
+/// This process's mailbox and memory limit, for the abort handler (a `OnceLock` is read
+/// with one atomic load, nothing that could deadlock in a signal handler).
+static OOM_MAILBOX: std::sync::OnceLock<Arc<Mailbox>> = std::sync::OnceLock::new();
+static OOM_LIMIT_MIB: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Called from the abort handler when an abort came with the address space at its limit.
+fn record_oom() {
+    if let Some(mb) = OOM_MAILBOX.get() {
+        mb.record_exit(
+            ExitKind::OutOfMemory,
+            OOM_LIMIT_MIB.load(Ordering::SeqCst),
+            "an allocation failed under the memory limit",
+        );
+    }
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -110,6 +127,19 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     let span = tracing::info_span!("actor", actor = A::NAME, pid, incarnation);
     let _enter = span.enter();
 
+    if let Err(e) = boot.limits.apply() {
+        finish(
+            &mb,
+            ExitKind::Failed,
+            &format!("cannot apply its limits: {e}"),
+            1,
+        );
+    }
+    if let Some(limit) = boot.limits.memory {
+        let _ = OOM_MAILBOX.set(mb.clone());
+        OOM_LIMIT_MIB.store((limit >> 20).min(i32::MAX as u64) as i32, Ordering::SeqCst);
+        crate::os::limits::report_oom_on_abort(limit, record_oom);
+    }
     let mut cx = Context::new(ActorRef::<A>::from_mailbox(mb.clone()));
     cx.set_parent(boot.parent_pid, boot.parent_mailbox);
     // A supervisor or a pool keeps these bytes and decodes them again at every restart.

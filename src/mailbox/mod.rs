@@ -164,6 +164,8 @@ pub enum ExitKind {
     Exited = 9,
     /// `create` returned `Ignore`.
     Ignored = 10,
+    /// An allocation failed under the actor's memory limit; `value` is the limit in MiB.
+    OutOfMemory = 11,
 }
 
 impl ExitKind {
@@ -179,6 +181,7 @@ impl ExitKind {
             8 => Self::Shutdown,
             9 => Self::Exited,
             10 => Self::Ignored,
+            11 => Self::OutOfMemory,
             _ => Self::None,
         }
     }
@@ -1025,6 +1028,8 @@ impl Mailbox {
             // A panic that ended in abort() is still a panic, and an actor killed for its
             // link keeps the reason it was killed for.
             (ExitKind::Panicked | ExitKind::Linked, _) => {}
+            // The abort of a failed allocation under the memory limit.
+            (ExitKind::OutOfMemory, Some(sig)) if sig == libc::SIGABRT => {}
             (_, Some(sig)) => {
                 self.region.header().life.exit_kind.store(0, SeqCst);
                 self.record_exit(ExitKind::Signaled, sig, "");

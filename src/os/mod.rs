@@ -13,6 +13,7 @@
 pub mod boot;
 pub mod fdpass;
 pub mod futex;
+pub mod limits;
 pub mod pidfd;
 pub mod proc;
 pub mod robust;

@@ -35,6 +35,9 @@ pub struct ChildBoot {
     /// The mailbox that process consumes, if it is an actor (0: it is not).
     #[serde(default)]
     pub parent_mailbox: u64,
+    /// What the kernel enforces on it.
+    #[serde(default)]
+    pub limits: super::Limits,
 }
 
 /// Exit status of a child whose actor type is unknown.

@@ -46,6 +46,14 @@ pub enum Exit {
     /// `create` returned [`Ignore`](crate::Ignore) (OTP's `ignore`): the actor chose not to
     /// run. A supervisor keeps such a child's spec and lists it with no process.
     Ignored,
+    /// An allocation failed under the actor's memory limit
+    /// ([`Limits::memory_limit`](crate::Limits::memory_limit)), and the process died of
+    /// it (Rust aborts on a failed allocation). Abnormal: a supervisor restarts it like
+    /// any crash.
+    OutOfMemory {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 }
 
 impl Exit {
@@ -69,13 +77,15 @@ impl Exit {
 
     /// The exit as a process exit code, with the mapping of Python's
     /// `Process.exitcode`: `0` for a clean exit ([`Exit::is_clean`]), `n` for
-    /// [`Exit::Exited(n)`](Exit::Exited), `-s` for a signal `s`, `1` for a panic or a
+    /// [`Exit::Exited(n)`](Exit::Exited), `-s` for a signal `s` (`-6`, an abort, for
+    /// [`Exit::OutOfMemory`]), `1` for a panic or a
     /// failure. `None` for [`Exit::RuntimeLost`]: no status of the actor itself is known.
     pub fn code(&self) -> Option<i32> {
         match self {
             Exit::Normal | Exit::Stopped | Exit::Shutdown(_) | Exit::Ignored => Some(0),
             Exit::Exited(n) => Some(*n),
             Exit::Signaled(s) => Some(-s),
+            Exit::OutOfMemory { .. } => Some(-libc::SIGABRT),
             Exit::Panicked { .. } | Exit::Failed(_) => Some(1),
             Exit::RuntimeLost => None,
         }
@@ -104,6 +114,9 @@ impl Exit {
             ExitKind::Shutdown => Exit::Shutdown(raw.message),
             ExitKind::Exited => Exit::Exited(raw.value),
             ExitKind::Ignored => Exit::Ignored,
+            ExitKind::OutOfMemory => Exit::OutOfMemory {
+                limit: (raw.value as u32 as u64) << 20,
+            },
             ExitKind::None => Exit::Failed("no exit was recorded".into()),
         }
     }
@@ -124,6 +137,13 @@ impl std::fmt::Display for Exit {
             Exit::RuntimeLost => f.write_str("lost with its runtime (the zygote died)"),
             Exit::Exited(n) => write!(f, "exited with status {n}"),
             Exit::Ignored => f.write_str("ignored its start (create returned Ignore)"),
+            Exit::OutOfMemory { limit } => {
+                write!(
+                    f,
+                    "out of memory: an allocation failed under its {} MiB limit",
+                    limit >> 20
+                )
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ pub(crate) mod bootstrap;
 mod exit;
 pub(crate) mod fork;
 pub(crate) mod forkserver;
+mod limits;
 pub(crate) mod names;
 mod notice;
 pub(crate) mod registry;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use exit::Exit;
 pub(crate) use forkserver::send_notice;
+pub use limits::{Limits, Resource};
 pub use notice::{Down, Exited, DOWN_TAG, EXITED_TAG};
 pub use signals::{shutdown_signal, stop_all, ShutdownSignal, SIGNAL_SHUTDOWN_ALLOWANCE};
 pub(crate) use signals::{shutting_down, watcher_running};
@@ -132,6 +134,7 @@ pub struct SpawnOptions {
     /// Set by a supervisor: the mailbox id of this child's place in the tree (adopted if
     /// an earlier incarnation of the supervisor created it).
     pub(crate) tree_id: Option<u64>,
+    pub(crate) limits: Limits,
 }
 
 impl SpawnOptions {
@@ -171,6 +174,36 @@ impl SpawnOptions {
     /// Unlike Python, a daemon may spawn actors of its own; they die with it.
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
+        self
+    }
+
+    /// Limits the kernel enforces on the actor's process (see [`Limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Shorthand for [`Limits::memory_limit`].
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.limits = self.limits.memory_limit(bytes);
+        self
+    }
+
+    /// Shorthand for [`Limits::cpu_affinity`].
+    pub fn cpu_affinity(mut self, cpus: impl IntoIterator<Item = usize>) -> Self {
+        self.limits = self.limits.cpu_affinity(cpus);
+        self
+    }
+
+    /// Shorthand for [`Limits::nice`].
+    pub fn nice(mut self, n: i32) -> Self {
+        self.limits = self.limits.nice(n);
+        self
+    }
+
+    /// Shorthand for [`Limits::rlimit`].
+    pub fn rlimit(mut self, resource: Resource, soft: u64, hard: u64) -> Self {
+        self.limits = self.limits.rlimit(resource, soft, hard);
         self
     }
 
@@ -346,6 +379,7 @@ pub(crate) fn start_on(
         runtime_dir: rt.dir().to_path_buf(),
         parent_pid: crate::os::proc::pid(),
         parent_mailbox: crate::actor::own_mailbox_id(),
+        limits: opts.limits.clone(),
     };
     let method = opts.method.unwrap_or_else(start_method);
     let pid = match method {

@@ -47,6 +47,8 @@ pub struct ChildInfo {
     pub restarts: u32,
     /// Running, restarting or terminated.
     pub state: ChildState,
+    /// How its last incarnation ended, if one has ended.
+    pub last_exit: Option<Exit>,
 }
 
 /// Counts of children, as OTP's `count_children` gives them.
@@ -196,6 +198,7 @@ struct Child {
     started_at: Option<Instant>,
     state: ChildState,
     generation: u64,
+    last_exit: Option<Exit>,
 }
 
 impl Child {
@@ -209,6 +212,7 @@ impl Child {
             started_at: None,
             state: ChildState::Terminated,
             generation: 0,
+            last_exit: None,
         }
     }
 
@@ -222,6 +226,7 @@ impl Child {
             mailbox: self.mailbox.as_ref().map(|m| m.id()),
             restarts: self.restarts,
             state: self.state,
+            last_exit: self.last_exit.clone(),
         }
     }
 
@@ -327,7 +332,7 @@ impl SupervisorActor {
                 "its arguments could not be encoded: {e}"
             )));
         }
-        let mut opts = SpawnOptions::new();
+        let mut opts = SpawnOptions::new().limits(child.spec.limits.clone());
         opts.method = child.spec.start_method;
         if let Some(c) = child.spec.capacity {
             opts = opts.capacity(c);
@@ -648,6 +653,7 @@ impl Handler<Down> for SupervisorActor {
         };
         let child = &mut self.children[idx];
         child.pid = None;
+        child.last_exit = Some(down.exit.clone());
         tracing::warn!(child = %child.spec.id, pid = down.pid, exit = %down.exit, "child exited");
         let restart = match child.spec.restart {
             Restart::Permanent => true,
@@ -804,6 +810,7 @@ impl Handler<Tree> for SupervisorActor {
                 mailbox: Some(self.me),
                 restarts: 0,
                 state: ChildState::Running,
+                last_exit: None,
             },
             children,
         }

@@ -129,6 +129,8 @@ pub struct ChildSpec {
     pub(crate) significant: bool,
     pub(crate) start_method: Option<StartMethod>,
     pub(crate) capacity: Option<u32>,
+    #[serde(default)]
+    pub(crate) limits: crate::process::Limits,
 }
 
 impl ChildSpec {
@@ -156,6 +158,7 @@ impl ChildSpec {
             significant: false,
             start_method: None,
             capacity: None,
+            limits: crate::process::Limits::default(),
         }
     }
 
@@ -210,6 +213,15 @@ impl ChildSpec {
     /// Sets the child's mailbox capacity in messages.
     pub fn capacity(mut self, frames: u32) -> Self {
         self.capacity = Some(frames);
+        self
+    }
+
+    /// Limits the kernel enforces on every incarnation of the child (see
+    /// [`Limits`](crate::Limits)). A child that runs out of its memory exits
+    /// [`Exit::OutOfMemory`](crate::Exit::OutOfMemory) and is restarted by its restart
+    /// type, as any crash; its siblings are not touched (under `OneForOne`).
+    pub fn limits(mut self, limits: crate::process::Limits) -> Self {
+        self.limits = limits;
         self
     }
 
