@@ -58,9 +58,10 @@ pub use actor::{
 };
 pub use error::{Error, Result, TellError};
 pub use process::{
-    active_children, exit_join_timeout, init, set_exit_join_timeout, set_start_method,
-    shutdown_signal, start_method, stop_all, ActiveChild, Down, Exit, Exited, Limits, Resource,
-    ShutdownSignal, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT, SIGNAL_SHUTDOWN_ALLOWANCE,
+    active_children, exit_join_timeout, init, runtime_snapshot, set_exit_join_timeout,
+    set_start_method, shutdown_signal, start_method, stop_all, ActiveChild, ActorStats, Down, Exit,
+    Exited, Limits, Resource, ShutdownSignal, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT,
+    SIGNAL_SHUTDOWN_ALLOWANCE,
 };
 pub use procession_macros::{Actor, Message};
 pub use serde_bytes::ByteBuf;

@@ -322,6 +322,12 @@ impl<A: Dispatch> ActorRef<A> {
         None
     }
 
+    /// The actor's counters and its process's usage now (see
+    /// [`ActorStats`](crate::ActorStats)). Reads shared memory and `/proc`; sends nothing.
+    pub fn stats(&self) -> crate::ActorStats {
+        crate::ActorStats::of(&self.mb)
+    }
+
     /// Frames this actor rejected as malformed so far.
     #[doc(hidden)]
     pub fn bad_frames(&self) -> u64 {

@@ -168,19 +168,25 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
     let mut consumer = Consumer::new();
     let mut routes = ReplyRoutes::default();
     let mut out = Vec::new();
+    let mut last_end: Option<Instant> = None;
     let outcome = loop {
         if cx.is_stopping() {
             break ExitKind::Normal;
         }
         // Only the timers due now: one a handler sets for "now" runs after the next
-        // mailbox message, so a self-rescheduling timer cannot starve the mailbox.
-        let now = Instant::now();
-        while let Some(timer) = cx.pop_due_timer(now) {
-            if let Ok((h, body)) = FrameHeader::parse(&timer) {
-                handle_tell(&mut actor, &mut cx, &mb, &h, body);
-            }
-            if cx.is_stopping() {
-                break;
+        // mailbox message, so a self-rescheduling timer cannot starve the mailbox. "Now"
+        // is when the last handler ended, if one just did (its clock reading is reused),
+        // and the clock is read only when there are timers.
+        let handled_at = last_end.take();
+        if cx.next_timer().is_some() {
+            let now = handled_at.unwrap_or_else(Instant::now);
+            while let Some(timer) = cx.pop_due_timer(now) {
+                if let Ok((h, body)) = FrameHeader::parse(&timer) {
+                    handle_tell(&mut actor, &mut cx, &mb, &h, body);
+                }
+                if cx.is_stopping() {
+                    break;
+                }
             }
         }
         if cx.is_stopping() {
@@ -242,7 +248,7 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
                         attempts,
                     );
                 } else if is_ask {
-                    handle_ask(
+                    last_end = Some(handle_ask(
                         &mut actor,
                         &mut cx,
                         &mb,
@@ -251,9 +257,9 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
                         &h,
                         body,
                         attempts,
-                    );
+                    ));
                 } else {
-                    handle_tell(&mut actor, &mut cx, &mb, &h, body);
+                    last_end = Some(handle_tell(&mut actor, &mut cx, &mb, &h, body));
                 }
                 mb.commit(&mut consumer);
                 mb.end_in_flight();
@@ -325,13 +331,17 @@ fn handle_tell<A: Dispatch>(
     mb: &Mailbox,
     h: &FrameHeader,
     body: &[u8],
-) {
+) -> Instant {
+    let start = Instant::now();
     let r = catch_unwind(AssertUnwindSafe(|| actor.dispatch(h.tag, body, cx, None)));
+    let end = Instant::now();
+    mb.count_handled(end - start, 1, 0);
     match r {
         Ok(Ok(())) => {}
         Ok(Err(e)) => rejected(mb, &e),
         Err(p) => finish(mb, ExitKind::Panicked, &panic_text(&*p), EXIT_PANICKED),
     }
+    end
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -344,7 +354,7 @@ fn handle_ask<A: Dispatch>(
     h: &FrameHeader,
     body: &[u8],
     attempts: u32,
-) {
+) -> Instant {
     out.clear();
     FrameHeader {
         kind: FrameKind::Reply,
@@ -353,9 +363,12 @@ fn handle_ask<A: Dispatch>(
         reply_to: 0,
     }
     .write_into(out);
+    let start = Instant::now();
     let r = catch_unwind(AssertUnwindSafe(|| {
         actor.dispatch(h.tag, body, cx, Some(&mut *out))
     }));
+    let end = Instant::now();
+    mb.count_handled(end - start, 1, 1);
     match r {
         Ok(Ok(())) => {
             if FrameHeader::seal(out).is_ok() {
@@ -388,6 +401,7 @@ fn handle_ask<A: Dispatch>(
             finish(mb, ExitKind::Panicked, &message, EXIT_PANICKED)
         }
     }
+    end
 }
 
 /// A batch: every record is one message of the header's tag; the reply holds one record
@@ -421,7 +435,10 @@ fn handle_batch<A: Dispatch>(
     }
     .write_into(out);
     let mut one = Vec::new();
+    let start = Instant::now();
+    let mut n = 0;
     for item in items {
+        n += 1;
         one.clear();
         let r = catch_unwind(AssertUnwindSafe(|| {
             actor.dispatch(h.tag, item, cx, Some(&mut one))
@@ -453,6 +470,7 @@ fn handle_batch<A: Dispatch>(
             }
         }
     }
+    mb.count_handled(start.elapsed(), n, n);
     if FrameHeader::seal(out).is_ok() {
         routes.send(h.reply_to, h.corr, FrameKind::Reply, out);
     }

@@ -187,6 +187,27 @@ impl ExitKind {
     }
 }
 
+/// A mailbox's counters (see [`Mailbox::counters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    /// Frames received.
+    pub received: u64,
+    /// Messages handled.
+    pub handled: u64,
+    /// Asks answered.
+    pub asks_answered: u64,
+    /// Time in handlers, summed.
+    pub busy: Duration,
+    /// The longest handler run.
+    pub busy_max: Duration,
+    /// Frames queued now.
+    pub queued: u32,
+    /// The most frames queued at once.
+    pub queued_high: u32,
+    /// Frames rejected as malformed.
+    pub bad_frames: u64,
+}
+
 /// An exit as stored in shared memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawExit {
@@ -490,6 +511,11 @@ impl Mailbox {
         self.region.name()
     }
 
+    /// Most frames queued at once.
+    pub fn capacity(&self) -> u32 {
+        self.region.capacity()
+    }
+
     /// The largest frame it accepts.
     pub fn max_frame(&self) -> u64 {
         self.region.max_frame()
@@ -589,6 +615,40 @@ impl Mailbox {
     #[doc(hidden)]
     pub fn begin_frame_and_hold_lock(&self, first_chunk: &[u8]) -> Result<(), SendFail> {
         ring::hold_lock_mid_frame(&self.region, first_chunk)
+    }
+
+    /// Counts `messages` handled messages, `asks` of them asks, that took `took` in all
+    /// (the consumer calls it).
+    pub fn count_handled(&self, took: Duration, messages: u64, asks: u64) {
+        let c = &self.region.header().cons;
+        let ns = took.as_nanos().min(u64::MAX as u128) as u64;
+        // The consumer is the only writer of these: plain stores, no read-modify-write.
+        c.handled
+            .store(c.handled.load(Relaxed).wrapping_add(messages), Relaxed);
+        if asks > 0 {
+            c.asks_answered
+                .store(c.asks_answered.load(Relaxed).wrapping_add(asks), Relaxed);
+        }
+        c.busy_ns
+            .store(c.busy_ns.load(Relaxed).wrapping_add(ns), Relaxed);
+        if ns > c.busy_max_ns.load(Relaxed) {
+            c.busy_max_ns.store(ns, Relaxed);
+        }
+    }
+
+    /// The consumer's counters, as they are now.
+    pub fn counters(&self) -> Counters {
+        let c = &self.region.header().cons;
+        Counters {
+            received: c.frames_in.load(Relaxed),
+            handled: c.handled.load(Relaxed),
+            asks_answered: c.asks_answered.load(Relaxed),
+            busy: Duration::from_nanos(c.busy_ns.load(Relaxed)),
+            busy_max: Duration::from_nanos(c.busy_max_ns.load(Relaxed)),
+            queued: c.queued.load(Relaxed),
+            queued_high: c.queued_high.load(Relaxed),
+            bad_frames: c.bad_frames.load(Relaxed),
+        }
     }
 
     /// Frames the consumer rejected as malformed.

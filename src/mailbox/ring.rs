@@ -614,11 +614,16 @@ fn plenty_of_room(r: &Region, head: u64) -> bool {
 
 /// Counts one frame (good or bad) as taken out of the mailbox.
 fn frame_consumed(r: &Region) {
-    let _ = r
-        .header()
-        .cons
+    let cons = &r.header().cons;
+    // Only consumers lower `queued`, so its peaks are all seen here, just before a take.
+    if let Ok(before) = cons
         .queued
-        .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1));
+        .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1))
+    {
+        if before > cons.queued_high.load(Relaxed) {
+            cons.queued_high.store(before, Relaxed);
+        }
+    }
 }
 
 /// Waits until `tail` moves past `head`; returns the new tail, or `None` on timeout.

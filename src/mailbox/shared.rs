@@ -65,6 +65,16 @@ pub struct ConsumerSide {
     pub in_flight_corr: AtomicU64,
     /// Frames dropped after crashing the actor more often than their redelivery limit.
     pub poison_dropped: AtomicU64,
+    /// Messages the actor handled (tells and asks), over every incarnation.
+    pub handled: AtomicU64,
+    /// Asks among them (a reply was produced).
+    pub asks_answered: AtomicU64,
+    /// Nanoseconds spent in handlers, summed.
+    pub busy_ns: AtomicU64,
+    /// The longest single handler run, in nanoseconds.
+    pub busy_max_ns: AtomicU64,
+    /// The most frames ever queued at once (seen by the consumer as it takes one).
+    pub queued_high: AtomicU32,
 }
 
 /// No frame in flight.

@@ -33,6 +33,7 @@ mod notice;
 pub(crate) mod registry;
 pub(crate) mod runtime;
 mod signals;
+mod stats;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ pub use limits::{Limits, Resource};
 pub use notice::{Down, Exited, DOWN_TAG, EXITED_TAG};
 pub use signals::{shutdown_signal, stop_all, ShutdownSignal, SIGNAL_SHUTDOWN_ALLOWANCE};
 pub(crate) use signals::{shutting_down, watcher_running};
+pub use stats::{runtime_snapshot, ActorStats};
 
 use crate::error::{Error, Result};
 use crate::mailbox::{

@@ -49,6 +49,9 @@ pub struct ChildInfo {
     pub state: ChildState,
     /// How its last incarnation ended, if one has ended.
     pub last_exit: Option<Exit>,
+    /// Its counters and usage, once it has a mailbox (in [`SupervisorActor`]'s
+    /// `which_children` and `tree`).
+    pub stats: Option<crate::ActorStats>,
 }
 
 /// Counts of children, as OTP's `count_children` gives them.
@@ -227,6 +230,7 @@ impl Child {
             restarts: self.restarts,
             state: self.state,
             last_exit: self.last_exit.clone(),
+            stats: self.mailbox.as_deref().map(crate::ActorStats::of),
         }
     }
 
@@ -811,6 +815,7 @@ impl Handler<Tree> for SupervisorActor {
                 restarts: 0,
                 state: ChildState::Running,
                 last_exit: None,
+                stats: None,
             },
             children,
         }
