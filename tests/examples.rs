@@ -344,3 +344,38 @@ fn supervisor_restarts_a_fork_method_child_killed_by_sigkill() {
         Exit::Stopped
     );
 }
+
+#[test]
+fn operate_restarts_the_cache_after_it_runs_out_of_memory_and_stops_in_order_on_sigint() {
+    let (run, status) = run_example_status("operate", &[("OPERATE_DEMO", "1")]);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "exits as a shell expects after SIGINT ({status}):\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("cache starts allocating"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("last exit: out of memory"),
+        "the cache's exit is reported as OutOfMemory:\n{}",
+        run.stdout
+    );
+    let stops: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("stopping "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        stops,
+        ["audit", "cache", "web"],
+        "reverse start order:\n{}",
+        run.stdout
+    );
+    assert!(run.shm.leftovers().is_empty(), "{:?}", run.shm.leftovers());
+}

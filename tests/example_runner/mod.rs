@@ -10,7 +10,8 @@ use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 /// Every example of the repository (built together, once).
-const ALL_EXAMPLES: [&str; 13] = [
+const ALL_EXAMPLES: [&str; 14] = [
+    "operate",
     "ping_pong",
     "quickstart",
     "seed_daemon",
@@ -169,6 +170,18 @@ pub fn leading_number(s: &str) -> u32 {
 /// and checks that it succeeded. Returns once its stdout closed: every process that
 /// inherited it, the zygote included, has exited.
 pub fn run_example(name: &str, env: &[(&str, &str)]) -> Run {
+    let (run, status) = run_example_status(name, env);
+    assert!(
+        status.success(),
+        "example {name} failed ({status}):\n--- stdout\n{}--- stderr\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// Runs an example to its end, whatever its exit status, and returns that status.
+pub fn run_example_status(name: &str, env: &[(&str, &str)]) -> (Run, std::process::ExitStatus) {
     let bin = examples_dir().join(name);
     let shm = ShmBase::new();
     let mut cmd = Command::new(&bin);
@@ -207,12 +220,5 @@ pub fn run_example(name: &str, env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         shm,
     };
-    assert!(
-        out.status.success(),
-        "example {name} failed ({}):\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        run.stdout,
-        run.stderr
-    );
-    run
+    (run, out.status)
 }
