@@ -170,6 +170,15 @@ impl Program {
         Program { child, lines, log }
     }
 
+    /// Starts the program in `mode` and waits for its `READY` line: the program, the pids
+    /// of its actors and supervisor, and its runtime directory.
+    fn ready(mode: &str) -> (Program, Vec<u32>, PathBuf) {
+        let program = Program::start(mode);
+        let ready = program.line("READY");
+        let dir = PathBuf::from(Program::field(&ready, "dir"));
+        (program, pids_of(&ready), dir)
+    }
+
     /// The value of `key=` on the first line that has `tag`.
     fn line(&self, tag: &str) -> String {
         let deadline = Instant::now() + LONG;
@@ -262,10 +271,7 @@ fn pids_of(ready: &str) -> Vec<u32> {
 // The tests.
 
 fn graceful(sig: Signal, status: i32) {
-    let mut program = Program::start("default");
-    let ready = program.line("READY");
-    let pids = pids_of(&ready);
-    let dir = PathBuf::from(Program::field(&ready, "dir"));
+    let (mut program, pids, dir) = Program::ready("default");
     program.signal_group(sig);
     let exit = program.wait();
     assert_eq!(exit.code(), Some(status), "{exit}");
@@ -289,10 +295,7 @@ fn sigterm_to_the_group_stops_every_tree_in_order_and_exits_143() {
 
 #[test]
 fn a_second_sigint_during_the_shutdown_ends_the_program_and_every_actor_at_once() {
-    let mut program = Program::start("hang");
-    let ready = program.line("READY");
-    let pids = pids_of(&ready);
-    let dir = PathBuf::from(Program::field(&ready, "dir"));
+    let (mut program, pids, dir) = Program::ready("hang");
     program.signal_group(Signal::SIGINT);
     let deadline = Instant::now() + LONG;
     while !program.log_lines().contains(&"hanging last".to_string()) {
@@ -317,10 +320,7 @@ fn a_second_sigint_during_the_shutdown_ends_the_program_and_every_actor_at_once(
 
 #[test]
 fn after_shutdown_signal_the_signal_reaches_main_only_and_the_actors_live_on() {
-    let mut program = Program::start("user");
-    let ready = program.line("READY");
-    let pids = pids_of(&ready);
-    let dir = PathBuf::from(Program::field(&ready, "dir"));
+    let (mut program, pids, dir) = Program::ready("user");
     program.signal_group(Signal::SIGTERM);
     let got = program.line("GOT");
     assert!(got.contains("SIGTERM"), "{got}");

@@ -26,7 +26,7 @@ use nix::sys::signal::Signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::mailbox::{Wait, LIVENESS_SLICE, STATE_EXITED};
+use crate::mailbox::{Mailbox, Wait, LIVENESS_SLICE};
 
 /// How long the default signal handling waits for each top-level actor to stop before it
 /// kills it.
@@ -179,36 +179,34 @@ pub fn stop_all(allowance: Duration) -> usize {
     let mut killed = 0;
     for child in children {
         let mb = child.mailbox();
-        let deadline = Instant::now() + allowance;
         let stop = crate::actor::send_stop_as(mb, None, Wait::from_timeout(Some(allowance)), true);
-        let mut ended = false;
-        if stop.is_ok() {
-            while Instant::now() < deadline {
-                super::fork::reap();
-                if mb.state() == STATE_EXITED || mb.is_gone() || mb.is_lost() {
-                    ended = true;
-                    break;
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                mb.wait_state_change(mb.state(), left.min(LIVENESS_SLICE));
-            }
+        if stop.is_ok() && ended_within(mb, allowance) {
+            continue;
         }
-        if !ended {
-            killed += 1;
-            tracing::warn!(
-                actor = child.name(),
-                pid = child.pid(),
-                "did not stop in time; killing it"
-            );
-            if !super::fork::signal_child(mb.id(), Signal::SIGKILL) {
-                super::signal_consumer(mb.id(), Signal::SIGKILL);
-            }
-            let until = Instant::now() + allowance;
-            while mb.state() != STATE_EXITED && !mb.is_gone() && Instant::now() < until {
-                super::fork::reap();
-                mb.wait_state_change(mb.state(), LIVENESS_SLICE);
-            }
-        }
+        killed += 1;
+        tracing::warn!(
+            actor = child.name(),
+            pid = child.pid(),
+            "did not stop in time; killing it"
+        );
+        super::fork::kill_consumer(mb.id());
+        ended_within(mb, allowance);
     }
     killed
+}
+
+/// Waits at most `timeout` for the consumer of `mb` to end; whether it did.
+fn ended_within(mb: &Mailbox, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        super::fork::reap();
+        if !super::running(mb) {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        mb.wait_state_change(mb.state(), left.min(LIVENESS_SLICE));
+    }
 }
