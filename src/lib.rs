@@ -40,6 +40,7 @@ extern crate self as procession;
 
 pub(crate) mod actor;
 mod error;
+pub mod inspect;
 pub mod mailbox;
 pub mod manager;
 mod os;

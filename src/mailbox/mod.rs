@@ -501,6 +501,20 @@ impl Mailbox {
         Ok(mb)
     }
 
+    /// Maps the mailbox `id` in `dir` **read-only**, outside this process's cache, for an
+    /// inspector: only its reading methods may be called (any writing one would fault on
+    /// the read-only mapping). It takes no lock and wakes no one.
+    pub fn open_read_only(dir: &Path, id: u64) -> io::Result<Mailbox> {
+        let path = path_of(dir, id);
+        let region = Region::open_read_only(&path)?;
+        Ok(Mailbox {
+            region,
+            id,
+            path,
+            generation: u32::MAX,
+        })
+    }
+
     /// The mailbox id: the address that `ActorRef`s carry.
     pub fn id(&self) -> u64 {
         self.id
@@ -851,6 +865,42 @@ impl Mailbox {
     pub fn set_final(&self) {
         self.region.header().life.final_exit.store(1, SeqCst);
         self.wake_all();
+    }
+
+    /// Records that this mailbox is an actor's, who its parent is (its supervisor's or
+    /// spawner's mailbox id; 0 for the root process) and its label (its child id under a
+    /// supervisor), for inspectors. Written before the actor starts.
+    pub fn set_place(&self, parent: u64, label: &str) {
+        let t = &self.region.header().tree;
+        let bytes = label.as_bytes();
+        let mut n = bytes.len().min(shared::LABEL_MAX);
+        while !label.is_char_boundary(n) {
+            n -= 1;
+        }
+        for (slot, b) in t.label.iter().zip(&bytes[..n]) {
+            slot.store(*b, Relaxed);
+        }
+        t.label_len.store(n as u32, Release);
+        t.parent.store(parent, Release);
+        t.role.store(shared::ROLE_ACTOR, Release);
+    }
+
+    /// `true` if [`set_place`](Self::set_place) marked it as an actor's mailbox.
+    pub fn is_actor(&self) -> bool {
+        self.region.header().tree.role.load(Acquire) == shared::ROLE_ACTOR
+    }
+
+    /// The parent recorded by [`set_place`](Self::set_place) (0: the root process).
+    pub fn parent(&self) -> u64 {
+        self.region.header().tree.parent.load(Acquire)
+    }
+
+    /// The label recorded by [`set_place`](Self::set_place) (lossy UTF-8, bounded).
+    pub fn label(&self) -> String {
+        let t = &self.region.header().tree;
+        let n = (t.label_len.load(Acquire) as usize).min(shared::LABEL_MAX);
+        let bytes: Vec<u8> = t.label[..n].iter().map(|b| b.load(Relaxed)).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Marks the consumer as a daemon (its parent does not wait for it at exit).

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::os::robust::RobustMutex;
 use crate::os::shm::SharedMapping;
 
-const MAGIC: u64 = u64::from_le_bytes(*b"PRCSNMB1");
+/// Names the layout version too: a process built against another layout (an inspector
+/// such as `procession-top` built from other sources) refuses the file.
+const MAGIC: u64 = u64::from_le_bytes(*b"PRCSNMB2");
 /// Bytes before the ring: the header, padded to one page.
 pub const HEADER_SIZE: usize = 4096;
 /// Longest actor name stored in the header.
@@ -108,6 +110,27 @@ pub struct QueueSide {
     pub writers: [AtomicU64; WRITER_SLOTS],
 }
 
+/// Where the consumer sits among the runtime's actors, for inspectors (`procession-top`,
+/// [`inspect`](crate::inspect)). Written by the spawner before the actor starts; like
+/// every header byte it is untrusted to a reader.
+#[repr(C, align(64))]
+pub struct TreeSide {
+    /// [`ROLE_ACTOR`] for an actor's mailbox; 0 for queues, pipes and reply inboxes.
+    pub role: AtomicU32,
+    /// Length of the valid prefix of `label`.
+    pub label_len: AtomicU32,
+    /// Mailbox id of the actor's supervisor, or of the actor that spawned it (0: the
+    /// root process spawned it).
+    pub parent: AtomicU64,
+    /// UTF-8 text: its child id under a supervisor (empty otherwise).
+    pub label: [AtomicU8; LABEL_MAX],
+}
+
+/// [`TreeSide::role`] of an actor's mailbox.
+pub const ROLE_ACTOR: u32 = 1;
+/// Longest label stored in the header.
+pub const LABEL_MAX: usize = 64;
+
 /// Processes tracked as holders of a pipe's writing end.
 pub const WRITER_SLOTS: usize = 32;
 
@@ -177,6 +200,8 @@ pub struct Header {
     pub watch: WatchSide,
     /// See [`QueueSide`].
     pub queue: QueueSide,
+    /// See [`TreeSide`].
+    pub tree: TreeSide,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() <= HEADER_SIZE);
@@ -245,7 +270,18 @@ impl Region {
 
     /// Maps an existing mailbox file and checks that it is one.
     pub fn open(path: &Path) -> io::Result<Region> {
-        let map = SharedMapping::open(path)?;
+        Self::checked(SharedMapping::open(path)?)
+    }
+
+    /// Maps an existing mailbox file **read-only** (`O_RDONLY`, `PROT_READ`) and checks
+    /// that it is one. Only loads may go through such a region: a store, a lock or a
+    /// futex wake on it would fault, so an inspector that uses it cannot disturb the
+    /// program it watches.
+    pub fn open_read_only(path: &Path) -> io::Result<Region> {
+        Self::checked(SharedMapping::open_read_only(path)?)
+    }
+
+    fn checked(map: SharedMapping) -> io::Result<Region> {
         let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
         if map.len() < HEADER_SIZE + 4096 {
             return Err(bad("file too small for a mailbox"));

@@ -240,3 +240,33 @@ pub fn runtime_process_alive(pid: u32) -> bool {
         _ => false,
     }
 }
+
+/// The parent pid and process group of `pid` (fields 4 and 5 of `/proc/<pid>/stat`).
+fn parent_and_group(pid: u32) -> Option<(u32, u32)> {
+    if pid == 0 || pid > (1 << 22) {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(1);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+/// `true` if `pid` (read from shared memory by an inspector in another program) is a live
+/// process of the runtime whose root is `root`: it runs the root's executable, and its
+/// process group is the runtime's zygote, a child of `root` that leads its own group
+/// (every actor joins that group). Only reads `/proc`; the pid is never signalled.
+pub fn in_runtime_of(pid: u32, root: u32) -> bool {
+    if pid == root || !process_alive(pid) || !process_alive(root) {
+        return false;
+    }
+    let Some((_, group)) = parent_and_group(pid) else {
+        return false;
+    };
+    if group == pid || group == root {
+        return false;
+    }
+    let zygote_ok = parent_and_group(group).is_some_and(|(ppid, g)| ppid == root && g == group);
+    let exe = |p: u32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    zygote_ok && exe(pid).is_some() && exe(pid) == exe(root)
+}

@@ -11,7 +11,7 @@ use std::ptr::NonNull;
 
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
-/// A shared read-write mapping of a whole file. Unmapped on drop.
+/// A shared mapping of a whole file (read-write, or read-only for inspectors). Unmapped on drop.
 #[derive(Debug)]
 pub struct SharedMapping {
     ptr: NonNull<u8>,
@@ -39,7 +39,17 @@ impl SharedMapping {
 
     /// Maps an existing file, refusing one that belongs to another user.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Self::open_with(path, true)
+    }
+
+    /// Maps an existing file read-only (`O_RDONLY`, `PROT_READ`): a store through the
+    /// mapping faults instead of changing the file. Refuses a file of another user.
+    pub fn open_read_only(path: &Path) -> io::Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, write: bool) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(write).open(path)?;
         let meta = file.metadata()?;
         if meta.uid() != nix::unistd::geteuid().as_raw() {
             return Err(io::Error::new(
@@ -51,10 +61,14 @@ impl SharedMapping {
                 ),
             ));
         }
-        Self::map(&file, meta.len() as usize)
+        Self::map_with(&file, meta.len() as usize, write)
     }
 
     fn map(file: &File, len: usize) -> io::Result<Self> {
+        Self::map_with(file, len, true)
+    }
+
+    fn map_with(file: &File, len: usize, write: bool) -> io::Result<Self> {
         let size = NonZeroUsize::new(len)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "empty shared file"))?;
         // SAFETY: we map a regular file we hold open, at an address of the kernel's
@@ -64,7 +78,11 @@ impl SharedMapping {
             mmap(
                 None,
                 size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                if write {
+                    ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+                } else {
+                    ProtFlags::PROT_READ
+                },
                 MapFlags::MAP_SHARED,
                 file,
                 0,

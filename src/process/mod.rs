@@ -136,6 +136,8 @@ pub struct SpawnOptions {
     /// Set by a supervisor: the mailbox id of this child's place in the tree (adopted if
     /// an earlier incarnation of the supervisor created it).
     pub(crate) tree_id: Option<u64>,
+    /// Set by a supervisor: the child's id, recorded in the mailbox for inspectors.
+    pub(crate) label: Option<String>,
     pub(crate) limits: Limits,
 }
 
@@ -259,6 +261,8 @@ pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Ar
             mb.reset_for_restart();
         }
     }
+    let parent = opts.watcher.unwrap_or_else(crate::actor::own_mailbox_id);
+    mb.set_place(parent, opts.label.as_deref().unwrap_or(""));
     mb.set_daemon(opts.daemon);
     mb.set_supervised(opts.supervised);
     if let Some(w) = opts.watcher {

@@ -27,7 +27,7 @@ use crate::mailbox::{Mailbox, STATE_EXITED, STATE_RUNNING};
 /// echo.join()?;
 /// # Ok::<(), procession::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActorStats {
     /// The mailbox id.
     pub id: u64,
@@ -68,6 +68,12 @@ pub struct ActorStats {
 
 impl ActorStats {
     pub(crate) fn of(mb: &Mailbox) -> ActorStats {
+        Self::of_checked(mb, crate::os::proc::runtime_process_alive)
+    }
+
+    /// As [`of`](Self::of), with `ours` telling whether a pid read from the header is a
+    /// live process of the mailbox's runtime (only then is `/proc` read for it).
+    pub(crate) fn of_checked(mb: &Mailbox, ours: impl Fn(u32) -> bool) -> ActorStats {
         let c = mb.counters();
         let state = mb.state();
         let pid = mb.pid();
@@ -80,7 +86,7 @@ impl ActorStats {
         };
         // The pid comes from shared memory: read /proc only for a process of this
         // program, so another process's figures are never reported as the actor's.
-        let ours = state == STATE_RUNNING && crate::os::proc::runtime_process_alive(pid);
+        let ours = state == STATE_RUNNING && ours(pid);
         let (rss_bytes, cpu_time) = if ours { proc_usage(pid) } else { (None, None) };
         ActorStats {
             id: mb.id(),

@@ -187,3 +187,7 @@ pub use spec::{
     check_childspecs, AutoShutdown, Backoff, ChildKind, ChildSpec, Restart, Shutdown, Strategy,
     Supervisor, DEFAULT_INTENSITY, DEFAULT_PERIOD, DEFAULT_WORKER_SHUTDOWN,
 };
+
+/// The stable actor name of [`SupervisorActor`], by which an inspector tells supervisors
+/// from workers.
+pub(crate) const SUPERVISOR_NAME: &str = <SupervisorActor as crate::actor::Dispatch>::NAME;

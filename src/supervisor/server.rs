@@ -343,6 +343,7 @@ impl SupervisorActor {
         }
         opts.supervised = true;
         opts.watcher = Some(me);
+        opts.label = Some(child.spec.id.clone());
         if child.mailbox.is_none() && !dynamic {
             // The mailbox belongs to this place in the tree, not to this process: a next
             // incarnation of this supervisor adopts it, with what is queued in it.
