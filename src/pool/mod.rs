@@ -506,9 +506,11 @@ impl<W: Dispatch> Pool<W> {
             Err(e) => slot.fulfil(Err(e)),
             Ok(admitted) => {
                 let (pool, slot) = (self.clone(), slot.clone());
+                let delivery = admitted.another();
                 std::thread::spawn(move || {
                     let r = call(&pool, admitted);
                     slot.fulfil(r);
+                    drop(delivery);
                 });
             }
         }
@@ -524,6 +526,7 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// After [`close`](Pool::close): waits for the maps and imaps in progress to finish
+    /// (and for every async result and its `on_ready` callback to be delivered)
     /// (drop an imap you will not finish first), then stops each worker and waits for it
     /// to exit.
     ///
@@ -655,6 +658,18 @@ impl Admission {
         Ok(Admission {
             shared: Some(pool.shared.clone()),
         })
+    }
+
+    /// A second count for the same call, taken while this one is held (so `close` cannot
+    /// have slipped in between): an async call keeps it until its result is delivered,
+    /// so that `join` returns only once every result and callback is in place.
+    fn another(&self) -> Admission {
+        if let Some(shared) = &self.shared {
+            *shared.active_runs.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        }
+        Admission {
+            shared: self.shared.clone(),
+        }
     }
 }
 
