@@ -38,12 +38,30 @@ impl Handler<Nop> for Counted {
 }
 
 impl Handler<Spin> for Counted {
+    /// Spins until `ms` have passed on the clock **and** this process has been charged
+    /// `ms` of CPU time: on a loaded machine it may be descheduled while it spins.
     fn handle(&mut self, Spin(ms): Spin, _: &mut Context<Self>) {
-        let until = Instant::now() + Duration::from_millis(ms);
-        while Instant::now() < until {
+        let want = Duration::from_millis(ms);
+        let (start, cpu0) = (Instant::now(), own_cpu_time());
+        while start.elapsed() < want || own_cpu_time().saturating_sub(cpu0) < want {
             std::hint::spin_loop();
         }
     }
+}
+
+/// This process's user + system CPU time, as `/proc/self/stat` reports it (the figure
+/// `stats()` reads), in clock ticks.
+fn own_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let (_, rest) = stat.rsplit_once(')').unwrap();
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100)
+        .max(1) as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / hz)
 }
 
 impl Handler<Hold> for Counted {
