@@ -526,9 +526,9 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// After [`close`](Pool::close): waits for the maps and imaps in progress to finish
-    /// (and for every async result and its `on_ready` callback to be delivered)
-    /// (drop an imap you will not finish first), then stops each worker and waits for it
-    /// to exit.
+    /// (drop an imap you will not finish first) and for every async result and its
+    /// `on_ready` callback to be delivered, then stops each worker and waits for it to
+    /// exit.
     ///
     /// Waits as long as that takes (as Python's `Pool.join`);
     /// [`join_timeout`](Pool::join_timeout) bounds the wait for the maps in progress.

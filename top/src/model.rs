@@ -150,9 +150,10 @@ fn rates(before: &ActorView, now: &ActorView, dt: Duration) -> (Option<f64>, Opt
 #[derive(Debug)]
 pub struct Tracker {
     source: Source,
-    live: BTreeMap<PathBuf, (RuntimeInfo, Sample)>,
+    /// Each live runtime's last sample, and the frame made of it (kept to show once the
+    /// runtime has ended).
+    live: BTreeMap<PathBuf, (Sample, RuntimeFrame)>,
     ended: BTreeMap<PathBuf, (RuntimeFrame, u32)>,
-    last_rows: BTreeMap<PathBuf, Vec<Row>>,
 }
 
 impl Tracker {
@@ -162,7 +163,6 @@ impl Tracker {
             source,
             live: BTreeMap::new(),
             ended: BTreeMap::new(),
-            last_rows: BTreeMap::new(),
         }
     }
 
@@ -179,15 +179,14 @@ impl Tracker {
                 at: Instant::now(),
                 actors,
             };
-            let prev = self.live.get(&rt.dir).map(|(_, s)| s);
-            let rows = rows(&now, prev);
-            frames.push(RuntimeFrame {
-                runtime: rt.clone(),
+            let prev = self.live.get(&rt.dir).map(|(s, _)| s);
+            let frame = RuntimeFrame {
+                actors: rows(&now, prev),
+                runtime: rt,
                 ended: false,
-                actors: rows.clone(),
-            });
-            self.last_rows.insert(rt.dir.clone(), rows);
-            seen.insert(rt.dir.clone(), (rt, now));
+            };
+            frames.push(frame.clone());
+            seen.insert(frame.runtime.dir.clone(), (now, frame));
         }
         let gone: Vec<PathBuf> = self
             .live
@@ -196,12 +195,8 @@ impl Tracker {
             .cloned()
             .collect();
         for dir in gone {
-            if let Some((rt, _)) = self.live.remove(&dir) {
-                let frame = RuntimeFrame {
-                    runtime: rt,
-                    ended: true,
-                    actors: self.last_rows.remove(&dir).unwrap_or_default(),
-                };
+            if let Some((_, mut frame)) = self.live.remove(&dir) {
+                frame.ended = true;
                 self.ended.insert(dir, (frame, 0));
             }
         }

@@ -339,9 +339,9 @@ pub fn exit_text(e: &Exit) -> String {
         Exit::Normal => "normal".into(),
         Exit::Stopped => "stopped".into(),
         Exit::Panicked { .. } => "panicked".into(),
-        Exit::Signaled(sig) => match nix_signal_name(*sig) {
-            Some(name) => name.to_string(),
-            None => format!("signal {sig}"),
+        Exit::Signaled(sig) => match nix::sys::signal::Signal::try_from(*sig) {
+            Ok(signal) => signal.as_str().to_string(),
+            Err(_) => format!("signal {sig}"),
         },
         Exit::Failed(_) => "failed".into(),
         Exit::Shutdown(_) => "shutdown".into(),
@@ -350,22 +350,6 @@ pub fn exit_text(e: &Exit) -> String {
         Exit::Ignored => "ignored".into(),
         Exit::OutOfMemory { .. } => "out of memory".into(),
     }
-}
-
-fn nix_signal_name(sig: i32) -> Option<&'static str> {
-    // The common ones; the JSON output keeps the number for the rest.
-    Some(match sig {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        15 => "SIGTERM",
-        _ => return None,
-    })
 }
 
 /// A message rate, short.
