@@ -101,6 +101,29 @@ pub fn runtimes_in(base: &Path) -> Vec<RuntimeInfo> {
     out
 }
 
+/// This process's own runtime (created if there is none yet, as
+/// [`spawn`](crate::spawn) would), to inspect it as any other.
+///
+/// ```
+/// let rt = procession::inspect::this_runtime()?;
+/// assert!(rt.is_alive());
+/// assert!(procession::inspect::runtimes().contains(&rt));
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub fn this_runtime() -> Result<RuntimeInfo> {
+    let rt = crate::process::runtime::get()?;
+    let dir = rt.dir().to_path_buf();
+    let root_pid = dir
+        .file_name()
+        .and_then(|n| parse_dir_name(n.to_str()?))
+        .unwrap_or_else(std::process::id);
+    Ok(RuntimeInfo {
+        program: program_name(root_pid),
+        dir,
+        root_pid,
+    })
+}
+
 /// The root pid in a runtime directory's name `procession-<pid>-<nonce>`.
 fn parse_dir_name(name: &str) -> Option<u32> {
     let (pid, nonce) = name.strip_prefix("procession-")?.split_once('-')?;

@@ -43,6 +43,8 @@ mod error;
 pub mod inspect;
 pub mod mailbox;
 pub mod manager;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod os;
 pub mod pool;
 pub mod process;
