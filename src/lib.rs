@@ -57,30 +57,33 @@ pub mod wire;
 
 pub use actor::{
     spawn, spawn_with, Actor, ActorRef, ActorType, BoxError, Context, Handler, Handles, Ignore,
-    Message, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    Message, Spawn, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
-pub use error::{Error, Result, TellError};
+pub use error::{Error, Report, Result, TellError};
 pub use process::{
-    active_children, exit_join_timeout, init, runtime_snapshot, set_exit_join_timeout,
-    set_start_method, shutdown_signal, start_method, stop_all, ActiveChild, ActorStats, Down, Exit,
-    Exited, Limits, Resource, ShutdownSignal, SpawnOptions, StartMethod, DEFAULT_START_TIMEOUT,
-    SIGNAL_SHUTDOWN_ALLOWANCE,
+    active_children, configured_start_method, exit_join_timeout, init, runtime_snapshot,
+    set_exit_join_timeout, set_start_method, shutdown_signal, start_method, stop_all, ActiveChild,
+    ActorStats, ChildStart, Down, Exit, Exited, Limits, Resource, ShutdownSignal, SpawnOptions,
+    StartMethod, DEFAULT_START_TIMEOUT, EXIT_WAIT_NOTICE, SIGNAL_SHUTDOWN_ALLOWANCE,
 };
-pub use procession_macros::{Actor, Message};
+pub use procession_macros::{child_init, Actor, Message};
 pub use serde_bytes::ByteBuf;
 pub use supervisor::{register, unregister, whereis};
 pub use wait::{wait, Waitable};
 
 /// Everything an actor program needs: `use procession::prelude::*;`.
 pub mod prelude {
-    pub use crate::{spawn, Actor, ActorRef, BoxError, ByteBuf, Context, Exit, Handler, Message};
+    pub use crate::{
+        spawn, Actor, ActorRef, BoxError, ByteBuf, Context, Exit, Handler, Message, Spawn,
+    };
     pub use serde::{Deserialize, Serialize};
 }
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::actor::{handle, spawn_named, Dispatch, Handles};
+    pub use crate::actor::{handle, spawn_named, Dispatch, Handles, NotAMessage};
     pub use crate::process::registry::{ActorEntry, ACTORS};
+    pub use crate::process::CHILD_INITS;
     pub use crate::wire::WireError;
     pub use linkme;
 

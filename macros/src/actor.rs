@@ -195,6 +195,11 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
         #(#markers)*
 
+        // A second Handles impl for every actor: see `NotAMessage`.
+        #[automatically_derived]
+        #[diagnostic::do_not_recommend]
+        impl ::procession::__private::Handles<::procession::__private::NotAMessage> for #ident {}
+
         #[::procession::__private::linkme::distributed_slice(::procession::__private::ACTORS)]
         #[linkme(crate = ::procession::__private::linkme)]
         #[allow(non_upper_case_globals)]

@@ -59,6 +59,54 @@ pub fn derive_actor(input: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Registers a function to run in every actor process before the actor's `create`:
+/// `fn(&procession::ChildStart)`. Use it through `procession` (`#[procession::child_init]`).
+///
+/// ```ignore
+/// #[procession::child_init]
+/// fn logging(start: &procession::ChildStart) {
+///     let _ = tracing_subscriber::fmt().try_init();
+///     tracing::info!(actor = start.actor, incarnation = start.incarnation, "starting");
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn child_init(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as syn::ItemFn);
+    child_init_expand(attr.into(), item)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn child_init_expand(attr: TokenStream2, item: syn::ItemFn) -> syn::Result<TokenStream2> {
+    if !attr.is_empty() {
+        return Err(syn::Error::new_spanned(
+            attr,
+            "#[child_init] takes no arguments",
+        ));
+    }
+    let sig = &item.sig;
+    if !sig.generics.params.is_empty() || sig.asyncness.is_some() || sig.inputs.len() != 1 {
+        return Err(syn::Error::new_spanned(
+            sig,
+            "a #[child_init] function is `fn name(start: &procession::ChildStart)`: not generic, not async, one argument",
+        ));
+    }
+    let ident = &sig.ident;
+    let entry = Ident::new(
+        &format!("__PROCESSION_CHILD_INIT_{ident}"),
+        proc_macro2::Span::call_site(),
+    );
+    Ok(quote::quote! {
+        #item
+
+        #[::procession::__private::linkme::distributed_slice(::procession::__private::CHILD_INITS)]
+        #[linkme(crate = ::procession::__private::linkme)]
+        #[allow(non_upper_case_globals)]
+        #[doc(hidden)]
+        static #entry: fn(&::procession::ChildStart) = #ident;
+    })
+}
+
 /// Fails with `message` (spanned on the generics) if `input` has any generic parameter or
 /// `where` clause.
 fn reject_generics(input: &DeriveInput, message: &str) -> syn::Result<()> {

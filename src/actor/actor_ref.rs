@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::ask;
-use super::traits::{Dispatch, Handles, Message};
+use super::traits::{Actor, Dispatch, Handles, Message};
 use crate::error::{Error, Result, TellError};
 use crate::mailbox::{Mailbox, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED};
 use crate::process::forkserver::ConsumerStatus;
@@ -375,6 +375,21 @@ pub(crate) fn send_stop_as(
 /// Starts an actor of type `A` in a new OS process and returns its reference once its
 /// `create` has run. Uses the program's start method ([`set_start_method`](crate::set_start_method)).
 ///
+/// **The actor outlives nothing by accident.** As in Python's multiprocessing, a program
+/// that returns from `main` while a non-daemon actor runs waits for it to end; after 2 s
+/// ([`EXIT_WAIT_NOTICE`](crate::EXIT_WAIT_NOTICE)) it names on stderr the actors it waits
+/// for. Stop and join an actor before returning, or spawn it as a daemon
+/// ([`SpawnOptions::daemon`]), which is killed when its spawner ends. Whatever the flag,
+/// an actor never outlives a spawner that dies. Where `A` cannot be inferred (its spawn
+/// arguments are the actor itself), write `Tiny.spawn()` ([`Spawn`]).
+///
+/// # Errors
+/// [`Error::StartFailed`] if `create` failed or panicked, or a limit could not be applied;
+/// [`Error::InvalidArgument`] for a `PROCESSION_START_METHOD` that names no start method;
+/// [`Error::ForkUnsafe`] for the fork method in a multi-threaded process;
+/// [`Error::Io`] if the mailbox or the process cannot be created;
+/// [`Error::Timeout`] if `create` did not finish within the start timeout.
+///
 /// ```
 /// use procession::prelude::*;
 ///
@@ -412,6 +427,55 @@ pub fn spawn_with<A: Dispatch>(args: A::Args, opts: SpawnOptions) -> Result<Acto
     let mb = crate::process::start(A::NAME, bytes, &opts)?;
     Ok(ActorRef::from_mailbox(mb))
 }
+
+/// `actor.spawn()`: spawns an actor whose spawn arguments are the actor itself (what
+/// `#[derive(Actor)]` gives without `args = ...`), with its type inferred. The free
+/// [`spawn`] cannot infer it from the value alone (another actor type could take the same
+/// arguments), so `procession::spawn(Tiny)` needs `let t: ActorRef<Tiny>` or
+/// `spawn::<Tiny>`; `Tiny.spawn()` does not.
+///
+/// ```
+/// use procession::prelude::*;
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(reply = u32)]
+/// struct Pid;
+///
+/// #[derive(Serialize, Deserialize, Actor)]
+/// #[actor(handles(Pid))]
+/// struct Tiny;
+///
+/// impl Handler<Pid> for Tiny {
+///     fn handle(&mut self, _: Pid, cx: &mut Context<Self>) -> u32 {
+///         cx.pid()
+///     }
+/// }
+///
+/// let tiny = Tiny.spawn()?; // an ActorRef<Tiny>
+/// assert_ne!(tiny.ask(Pid)?, std::process::id());
+/// tiny.stop()?;
+/// tiny.join()?;
+/// # Ok::<(), procession::Error>(())
+/// ```
+pub trait Spawn: Dispatch + Actor<Args = Self> {
+    /// Spawns this actor in a new process, as [`spawn`] does.
+    ///
+    /// # Errors
+    /// As [`spawn`]: the process cannot be started, or the actor's `create` failed.
+    fn spawn(self) -> Result<ActorRef<Self>> {
+        spawn(self)
+    }
+
+    /// Spawns this actor with options, as [`spawn_with`] does.
+    ///
+    /// # Errors
+    /// As [`spawn_with`].
+    fn spawn_with(self, opts: SpawnOptions) -> Result<ActorRef<Self>> {
+        spawn_with(self, opts)
+    }
+}
+
+impl<A: Dispatch + Actor<Args = A>> Spawn for A {}
 
 /// Spawns by stable name, without the type: the child looks the name up in its registry.
 /// For tests and tools; returns [`Error::UnknownActor`] if the child does not know it.

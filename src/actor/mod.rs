@@ -9,9 +9,11 @@ mod traits;
 
 pub(crate) use actor_ref::{send_stop, send_stop_as, with_frame};
 pub use actor_ref::{
-    spawn, spawn_named, spawn_with, ActorRef, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    spawn, spawn_named, spawn_with, ActorRef, Spawn, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
 pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::Context;
 pub(crate) use run::own_mailbox_id;
-pub use traits::{handle, Actor, ActorType, BoxError, Dispatch, Handler, Handles, Ignore, Message};
+pub use traits::{
+    handle, Actor, ActorType, BoxError, Dispatch, Handler, Handles, Ignore, Message, NotAMessage,
+};

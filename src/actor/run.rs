@@ -76,14 +76,22 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Records panics in the mailbox's exit record as they happen, so that even a panic
-/// that aborts (panic = "abort", or a panic while panicking) is reported as `Panicked`.
+/// Records panics in the mailbox's exit record as they happen, so that even a panic that
+/// aborts (panic = "abort", or a panic while panicking) is reported as `Panicked`, and
+/// names the actor on stderr before the standard panic message.
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let own = OWN_MAILBOX.try_lock().ok().and_then(|g| g.clone());
         if let Some(mb) = own {
             mb.record_exit(ExitKind::Panicked, 0, &panic_text(info.payload()));
+            // The standard message names the thread, which in an actor process has no
+            // name: say which actor it is first.
+            eprintln!(
+                "procession: actor {} (pid {}) panicked:",
+                mb.actor_name(),
+                std::process::id()
+            );
         }
         previous(info);
     }));
@@ -118,12 +126,30 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
         .unwrap_or_else(|e| e.into_inner())
         .replace(mb.clone())
         .is_none();
-    if first_actor_in_process {
-        install_panic_hook();
-    }
     OWN_MAILBOX_ID.store(mb.id(), std::sync::atomic::Ordering::Relaxed);
     mb.set_pid(pid);
     let incarnation = mb.incarnation();
+    // The user's set-up first (a subscriber of their own, say), then the zero-setup
+    // PROCESSION_LOG one if they installed none, then the span, which needs a subscriber
+    // to be recorded.
+    crate::process::bootstrap::leave_zygote_logging();
+    let start = crate::ChildStart {
+        actor: A::NAME,
+        pid,
+        incarnation,
+        label: mb.label(),
+        mailbox_id: mb.id(),
+    };
+    if let Err(p) = catch_unwind(|| crate::process::run_child_inits(&start)) {
+        let text = format!("a child_init function panicked: {}", panic_text(&*p));
+        finish(&mb, ExitKind::Panicked, &text, EXIT_PANICKED);
+    }
+    crate::process::bootstrap::install_child_logging();
+    // After the user's set-up, so that a panic hook of theirs is wrapped, not lost.
+    if first_actor_in_process {
+        install_panic_hook();
+    }
+    crate::os::proc::set_process_name(A::NAME);
     let span = tracing::info_span!("actor", actor = A::NAME, pid, incarnation);
     let _enter = span.enter();
 

@@ -107,6 +107,11 @@ pub trait Actor: Sized + 'static {
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "actor `{Self}` has no handler for message `{M}`",
+    label = "`{M}` is listed in `#[actor(handles(...))]`, but `{Self}` does not implement `Handler<{M}>`",
+    note = "write `impl Handler<{M}> for {Self} {{ fn handle(&mut self, msg: {M}, cx: &mut Context<Self>) -> <{M} as Message>::Reply {{ ... }} }}`"
+)]
 pub trait Handler<M: Message>: Actor {
     /// Handles `msg` and returns its reply.
     fn handle(&mut self, msg: M, cx: &mut Context<Self>) -> M::Reply;
@@ -200,6 +205,26 @@ impl std::error::Error for Ignore {}
     note = "add `{M}` to `#[actor(handles(...))]` on `{Self}` and implement `Handler<{M}>` for it"
 )]
 pub trait Handles<M: Message>: Handler<M> + Dispatch {}
+
+/// A message no one can send (it has no values). `#[derive(Actor)]` marks every actor
+/// as handling it, so that an actor always has at least two `Handles` impls: with a
+/// single one, rustc would infer the message type from it, and sending the wrong message
+/// would be a bare "mismatched types" error instead of "actor `A` does not handle
+/// message `M`".
+#[doc(hidden)]
+#[derive(Serialize, serde::Deserialize)]
+pub enum NotAMessage {}
+
+impl Message for NotAMessage {
+    type Reply = ();
+    const TAG: &'static str = "procession::NotAMessage";
+}
+
+impl<A: Actor> Handler<NotAMessage> for A {
+    fn handle(&mut self, msg: NotAMessage, _cx: &mut Context<Self>) {
+        match msg {}
+    }
+}
 
 /// Decodes, handles and encodes one message: the body of every generated dispatch arm.
 #[doc(hidden)]
