@@ -159,6 +159,69 @@ impl Error {
     }
 }
 
+/// An error as `main` should print it: what went wrong, then each cause, in words.
+///
+/// `fn main() -> procession::Result<()>` prints a failure with `Debug`, which for
+/// [`Error`] is its structure (`Error: ForkUnsafe { threads: 3 }`), as for any enum.
+/// Return `Result<(), Report>` instead: `?` turns an [`Error`] or a [`TellError`] into a
+/// `Report`, whose `Debug` is the message and its causes.
+///
+/// ```
+/// fn main() -> Result<(), procession::Report> {
+///     let err = procession::Error::ForkUnsafe { threads: 3 };
+///     let report = procession::Report::from(err);
+///     assert!(format!("{report:?}").starts_with("the fork start method needs a single-threaded process"));
+///     Ok(())
+/// }
+/// ```
+pub struct Report {
+    text: String,
+}
+
+impl Report {
+    fn of(err: &dyn std::error::Error) -> Report {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            // Some messages already end with their cause's: say it once.
+            let said = cause.to_string();
+            if !text.contains(&said) {
+                text.push_str("\n  caused by: ");
+                text.push_str(&said);
+            }
+            source = cause.source();
+        }
+        Report { text }
+    }
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<Error> for Report {
+    fn from(err: Error) -> Report {
+        Report::of(&err)
+    }
+}
+
+impl<M> From<TellError<M>> for Report {
+    fn from(err: TellError<M>) -> Report {
+        // The message is left out: a TellError is an error only for a Debug message.
+        Report {
+            text: err.to_string(),
+        }
+    }
+}
+
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -169,6 +169,26 @@ pub fn at_exit_once(f: extern "C" fn()) {
     });
 }
 
+/// The short form of an actor's stable name that its process goes by in `ps -e`, `top`
+/// and `/proc/<pid>/comm`: the last `::` segment, cut to the kernel's 15 bytes on a
+/// character boundary.
+pub fn short_process_name(actor: &str) -> String {
+    let last = actor.rsplit("::").next().unwrap_or(actor);
+    let mut end = last.len().min(15);
+    while !last.is_char_boundary(end) {
+        end -= 1;
+    }
+    last[..end].to_string()
+}
+
+/// Names this process (its calling thread's `comm`, which `ps -e` shows) after the actor
+/// it runs (`PR_SET_NAME`). A name with a NUL byte is left as it is.
+pub fn set_process_name(actor: &str) {
+    if let Ok(name) = std::ffi::CString::new(short_process_name(actor)) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+}
+
 /// `true` if process (or thread) `pid` exists and is not a zombie (a dead process not yet
 /// reaped). It only reads `/proc`: `pid` may come from shared memory, so it is never
 /// passed to `kill`, and values outside the kernel's pid range are simply not alive.

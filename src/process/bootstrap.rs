@@ -64,10 +64,12 @@ pub fn on_load() {
         std::env::remove_var(var);
     }
     ignore_sigpipe();
-    install_child_logging();
     let role = role.to_string_lossy();
     match (role.as_ref(), dir) {
-        ("zygote", Some(dir)) => super::forkserver::zygote_main(fd, dir),
+        ("zygote", Some(dir)) => {
+            install_zygote_logging();
+            super::forkserver::zygote_main(fd, dir)
+        }
         ("actor", _) => {
             let boot = take_inherited_fd(fd).and_then(|fd| {
                 let mut bytes = Vec::new();
@@ -96,6 +98,8 @@ pub fn run_child(boot: ChildBoot) -> ! {
     match super::registry::find(&boot.name) {
         Some(entry) => (entry.run)(boot),
         None => {
+            leave_zygote_logging();
+            install_child_logging();
             tracing::error!(actor = %boot.name, pid = std::process::id(), "unknown actor type");
             if let Ok(mb) = Mailbox::open(&boot.runtime_dir, boot.mailbox_id) {
                 mb.record_exit(
@@ -114,12 +118,41 @@ pub fn run_child(boot: ChildBoot) -> ! {
 
 /// Child processes never run `main`, so they cannot inherit the user's tracing
 /// subscriber unless forked from it. With `PROCESSION_LOG` set (a tracing filter such as
-/// `warn` or `procession=debug`), they log to stderr.
-fn install_child_logging() {
-    if let Ok(filter) = std::env::var("PROCESSION_LOG") {
-        let _ = tracing_subscriber::fmt()
+/// `warn` or `procession=debug`), an actor process that has no subscriber once its
+/// `#[child_init]` functions ran logs to stderr (colours only if stderr is a terminal).
+pub(crate) fn install_child_logging() {
+    if let Some(subscriber) = log_subscriber() {
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+}
+
+fn log_subscriber() -> Option<impl tracing::Subscriber + Send + Sync> {
+    use std::io::IsTerminal;
+    let filter = std::env::var("PROCESSION_LOG").ok()?;
+    Some(
+        tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(std::io::stderr)
-            .try_init();
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish(),
+    )
+}
+
+thread_local! {
+    /// The zygote's subscriber, set for its (only) thread rather than globally: the actor
+    /// processes it forks must be free to install their own global one.
+    static ZYGOTE_LOG: std::cell::RefCell<Option<tracing::subscriber::DefaultGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn install_zygote_logging() {
+    if let Some(subscriber) = log_subscriber() {
+        let guard = tracing::subscriber::set_default(subscriber);
+        ZYGOTE_LOG.with(|g| *g.borrow_mut() = Some(guard));
     }
+}
+
+/// In an actor forked by the zygote: drops the zygote's subscriber it inherited.
+pub(crate) fn leave_zygote_logging() {
+    let _ = ZYGOTE_LOG.try_with(|g| g.borrow_mut().take());
 }

@@ -15,8 +15,10 @@
 //! ## At exit
 //!
 //! As in Python, a process that exits normally first waits for the non-daemon actors it
-//! spawned ([`SpawnOptions::daemon`]), and by default it waits as long as they run. That
-//! wait is the one blocking call a program makes without naming it, so it has a deadline
+//! spawned ([`SpawnOptions::daemon`]), and by default it waits as long as they run. After
+//! [`EXIT_WAIT_NOTICE`] (2 s) of waiting it says so on stderr, once, naming each actor it
+//! waits for and its pid, and how to end the wait, so a program that returns from `main`
+//! with a worker still running does not hang silently. That wait is the one blocking call a program makes without naming it, so it has a deadline
 //! too: [`set_exit_join_timeout`], or the `PROCESSION_EXIT_JOIN_TIMEOUT` environment
 //! variable (seconds, fractions allowed). Past it, the process says on stderr which actors
 //! still run and exits; they are then killed, as daemons are. This workspace's
@@ -24,6 +26,7 @@
 //! ends its test binary instead of hanging it.
 
 pub(crate) mod bootstrap;
+mod child_init;
 mod exit;
 pub(crate) mod fork;
 pub(crate) mod forkserver;
@@ -39,6 +42,10 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub(crate) use child_init::run_all as run_child_inits;
+pub use child_init::ChildStart;
+#[doc(hidden)]
+pub use child_init::CHILD_INITS;
 pub use exit::Exit;
 pub(crate) use forkserver::send_notice;
 pub use limits::{Limits, Resource};
@@ -96,16 +103,39 @@ pub fn set_start_method(method: StartMethod) {
     DEFAULT_METHOD.store(method as u8, Ordering::Relaxed);
 }
 
-/// The start method used by spawns that do not choose one.
+/// The start method used by spawns that do not choose one: what [`set_start_method`]
+/// set, else `PROCESSION_START_METHOD` (`forkserver`, `spawn` or `fork`), else
+/// [`StartMethod::Forkserver`]. A `PROCESSION_START_METHOD` that names no method gives
+/// the default here, and makes every spawn that relies on it fail (see
+/// [`configured_start_method`]).
 pub fn start_method() -> StartMethod {
+    configured_start_method().unwrap_or_default()
+}
+
+/// As [`start_method`], but a `PROCESSION_START_METHOD` that names no start method is an
+/// error rather than ignored: what [`spawn`](crate::spawn) and [`init`] use.
+///
+/// # Errors
+/// [`Error::InvalidArgument`], naming the variable, its
+/// value and the values it takes.
+pub fn configured_start_method() -> Result<StartMethod> {
     let v = DEFAULT_METHOD.load(Ordering::Relaxed);
     if v != u8::MAX {
-        return StartMethod::from_u8(v);
+        return Ok(StartMethod::from_u8(v));
     }
-    std::env::var("PROCESSION_START_METHOD")
-        .ok()
-        .and_then(|s| StartMethod::parse(&s))
-        .unwrap_or_default()
+    match std::env::var("PROCESSION_START_METHOD") {
+        Err(std::env::VarError::NotPresent) => Ok(StartMethod::default()),
+        Ok(s) if s.is_empty() => Ok(StartMethod::default()),
+        Ok(s) => StartMethod::parse(s.trim()).ok_or_else(|| bad_start_method(&s)),
+        Err(std::env::VarError::NotUnicode(s)) => Err(bad_start_method(&s.to_string_lossy())),
+    }
+}
+
+fn bad_start_method(value: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "PROCESSION_START_METHOD={value:?} is not a start method: use forkserver (the \
+         default), spawn or fork, or unset it"
+    ))
 }
 
 /// The default time [`spawn`](crate::spawn) waits for the actor's `create` to finish.
@@ -221,8 +251,9 @@ impl SpawnOptions {
 /// Starts the runtime now rather than at the first spawn (the zygote starts in the
 /// background). Optional: spawning does this on first use.
 pub fn init() -> Result<()> {
+    let method = configured_start_method()?;
     let rt = runtime::get()?;
-    if start_method() != StartMethod::Fork {
+    if method != StartMethod::Fork {
         drop(rt.zygote()?);
     }
     Ok(())
@@ -232,6 +263,8 @@ pub fn init() -> Result<()> {
 /// waits until its `create` has run. Returns its mailbox.
 pub(crate) fn start(name: &str, args: Vec<u8>, opts: &SpawnOptions) -> Result<Arc<Mailbox>> {
     crate::os::boot::keep_hook_linked();
+    // A bad PROCESSION_START_METHOD fails before anything is created.
+    opts.method.map_or_else(configured_start_method, Ok)?;
     let rt = runtime::get()?;
     fork::reap();
     let (mb, adopted) = match opts.tree_id {
@@ -377,6 +410,7 @@ pub(crate) fn start_on(
     args: Vec<u8>,
     opts: &SpawnOptions,
 ) -> Result<()> {
+    let method = opts.method.map_or_else(configured_start_method, Ok)?;
     let rt = runtime::get()?;
     let boot = ChildBoot {
         name: name.to_string(),
@@ -387,7 +421,6 @@ pub(crate) fn start_on(
         parent_mailbox: crate::actor::own_mailbox_id(),
         limits: opts.limits.clone(),
     };
-    let method = opts.method.unwrap_or_else(start_method);
     let pid = match method {
         StartMethod::Fork => fork::start(boot, mb)?,
         StartMethod::Forkserver | StartMethod::Spawn => {
@@ -518,10 +551,16 @@ pub(crate) fn join_non_daemons() {
         "waiting for non-daemon actors to end"
     );
     let deadline = exit_join_timeout().map(|t| Instant::now() + t);
+    let notice_at = Instant::now() + EXIT_WAIT_NOTICE;
+    let mut noticed = false;
     let total = waiting.len();
     for (done, mb) in waiting.iter().enumerate() {
         let mut slices = 0u32;
         while !mb.is_gone() {
+            if !noticed && Instant::now() >= notice_at {
+                noticed = true;
+                eprintln!("{}", exit_wait_notice(&waiting[done..]));
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let left = waiting[done..].iter().filter(|m| !m.is_gone()).count();
                 tracing::warn!(left, total, "exit join timeout: not waiting any longer");
@@ -547,6 +586,33 @@ pub(crate) fn join_non_daemons() {
             slices += 1;
         }
     }
+}
+
+/// How long a process that exits waits for its non-daemon actors before it says on
+/// stderr which ones it waits for.
+pub const EXIT_WAIT_NOTICE: Duration = Duration::from_secs(2);
+
+/// What an exiting process prints once it has waited [`EXIT_WAIT_NOTICE`] for `left`.
+fn exit_wait_notice(left: &[Arc<Mailbox>]) -> String {
+    let running: Vec<String> = left
+        .iter()
+        .filter(|m| !m.is_gone())
+        .map(|m| format!("{} (pid {})", m.actor_name(), m.pid()))
+        .collect();
+    let who = if runtime::current().is_some_and(|rt| rt.is_root()) {
+        "main has returned; the program".to_string()
+    } else {
+        format!("actor process {}", std::process::id())
+    };
+    format!(
+        "procession: {who} waits for {} non-daemon actor{} to end, as Python's \
+         multiprocessing does: {}. Stop and join them before returning, spawn them with \
+         SpawnOptions::daemon(true), set a limit with set_exit_join_timeout, or press Ctrl-C \
+         to stop them.",
+        running.len(),
+        if running.len() == 1 { "" } else { "s" },
+        running.join(", ")
+    )
 }
 
 /// [`EXIT_JOIN`] when nothing was set: read the environment.

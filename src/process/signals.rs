@@ -155,7 +155,9 @@ impl ShutdownSignal {
 
 /// Takes over SIGINT, SIGTERM and SIGHUP: from now on they do not stop anything by
 /// themselves, and arrive on the returned handle (every handle shares one queue: each
-/// signal is seen by one of them). See the [module docs](self) for the default.
+/// signal is seen by one of them). Until it is called, the root stops its trees in OTP
+/// order on the first signal and exits with 128 + the signal's number (see the README's
+/// "Ctrl-C, SIGTERM and SIGHUP").
 pub fn shutdown_signal() -> ShutdownSignal {
     let rx = {
         let mut ch = CHANNEL.lock().unwrap_or_else(|e| e.into_inner());
