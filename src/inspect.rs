@@ -12,7 +12,7 @@
 //! read from shared memory is ever signalled.
 //!
 //! A runtime can end at any moment, and its directory then vanishes: [`actors`] fails with
-//! an [`Error::Io`](crate::Error::Io) of kind `NotFound`, and [`RuntimeInfo::is_alive`]
+//! an [`Error::Io`] of kind `NotFound`, and [`RuntimeInfo::is_alive`]
 //! turns false.
 //!
 //! ```

@@ -2,7 +2,7 @@
 //! facade (cargo feature `metrics`), so a program that already runs a Prometheus,
 //! OpenTelemetry or StatsD exporter gets procession's figures with its own.
 //!
-//! An [`Exporter`] reads a runtime's mailboxes as [`inspect`](crate::inspect) does (read
+//! An [`Exporter`] reads a runtime's mailboxes as [`inspect`] does (read
 //! only: no lock, no store, nothing sent) and records each actor's [`ActorStats`] into
 //! whichever recorder is installed: counters are set to their absolute values, gauges to
 //! their current ones. [`publish_every`] does it on a thread of its own.

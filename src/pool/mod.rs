@@ -14,7 +14,7 @@
 //!
 //! **A worker that dies is replaced** (on the same mailbox, so the chunks queued for it
 //! are not lost), and the chunk it was running fails with
-//! [`Error::ActorDied`](crate::Error::ActorDied) — or is retried once on another
+//! [`Error::ActorDied`] — or is retried once on another
 //! worker with [`PoolOptions::retry`]. (Python's `Pool` hangs for ever in this case, and
 //! `ProcessPoolExecutor` breaks the whole pool.) With
 //! [`maxtasksperchild`](PoolOptions::maxtasksperchild), a worker is replaced after that
@@ -40,7 +40,7 @@
 //! | a worker that dies hangs the pool (`Pool`) or breaks it (`ProcessPoolExecutor`) | it is replaced; its chunk fails with `ActorDied` (or is retried once with `retry`) | supervision |
 //! | no per-task timeout | [`PoolOptions::task_timeout`] kills the worker of a stuck task and fails that chunk only | a stuck task should not cost the pool a worker for ever |
 //! | `callback`/`error_callback` arguments | [`AsyncResult::on_ready`], one callback with the `Result` | one `Result` carries both |
-//! | `Pool(0)` raises `ValueError` | [`Error::InvalidArgument`](crate::Error::InvalidArgument) | same check |
+//! | `Pool(0)` raises `ValueError` | [`Error::InvalidArgument`] | same check |
 //! | `AsyncResult.get()` may wait for ever | `get(timeout)` always has a deadline | every blocking call has one |
 
 use std::collections::{HashMap, VecDeque};

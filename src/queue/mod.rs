@@ -20,7 +20,7 @@
 //! |---|---|---|
 //! | `Queue.put` hands the item to a feeder thread and returns; `join_thread`/`cancel_join_thread` manage that thread | `put` writes the item into shared memory before it returns; there is no feeder thread, so nothing to join or cancel | an item that was accepted is in the queue, even if the putting process dies the next instant |
 //! | a queue is untyped: anything picklable | `Queue<T>`: one `Serialize + DeserializeOwned` type, checked when a handle is opened in another process | typed from end to end |
-//! | `get(block=False)` raises `Empty`, `put` on a full queue raises `Full` | [`RecvError::Empty`], and [`TellError::Full`] which hands the item back | typed; nothing is lost on a failed put |
+//! | `get(block=False)` raises `Empty`, `put` on a full queue raises `Full` | [`RecvError::Empty`], and [`TellError::Full`](crate::TellError::Full) which hands the item back | typed; nothing is lost on a failed put |
 //! | `qsize()` raises `NotImplementedError` on macOS | [`Queue::len`] works everywhere (Linux is the platform) | shared counters |
 //! | an unbounded `Queue()` grows with memory | an "unbounded" queue holds up to 2³²−1 items in a 64 MiB ring; [`Queue::with_config`] chooses | a shared ring has a size |
 //! | `Queue.close()` also stops the feeder thread | [`Queue::close`] stops puts through this process's handles only; other processes go on | no feeder; as Python's, close is per process |

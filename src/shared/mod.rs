@@ -3,7 +3,7 @@
 //! own `#[repr(C)]` `Copy` structs with `unsafe impl Pod`).
 //!
 //! Each has a built-in robust lock ([`Value::get_lock`], [`Array::get_lock`]): a process
-//! that dies holding it hands it on with an [`OwnerDied`](crate::sync::OwnerDied)
+//! that dies holding it hands it on with an [`OwnerDied`]
 //! indication. `get`/`set` take the lock for one access; the raw pointer (`raw`) is the
 //! lock-free accessor, for those who synchronize otherwise. Integer values also have
 //! atomic operations ([`Value::fetch_add`] and friends) that need no lock at all.
