@@ -47,8 +47,17 @@ fn in_fresh_crate(name: &str, main_rs: &str, command: &str) -> Output {
     // fetched; a target directory of its own (the one running this test is locked), kept
     // between runs and shared by these tests (cargo takes turns on it).
     std::fs::copy(repo().join("Cargo.lock"), dir.0.join("Cargo.lock")).unwrap();
-    Command::new(env!("CARGO"))
-        .args([command, "--quiet", "--offline"])
+    // Bounded like every process a test starts: coreutils' timeout ends a cargo that
+    // hangs (15 min covers a cold build on a loaded 2-core machine).
+    Command::new("timeout")
+        .args([
+            "--kill-after=10",
+            "900",
+            env!("CARGO"),
+            command,
+            "--quiet",
+            "--offline",
+        ])
         .current_dir(&dir.0)
         .env(
             "CARGO_TARGET_DIR",
