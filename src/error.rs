@@ -116,6 +116,14 @@ pub enum Error {
     },
     /// An argument is out of range (for instance a pool of 0 processes); the text says
     /// which and why.
+    /// The actor took the ask's reply token ([`Context::reply_later`](crate::Context::reply_later))
+    /// and the token was dropped without a reply.
+    #[error("actor {actor} dropped the reply token of this ask without replying")]
+    NoReply {
+        /// The actor asked.
+        actor: String,
+    },
+
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// Two actor types in this binary have the same stable name (`#[actor(name = ...)]`),

@@ -56,8 +56,9 @@ mod wait;
 pub mod wire;
 
 pub use actor::{
-    spawn, spawn_with, Actor, ActorRef, ActorType, BoxError, Context, Handler, Handles, Ignore,
-    Message, Spawn, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    late_replies, spawn, spawn_with, Actor, ActorRef, ActorType, AskFuture, BoxError, Context,
+    Handler, Handles, Ignore, Message, ReplyToken, Spawn, TellFuture, TimerHandle,
+    DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
 pub use error::{Error, Report, Result, TellError};
 pub use process::{

@@ -188,6 +188,84 @@ impl<A: Dispatch> ActorRef<A> {
         ask::ask(&self.mb, M::TAG_ID, &msg, M::TAG, timeout)
     }
 
+    /// Sends `msg` and resolves to the reply, without blocking the thread that polls
+    /// it: the async form of [`ask`](Self::ask), with its default timeout of
+    /// [`DEFAULT_ASK_TIMEOUT`] (5 s) counted from the first poll. Works on any executor
+    /// (tokio, `futures::executor`, ...); the reply comes through this process's reply
+    /// router, which wakes the task. Dropping the future abandons the wait (see
+    /// [`AskFuture`](crate::AskFuture)).
+    ///
+    /// # Errors
+    /// As [`ask_timeout`](Self::ask_timeout): [`Error::Timeout`], [`Error::ActorDied`],
+    /// [`Error::Rejected`], [`Error::ReplyTooLarge`], [`Error::RuntimeLost`],
+    /// [`Error::AskedItself`].
+    ///
+    /// ```
+    /// use procession::prelude::*;
+    ///
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// #[message(reply = u64)]
+    /// struct Double(u64);
+    ///
+    /// #[derive(Serialize, Deserialize, Actor)]
+    /// #[actor(handles(Double))]
+    /// struct Doubler;
+    ///
+    /// impl Handler<Double> for Doubler {
+    ///     fn handle(&mut self, Double(x): Double, _cx: &mut Context<Self>) -> u64 { 2 * x }
+    /// }
+    ///
+    /// let d = Doubler.spawn()?;
+    /// // Any executor will do; this one is the `futures` crate's.
+    /// let four = futures::executor::block_on(d.ask_async(Double(2)))?;
+    /// assert_eq!(four, 4);
+    /// d.stop()?;
+    /// d.join()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn ask_async<M: Message>(&self, msg: M) -> crate::AskFuture<M::Reply>
+    where
+        A: Handles<M>,
+    {
+        self.ask_async_timeout(msg, DEFAULT_ASK_TIMEOUT)
+    }
+
+    /// [`ask_async`](Self::ask_async) with a timeout of its own, counted from the first
+    /// poll.
+    pub fn ask_async_timeout<M: Message>(
+        &self,
+        msg: M,
+        timeout: Duration,
+    ) -> crate::AskFuture<M::Reply>
+    where
+        A: Handles<M>,
+    {
+        crate::AskFuture::new(self.mb.clone(), M::TAG_ID, &msg, M::TAG, timeout)
+    }
+
+    /// Queues `msg` without blocking the thread that polls the future: the async form of
+    /// [`tell`](Self::tell). While the mailbox is full the future waits (backpressure)
+    /// and is tried again every millisecond; it resolves once the message is queued.
+    ///
+    /// # Errors
+    /// As [`tell`](Self::tell), with the message given back in the [`TellError`].
+    pub fn tell_async<M: Message>(&self, msg: M) -> crate::TellFuture<M>
+    where
+        A: Handles<M>,
+    {
+        crate::TellFuture::new(self.mb.clone(), M::TAG_ID, msg)
+    }
+
+    /// A blocking ask whose reply comes through the process's reply router and a
+    /// crossbeam channel, instead of this thread's own inbox (benchmarks compare both).
+    #[doc(hidden)]
+    pub fn ask_routed<M: Message>(&self, msg: M, timeout: Duration) -> Result<M::Reply>
+    where
+        A: Handles<M>,
+    {
+        super::router::router()?.ask_blocking(&self.mb, M::TAG_ID, &msg, M::TAG, timeout)
+    }
+
     /// Asks the actor to stop gracefully: it handles what was sent before, runs its
     /// `stopping` hook and exits with [`Exit::Stopped`]. Returns once the request is
     /// queued; [`join`](Self::join) waits for the exit. Stopping an exited actor is a no-op.

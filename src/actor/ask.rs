@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ pub(crate) enum ReplyFailure {
     /// The actor died handling the request: how, and the pid of the process that died
     /// (0 if unknown), which a restart has replaced by the time the asker reads this.
     Died(Exit, u32),
+    /// The handler took the reply token, and it was dropped without a reply.
+    NoReply,
     /// The reply was larger than the asker's inbox accepts (`len` > `max` bytes).
     TooLarge {
         /// The encoded reply's size.
@@ -70,7 +73,7 @@ pub(crate) fn drop_thread_inbox() {
     let _ = INBOX.try_with(|i| i.borrow_mut().take());
 }
 
-fn inbox_config() -> MailboxConfig {
+pub(crate) fn inbox_config() -> MailboxConfig {
     MailboxConfig::default().ring_size(256 << 10).capacity(1024)
 }
 
@@ -120,7 +123,73 @@ pub(crate) fn ask<Q: Serialize, R: DeserializeOwned>(
     })
 }
 
-fn died(target: &Mailbox) -> Error {
+/// Replies that came after their asker had stopped waiting (it timed out, or dropped its
+/// future), in this process; each was discarded.
+static LATE_REPLIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many replies this process has discarded because they came after their asker
+/// stopped waiting: the ask had timed out, or its [`ask_async`](crate::ActorRef::ask_async)
+/// future was dropped. A reply is never handed to the wrong ask; this counts what was
+/// thrown away instead.
+pub fn late_replies() -> u64 {
+    LATE_REPLIES.load(Ordering::Relaxed)
+}
+
+pub(crate) fn count_late_reply() {
+    LATE_REPLIES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The error for a request that could not be queued in `target`'s mailbox.
+pub(crate) fn send_error(target: &Mailbox, fail: SendFail, len: usize, timeout: Duration) -> Error {
+    match fail {
+        SendFail::Dead => died(target),
+        SendFail::Timeout | SendFail::Full => Error::Timeout(timeout),
+        SendFail::Corrupt => Error::Corrupt {
+            actor: target.actor_name().to_string(),
+        },
+        SendFail::Lost => Error::RuntimeLost,
+        SendFail::TooLarge => Error::Wire(WireError::TooLarge {
+            len: len as u64,
+            max: target.max_frame(),
+        }),
+    }
+}
+
+/// What a reply frame of `kind` with `body` means for the asker of `target`.
+pub(crate) fn interpret_reply<R: DeserializeOwned>(
+    target: &Mailbox,
+    kind: FrameKind,
+    body: &[u8],
+    what: &'static str,
+) -> Result<R> {
+    match kind {
+        FrameKind::Reply => Ok(decode_body(body, what)?),
+        FrameKind::ReplyError => match decode_body::<ReplyFailure>(body, "ReplyFailure")? {
+            ReplyFailure::Rejected(source) => Err(Error::Rejected {
+                actor: target.actor_name().to_string(),
+                source,
+            }),
+            ReplyFailure::Died(exit, pid) => Err(Error::ActorDied {
+                actor: target.actor_name().to_string(),
+                pid: if pid != 0 { pid } else { target.pid() },
+                exit: Some(exit),
+            }),
+            ReplyFailure::NoReply => Err(Error::NoReply {
+                actor: target.actor_name().to_string(),
+            }),
+            ReplyFailure::TooLarge { len, max } => Err(Error::ReplyTooLarge {
+                actor: target.actor_name().to_string(),
+                len,
+                max,
+            }),
+        },
+        other => Err(Error::Wire(WireError::BadHeader(format!(
+            "unexpected {other:?} frame in a reply inbox"
+        )))),
+    }
+}
+
+pub(crate) fn died(target: &Mailbox) -> Error {
     let exit = (target.state() == STATE_EXITED).then(|| Exit::from_raw(target.raw_exit()));
     Error::ActorDied {
         actor: target.actor_name().to_string(),
@@ -149,22 +218,8 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
     let sent = with_frame(header, msg, |frame| {
         (frame.len(), target.send(frame, Wait::Until(deadline)))
     })?;
-    match sent {
-        (_, Ok(())) => {}
-        (_, Err(SendFail::Dead)) => return Err(died(target)),
-        (_, Err(SendFail::Timeout | SendFail::Full)) => return Err(Error::Timeout(timeout)),
-        (_, Err(SendFail::Corrupt)) => {
-            return Err(Error::Corrupt {
-                actor: target.actor_name().to_string(),
-            })
-        }
-        (_, Err(SendFail::Lost)) => return Err(Error::RuntimeLost),
-        (len, Err(SendFail::TooLarge)) => {
-            return Err(Error::Wire(WireError::TooLarge {
-                len: len as u64,
-                max: target.max_frame(),
-            }))
-        }
+    if let (len, Err(fail)) = sent {
+        return Err(send_error(target, fail, len, timeout));
     }
     loop {
         let now = Instant::now();
@@ -182,32 +237,11 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
                     }
                 };
                 if h.corr != corr {
-                    continue; // a late reply to an earlier ask that timed out
+                    // A late reply to an earlier ask that timed out.
+                    LATE_REPLIES.fetch_add(1, Ordering::Relaxed);
+                    continue;
                 }
-                return match h.kind {
-                    FrameKind::Reply => Ok(decode_body(body, what)?),
-                    FrameKind::ReplyError => {
-                        match decode_body::<ReplyFailure>(body, "ReplyFailure")? {
-                            ReplyFailure::Rejected(source) => Err(Error::Rejected {
-                                actor: target.actor_name().to_string(),
-                                source,
-                            }),
-                            ReplyFailure::Died(exit, pid) => Err(Error::ActorDied {
-                                actor: target.actor_name().to_string(),
-                                pid: if pid != 0 { pid } else { target.pid() },
-                                exit: Some(exit),
-                            }),
-                            ReplyFailure::TooLarge { len, max } => Err(Error::ReplyTooLarge {
-                                actor: target.actor_name().to_string(),
-                                len,
-                                max,
-                            }),
-                        }
-                    }
-                    other => Err(Error::Wire(WireError::BadHeader(format!(
-                        "unexpected {other:?} frame in a reply inbox"
-                    )))),
-                };
+                return interpret_reply(target, h.kind, body, what);
             }
             Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
             Received::TimedOut => {
@@ -239,7 +273,7 @@ const MAX_ROUTES: usize = 256;
 impl ReplyRoutes {
     /// Sends a reply frame (or a failure) to the inbox `reply_to`; never blocks on an
     /// asker that has stopped waiting. Failures are logged, not raised: the actor goes on.
-    pub(crate) fn send(&mut self, reply_to: u64, corr: u64, kind: FrameKind, frame: &[u8]) {
+    pub(crate) fn send(&mut self, reply_to: u64, corr: u64, _kind: FrameKind, frame: &[u8]) {
         let inbox = match self.open.get(&reply_to) {
             Some(mb) => mb.clone(),
             None => {
@@ -262,6 +296,14 @@ impl ReplyRoutes {
                 }
             }
         };
+        if !Self::send_to(&inbox, corr, frame) && inbox.state() == STATE_EXITED {
+            self.open.remove(&reply_to);
+        }
+    }
+
+    /// Sends a reply frame to an open inbox (a failure that fits, if the reply does not);
+    /// `false` if it was not delivered.
+    pub(crate) fn send_to(inbox: &Mailbox, corr: u64, frame: &[u8]) -> bool {
         let sent = inbox.send_reply(frame, corr);
         if let Err(SendFail::TooLarge) = sent {
             // Tell the asker at once, in a frame that fits, rather than let it time out.
@@ -289,19 +331,13 @@ impl ReplyRoutes {
             {
                 let _ = inbox.send_reply(&buf, corr);
             }
-            return;
+            return false;
         }
         if let Err(e) = sent {
-            tracing::debug!(
-                ?e,
-                ?kind,
-                corr,
-                "reply not delivered (the asker stopped waiting)"
-            );
-            if inbox.state() == STATE_EXITED {
-                self.open.remove(&reply_to);
-            }
+            tracing::debug!(?e, corr, "reply not delivered (the asker stopped waiting)");
+            return false;
         }
+        true
     }
 }
 

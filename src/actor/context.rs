@@ -5,16 +5,33 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::actor_ref::{with_frame, ActorRef};
+use super::reply::ReplyToken;
 use super::traits::{Actor, Dispatch, Handles, Message};
 use crate::error::{Error, Result};
 use crate::process::{Down, Exit, SpawnOptions, DOWN_TAG};
 use crate::wire::{FrameHeader, FrameKind};
 
-/// A message the actor sends itself later ([`Context::send_self_after`]).
+/// A message the actor sends itself later ([`Context::send_self_after`]), or every
+/// `every` ([`Context::send_interval`]).
 struct Timer {
     due: Reverse<Instant>,
     seq: Reverse<u64>,
     frame: Vec<u8>,
+    every: Option<Duration>,
+}
+
+/// A timer set with [`Context::send_self_after`] or [`Context::send_interval`]; pass it
+/// to [`Context::cancel_timer`] to cancel it. It is only a name: dropping it cancels
+/// nothing, and it means nothing to another actor or incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerHandle(u64);
+
+/// The ask a handler is answering: where its reply goes.
+#[derive(Clone, Copy)]
+pub(crate) struct AskInFlight {
+    pub(crate) reply_to: u64,
+    pub(crate) corr: u64,
+    pub(crate) tag: u64,
 }
 
 impl PartialEq for Timer {
@@ -61,6 +78,10 @@ pub struct Context<A: Actor> {
     seq: u64,
     parent_pid: u32,
     parent_mailbox: u64,
+    /// The ask being handled, until its reply token is taken.
+    ask: Option<AskInFlight>,
+    /// The handler took the reply token: the value it returns is not sent.
+    deferred: bool,
 }
 
 impl<A: Actor> Context<A> {
@@ -73,7 +94,73 @@ impl<A: Actor> Context<A> {
             seq: 0,
             parent_pid: 0,
             parent_mailbox: 0,
+            ask: None,
+            deferred: false,
         }
+    }
+
+    /// Before a handler runs: the ask it answers, if it is one.
+    pub(crate) fn begin_message(&mut self, ask: Option<AskInFlight>) {
+        self.ask = ask;
+        self.deferred = false;
+    }
+
+    /// After a handler ran: whether it took the reply token (its return value is then
+    /// not sent).
+    pub(crate) fn end_message(&mut self) -> bool {
+        self.ask = None;
+        std::mem::take(&mut self.deferred)
+    }
+
+    /// Takes the reply token of the ask being handled, to reply later: from this
+    /// handler's actor after it returns, from another thread, or from another actor
+    /// (the token is `Serialize`, so it can travel in a message). The value the handler
+    /// returns is then **not** sent; [`ReplyToken::reply`] sends the reply instead.
+    /// `None` if the message is a tell, part of a pool's batch, or its token was taken.
+    ///
+    /// The asker's timeout still governs: a reply after it is discarded and counted in
+    /// the asker's [`late_replies`](crate::late_replies). A token dropped without a reply
+    /// tells the asker at once ([`Error::NoReply`](crate::Error::NoReply)).
+    ///
+    /// ```
+    /// use procession::prelude::*;
+    /// use procession::ReplyToken;
+    ///
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// #[message(reply = String)]
+    /// struct Slow(String);
+    ///
+    /// #[derive(Serialize, Deserialize, Actor)]
+    /// #[actor(handles(Slow))]
+    /// struct Front;
+    ///
+    /// impl Handler<Slow> for Front {
+    ///     fn handle(&mut self, Slow(s): Slow, cx: &mut Context<Self>) -> String {
+    ///         let token: ReplyToken<String> = cx.reply_later::<Slow>().expect("an ask");
+    ///         // Answer from a thread, while this actor goes on with its mailbox.
+    ///         std::thread::spawn(move || token.reply(s.to_uppercase()));
+    ///         String::new() // not sent
+    ///     }
+    /// }
+    ///
+    /// let front = Front.spawn()?;
+    /// assert_eq!(front.ask(Slow("later".into()))?, "LATER");
+    /// front.stop()?;
+    /// front.join()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    pub fn reply_later<M: Message>(&mut self) -> Option<ReplyToken<M::Reply>>
+    where
+        A: super::traits::Handler<M>,
+    {
+        let ask = self.ask.take()?;
+        if ask.tag != M::TAG_ID {
+            // Asked from a handler of another message type: not this ask's token.
+            self.ask = Some(ask);
+            return None;
+        }
+        self.deferred = true;
+        Some(ReplyToken::new(ask))
     }
 
     pub(crate) fn set_parent(&mut self, pid: u32, mailbox: u64) {
@@ -169,11 +256,41 @@ impl<A: Actor> Context<A> {
     }
 
     pub(crate) fn pop_due_timer(&mut self, now: Instant) -> Option<Vec<u8>> {
-        if self.timers.peek().is_some_and(|t| t.due.0 <= now) {
-            self.timers.pop().map(|t| t.frame)
-        } else {
-            None
+        if !self.timers.peek().is_some_and(|t| t.due.0 <= now) {
+            return None;
         }
+        let t = self.timers.pop()?;
+        match t.every {
+            None => Some(t.frame),
+            Some(every) => {
+                // The next tick keeps the period, but never falls due in this round (a
+                // late actor skips ticks rather than firing a burst of them).
+                let mut next = t.due.0 + every;
+                if next <= now {
+                    next = now + every;
+                }
+                let frame = t.frame.clone();
+                self.timers.push(Timer {
+                    due: Reverse(next),
+                    ..t
+                });
+                Some(frame)
+            }
+        }
+    }
+
+    /// Cancels a timer set with [`send_self_after`](Context::send_self_after) or
+    /// [`send_interval`](Context::send_interval): `true` if it was pending (an interval
+    /// timer always is until cancelled), `false` if it had fired or was cancelled.
+    pub fn cancel_timer(&mut self, timer: TimerHandle) -> bool {
+        let before = self.timers.len();
+        self.timers.retain(|t| t.seq.0 != timer.0);
+        self.timers.len() != before
+    }
+
+    /// How many timers are pending.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
     }
 }
 
@@ -191,25 +308,78 @@ impl<A: Dispatch> Context<A> {
     }
 
     /// Delivers `msg` to this actor itself after `delay`, as a tell. Timers live in the
-    /// process: a restart forgets them.
-    pub fn send_self_after<M: Message>(&mut self, delay: Duration, msg: M) -> Result<()>
+    /// process: a restart forgets them. The handle cancels it ([`Context::cancel_timer`]).
+    pub fn send_self_after<M: Message>(&mut self, delay: Duration, msg: M) -> Result<TimerHandle>
     where
         A: Handles<M>,
     {
+        self.add_timer(delay, None, &msg)
+    }
+
+    /// Delivers `msg` to this actor itself every `period`, the first time after one
+    /// period, until [`cancel_timer`](Context::cancel_timer) (OTP's `timer:send_interval`).
+    /// An actor busy past a tick skips it instead of catching up with a burst. A restart
+    /// forgets the timer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zero period; [`Error::Wire`] if `msg` does not
+    /// encode.
+    ///
+    /// ```
+    /// use procession::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Serialize, Deserialize, Message)]
+    /// struct Tick;
+    ///
+    /// #[derive(Actor)]
+    /// #[actor(handles(Tick), args = ())]
+    /// struct Heart { beats: u32 }
+    ///
+    /// impl Actor for Heart {
+    ///     type Args = ();
+    ///     fn create(_: (), cx: &mut Context<Self>) -> Result<Self, BoxError> {
+    ///         cx.send_interval(Duration::from_millis(10), Tick)?;
+    ///         Ok(Heart { beats: 0 })
+    ///     }
+    /// }
+    /// # impl Handler<Tick> for Heart {
+    /// #     fn handle(&mut self, _: Tick, _cx: &mut Context<Self>) { self.beats += 1; }
+    /// # }
+    /// ```
+    pub fn send_interval<M: Message>(&mut self, period: Duration, msg: M) -> Result<TimerHandle>
+    where
+        A: Handles<M>,
+    {
+        if period.is_zero() {
+            return Err(Error::InvalidArgument(
+                "send_interval needs a period above zero".into(),
+            ));
+        }
+        self.add_timer(period, Some(period), &msg)
+    }
+
+    fn add_timer<M: Message>(
+        &mut self,
+        delay: Duration,
+        every: Option<Duration>,
+        msg: &M,
+    ) -> Result<TimerHandle> {
         let header = FrameHeader {
             kind: FrameKind::Tell,
             tag: M::TAG_ID,
             corr: 0,
             reply_to: 0,
         };
-        let frame = with_frame(header, &msg, |f| f.to_vec())?;
+        let frame = with_frame(header, msg, |f| f.to_vec())?;
         self.seq += 1;
         self.timers.push(Timer {
             due: Reverse(Instant::now() + delay),
             seq: Reverse(self.seq),
             frame,
+            every,
         });
-        Ok(())
+        Ok(TimerHandle(self.seq))
     }
 
     /// Monitors `target`: when its process exits, for any reason, this actor receives

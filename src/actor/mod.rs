@@ -4,6 +4,8 @@
 mod actor_ref;
 mod ask;
 mod context;
+mod reply;
+mod router;
 mod run;
 mod traits;
 
@@ -11,8 +13,11 @@ pub(crate) use actor_ref::{send_stop, send_stop_as, with_frame};
 pub use actor_ref::{
     spawn, spawn_named, spawn_with, ActorRef, Spawn, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
+pub use ask::late_replies;
 pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
-pub use context::Context;
+pub use context::{Context, TimerHandle};
+pub use reply::ReplyToken;
+pub use router::{AskFuture, TellFuture};
 pub(crate) use run::own_mailbox_id;
 pub use traits::{
     handle, Actor, ActorType, BoxError, Dispatch, Handler, Handles, Ignore, Message, NotAMessage,

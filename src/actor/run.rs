@@ -359,7 +359,9 @@ fn handle_tell<A: Dispatch>(
     body: &[u8],
 ) -> Instant {
     let start = Instant::now();
+    cx.begin_message(None);
     let r = catch_unwind(AssertUnwindSafe(|| actor.dispatch(h.tag, body, cx, None)));
+    cx.end_message();
     let end = Instant::now();
     mb.count_handled(end - start, 1, 0);
     match r {
@@ -390,12 +392,20 @@ fn handle_ask<A: Dispatch>(
     }
     .write_into(out);
     let start = Instant::now();
+    cx.begin_message(Some(super::context::AskInFlight {
+        reply_to: h.reply_to,
+        corr: h.corr,
+        tag: h.tag,
+    }));
     let r = catch_unwind(AssertUnwindSafe(|| {
         actor.dispatch(h.tag, body, cx, Some(&mut *out))
     }));
+    let deferred = cx.end_message();
     let end = Instant::now();
     mb.count_handled(end - start, 1, 1);
     match r {
+        // The handler took the reply token: its return value is not the reply.
+        Ok(Ok(())) if deferred => {}
         Ok(Ok(())) => {
             if FrameHeader::seal(out).is_ok() {
                 routes.send(h.reply_to, h.corr, FrameKind::Reply, out);

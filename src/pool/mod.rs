@@ -1081,6 +1081,9 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
                 actor: self.pool.shared.name.to_string(),
                 source,
             })),
+            Err(ReplyFailure::NoReply) => Some(Err(Error::NoReply {
+                actor: self.pool.shared.name.to_string(),
+            })),
             Err(ReplyFailure::TooLarge { len, max }) => Some(Err(Error::ReplyTooLarge {
                 actor: self.pool.shared.name.to_string(),
                 len,
