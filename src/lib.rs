@@ -55,9 +55,11 @@ pub mod sync;
 mod wait;
 pub mod wire;
 
+#[cfg(feature = "tokio")]
+pub use actor::async_actor;
 pub use actor::{
-    late_replies, spawn, spawn_with, Actor, ActorRef, ActorType, AskFuture, BoxError, Context,
-    Handler, Handles, Ignore, Message, ReplyToken, Spawn, TellFuture, TimerHandle,
+    late_replies, spawn, spawn_with, Actor, ActorRef, ActorType, AskFuture, AsyncHandler, BoxError,
+    Context, Handler, Handles, Ignore, Message, ReplyToken, Spawn, TellFuture, TimerHandle,
     DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
 };
 pub use error::{Error, Report, Result, TellError};
@@ -75,7 +77,8 @@ pub use wait::{wait, Waitable};
 /// Everything an actor program needs: `use procession::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        spawn, Actor, ActorRef, BoxError, ByteBuf, Context, Exit, Handler, Message, Spawn,
+        spawn, Actor, ActorRef, AsyncHandler, BoxError, ByteBuf, Context, Exit, Handler, Message,
+        Spawn,
     };
     pub use serde::{Deserialize, Serialize};
 }
@@ -87,6 +90,25 @@ pub mod __private {
     pub use crate::process::CHILD_INITS;
     pub use crate::wire::WireError;
     pub use linkme;
+
+    #[cfg(feature = "tokio")]
+    pub use crate::actor::async_actor::block_on;
+
+    /// Without the `tokio` feature, an `#[actor(async)]` actor fails to compile here,
+    /// with this trait's message.
+    #[cfg(not(feature = "tokio"))]
+    #[diagnostic::on_unimplemented(
+        message = "`#[actor(async)]` needs procession's `tokio` feature",
+        label = "an async handler runs on the tokio runtime this feature brings",
+        note = "enable it: `procession = {{ ..., features = [\"tokio\"] }}`"
+    )]
+    pub trait NeedsTokioFeature {}
+
+    /// See [`NeedsTokioFeature`].
+    #[cfg(not(feature = "tokio"))]
+    pub fn block_on<F: core::future::Future + NeedsTokioFeature>(_fut: F) -> F::Output {
+        unreachable!("no future implements NeedsTokioFeature")
+    }
 
     /// For fault-injection tests: where fields of a mailbox file's header sit.
     pub use crate::mailbox::header_field_offset;

@@ -83,7 +83,7 @@ fn the_readme_snippet_builds_and_runs_in_a_fresh_crate_with_procession_and_serde
 }
 
 /// An actor with a single handler is sent another message; another lists a message it
-/// has no handler for.
+/// has no handler for; an async actor is declared without the `tokio` feature.
 const MISTAKES: &str = r#"
 use procession::prelude::*;
 
@@ -109,6 +109,15 @@ impl Handler<Ping> for Forgot {
     fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
 }
 
+// An async actor in a crate that did not enable procession's `tokio` feature.
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(async, handles(Ping))]
+struct Eager;
+
+impl AsyncHandler<Ping> for Eager {
+    async fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
+}
+
 fn main() {
     let one = One.spawn().unwrap();
     one.tell(Other).unwrap();
@@ -116,7 +125,7 @@ fn main() {
 "#;
 
 #[test]
-fn the_two_commonest_mistakes_fail_to_compile_with_errors_that_name_them() {
+fn the_commonest_mistakes_fail_to_compile_with_errors_that_name_them() {
     let out = in_fresh_crate("mistakes", MISTAKES, "build");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "it compiled:\n{stderr}");
@@ -126,6 +135,10 @@ fn the_two_commonest_mistakes_fail_to_compile_with_errors_that_name_them() {
     );
     assert!(
         stderr.contains("actor `Forgot` has no handler for message `Other`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`#[actor(async)]` needs procession's `tokio` feature"),
         "{stderr}"
     );
     for internal in [

@@ -17,6 +17,8 @@ struct Options {
     handles: Option<Vec<TypePath>>,
     args: Option<Type>,
     name: Option<LitStr>,
+    /// `async`: the handlers are `AsyncHandler`s.
+    is_async: bool,
 }
 
 /// Parses the parenthesised list of `handles(...)`, rejecting duplicate entries.
@@ -53,13 +55,19 @@ fn options(input: &DeriveInput) -> syn::Result<Options> {
             } else if meta.path.is_ident("args") {
                 let ty: Type = meta.value()?.parse()?;
                 set_once(&mut opts.args, ty, &meta, "args")
+            } else if meta.path.is_ident("async") {
+                if opts.is_async {
+                    return Err(meta.error("`async` is given twice"));
+                }
+                opts.is_async = true;
+                Ok(())
             } else if meta.path.is_ident("name") {
                 let name = lit_str(&meta, "name")?;
                 set_once(&mut opts.name, name, &meta, "name")
             } else {
                 Err(meta.error(
-                    "unknown `actor` option: expected `handles(...)`, `args = Type` \
-                     or `name = \"...\"`",
+                    "unknown `actor` option: expected `handles(...)`, `args = Type`, \
+                     `name = \"...\"` or `async`",
                 ))
             }
         })?;
@@ -142,6 +150,26 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             impl ::procession::__private::Handles<#ty> for #actor {}
         }
     });
+    // An async actor's `Handler` impls run its `AsyncHandler`s on the process's runtime.
+    let async_handlers = handles.iter().filter(|_| opts.is_async).map(|ty| {
+        let mut actor = ident.clone();
+        actor.set_span(ty.span());
+        quote_spanned! {ty.span()=>
+            #[automatically_derived]
+            impl ::procession::Handler<#ty> for #actor {
+                fn handle(
+                    &mut self,
+                    msg: #ty,
+                    cx: &mut ::procession::Context<Self>,
+                ) -> <#ty as ::procession::Message>::Reply {
+                    ::procession::__private::block_on(
+                        <Self as ::procession::AsyncHandler<#ty>>::handle(self, msg, cx),
+                    )
+                }
+            }
+        }
+    });
+    let is_async = opts.is_async;
     let entry = format_ident!("__PROCESSION_ACTOR_{}", ident);
     // Two handled messages with one tag would be indistinguishable on the wire: a
     // compile-time error naming both.
@@ -191,9 +219,13 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let _ = tag;
                 0
             }
+
+            const ASYNC: bool = #is_async;
         }
 
         #(#markers)*
+
+        #(#async_handlers)*
 
         // A second Handles impl for every actor: see `NotAMessage`.
         #[automatically_derived]

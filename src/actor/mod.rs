@@ -3,6 +3,8 @@
 
 mod actor_ref;
 mod ask;
+#[cfg(feature = "tokio")]
+pub mod async_actor;
 mod context;
 mod reply;
 mod router;
@@ -20,5 +22,6 @@ pub use reply::ReplyToken;
 pub use router::{AskFuture, TellFuture};
 pub(crate) use run::own_mailbox_id;
 pub use traits::{
-    handle, Actor, ActorType, BoxError, Dispatch, Handler, Handles, Ignore, Message, NotAMessage,
+    handle, Actor, ActorType, AsyncHandler, BoxError, Dispatch, Handler, Handles, Ignore, Message,
+    NotAMessage,
 };

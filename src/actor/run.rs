@@ -228,6 +228,15 @@ fn run_actor<A: Dispatch>(boot: ChildBoot) -> ! {
                 _ => Wait::Until(slice),
             };
         }
+        // An async actor waits for mail while its runtime runs its tasks, a slice at a
+        // time, and takes what came without blocking.
+        #[cfg(feature = "tokio")]
+        let wait = if A::ASYNC {
+            super::async_actor::idle_wait(&mb, wait);
+            Wait::Never
+        } else {
+            wait
+        };
         let (frame, pos) = match mb.recv(&mut consumer, wait) {
             Received::Frame(f, pos) => (f, pos),
             Received::Bad(e) => {

@@ -137,6 +137,55 @@ pub trait Dispatch: Actor {
     fn redelivery_limit(_tag: u64) -> u32 {
         0
     }
+
+    /// `#[actor(async)]`: its handlers run on a tokio runtime in its process.
+    const ASYNC: bool = false;
+}
+
+/// Handles one message type with an `async fn` (cargo feature `tokio`): the handler of an
+/// actor declared `#[actor(async, handles(...))]`. The actor's process runs a
+/// current-thread tokio runtime; a handler can await I/O, timers and other actors
+/// ([`ActorRef::ask_async`](crate::ActorRef::ask_async)), and messages are still handled
+/// one at a time. See [the module docs](crate::async_actor) for what runs when.
+///
+/// ```
+/// # #[cfg(feature = "tokio")] {
+/// use procession::prelude::*;
+/// use std::time::Duration;
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(reply = String)]
+/// struct Greet(String);
+///
+/// #[derive(Serialize, Deserialize, Actor)]
+/// #[actor(async, handles(Greet))]
+/// struct Greeter;
+///
+/// impl AsyncHandler<Greet> for Greeter {
+///     async fn handle(&mut self, Greet(who): Greet, _cx: &mut Context<Self>) -> String {
+///         tokio::time::sleep(Duration::from_millis(1)).await;
+///         format!("hello, {who}")
+///     }
+/// }
+///
+/// let g = Greeter.spawn()?;
+/// assert_eq!(g.ask(Greet("async".into()))?, "hello, async");
+/// g.stop()?;
+/// g.join()?;
+/// # }
+/// # Ok::<(), procession::Error>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "async actor `{Self}` lists `{M}` in `handles(...)` but does not implement `AsyncHandler<{M}>`",
+    note = "write `impl AsyncHandler<{M}> for {Self} {{ async fn handle(&mut self, msg: {M}, cx: &mut Context<Self>) -> <{M} as Message>::Reply {{ ... }} }}`"
+)]
+pub trait AsyncHandler<M: Message>: Actor {
+    /// Handles `msg`; what the future resolves to is the reply (ignored for a tell).
+    fn handle(
+        &mut self,
+        msg: M,
+        cx: &mut Context<Self>,
+    ) -> impl std::future::Future<Output = M::Reply>;
 }
 
 /// The bound for code that is generic over actor types: every `#[derive(Actor)]` type
