@@ -241,6 +241,39 @@ fn supervision_tree_restarts_the_flaky_worker_three_times_and_loses_nothing() {
     );
 }
 
+/// The pids in a line's `{a, b}` set after `prefix`.
+#[cfg(feature = "tokio")]
+fn pid_set(run: &Run, prefix: &str) -> Vec<u32> {
+    let line = run
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in:\n{}", run.stdout));
+    let set = line.rsplit_once('{').expect("a pid set").1;
+    set.trim_end_matches('}')
+        .split(", ")
+        .map(leading_number)
+        .collect()
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_jobs_answers_both_batches_over_loopback_and_the_restarted_cruncher_takes_its_share() {
+    let run = run_example("async_jobs", &[]);
+    let first = pid_set(&run, "batch 1: 8 jobs answered correctly");
+    let second = pid_set(&run, "batch 2: 8 jobs answered correctly");
+    let kill_line = run.after("killed cruncher-0 (pid ");
+    let killed = leading_number(kill_line);
+    let restarted = leading_number(kill_line.rsplit_once(" as pid ").expect("new pid").1);
+    assert_ne!(killed, restarted);
+    assert_eq!(first.len(), 2, "both crunchers answered batch 1: {first:?}");
+    assert!(first.contains(&killed));
+    assert!(second.contains(&restarted) && !second.contains(&killed));
+    run.assert_line("the restarted cruncher took its share; no job was lost");
+    run.assert_line("done");
+    assert_eq!(run.shm.leftovers(), Vec::<String>::new(), "{}", run.stderr);
+}
+
 #[test]
 fn every_example_leaves_no_runtime_directory_behind() {
     for name in EXAMPLES {

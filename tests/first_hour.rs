@@ -320,6 +320,34 @@ fn a_subscriber_installed_by_child_init_gets_the_actors_events_instead_of_proces
     );
 }
 
+#[test]
+fn log_events_name_the_supervisor_and_the_message_type() {
+    let mut child = run_program("sup_log", &[("PROCESSION_LOG", "info")]);
+    let lines = all_lines(&mut child);
+    let started = |sup: &str, child: &str| {
+        lines.iter().any(|l| {
+            l.contains("child started")
+                && l.contains(&format!("supervisor={sup}"))
+                && l.contains(&format!("child={child}"))
+        })
+    };
+    assert!(started("root", "workers"), "{lines:?}");
+    assert!(started("workers", "tiny"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("child exited") && l.contains("supervisor=workers")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("dropping the at-most-once message")
+                && l.contains("message_type=\"first_hour::Crash\"")),
+        "{lines:?}"
+    );
+}
+
 /// The child program of the tests above (not a test by itself).
 #[test]
 #[ignore = "run as a child program by the tests of this file"]
@@ -345,6 +373,26 @@ fn program() {
         Ok("log") => {
             let tiny = procession::spawn::<Tiny>(()).unwrap();
             common::stop_and_join(&tiny);
+        }
+        Ok("sup_log") => {
+            // root -> workers -> tiny; tiny crashes handling Crash, and its next
+            // incarnation drops that at-most-once message, naming it.
+            let workers =
+                Supervisor::new(Strategy::OneForOne).child(ChildSpec::worker::<Tiny>("tiny", ()));
+            let root = sup_common::start(
+                Supervisor::new(Strategy::OneForOne)
+                    .child(ChildSpec::supervisor("workers", workers)),
+            );
+            let workers = root
+                .child::<procession::supervisor::SupervisorActor>("workers")
+                .unwrap();
+            let tiny = workers.child::<Tiny>("tiny").unwrap();
+            let old = tiny.pid();
+            tiny.tell(Crash).unwrap();
+            sup_common::wait_restarted(&workers, "tiny", old);
+            // Answered after the dropped message: its event has been written.
+            tiny.ask_timeout(Seen, LONG).unwrap();
+            sup_common::stop_and_join(&root);
         }
         other => panic!("FIRST_HOUR_MODE={other:?}"),
     }

@@ -141,6 +141,13 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     });
+    let names = handles.iter().map(|ty| {
+        quote! {
+            if tag == <#ty as ::procession::Message>::TAG_ID {
+                return ::core::option::Option::Some(<#ty as ::procession::Message>::TAG);
+            }
+        }
+    });
     let markers = handles.iter().map(|ty| {
         // Spanned on the list entry, so a missing `Handler<M>` impl is reported there.
         let mut actor = ident.clone();
@@ -221,6 +228,12 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
 
             const ASYNC: bool = #is_async;
+
+            fn message_name(tag: u64) -> ::core::option::Option<&'static str> {
+                #(#names)*
+                let _ = tag;
+                ::core::option::Option::None
+            }
         }
 
         #(#markers)*

@@ -329,8 +329,10 @@ fn drop_after_crash<A: Dispatch>(
     attempts: u32,
 ) -> bool {
     let limit = A::redelivery_limit(h.tag);
+    let message_type = A::message_name(h.tag).unwrap_or("?");
     if attempts <= limit.saturating_add(1) {
         tracing::info!(
+            message_type,
             tag = h.tag,
             attempt = attempts,
             limit,
@@ -342,6 +344,7 @@ fn drop_after_crash<A: Dispatch>(
     if limit > 0 {
         mb.count_poison();
         tracing::error!(
+            message_type,
             tag = h.tag,
             attempts = attempts - 1,
             "dropping a poison message: it crashed the actor {} times ({prev})",
@@ -349,6 +352,7 @@ fn drop_after_crash<A: Dispatch>(
         );
     } else {
         tracing::warn!(
+            message_type,
             tag = h.tag,
             "dropping the at-most-once message a crash interrupted ({prev})"
         );

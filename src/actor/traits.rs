@@ -140,6 +140,12 @@ pub trait Dispatch: Actor {
 
     /// `#[actor(async)]`: its handlers run on a tokio runtime in its process.
     const ASYNC: bool = false;
+
+    /// The [`Message::TAG`] (the type's name, unless the message renames it) of the
+    /// handled message type with this tag, for log events.
+    fn message_name(_tag: u64) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Handles one message type with an `async fn` (cargo feature `tokio`): the handler of an

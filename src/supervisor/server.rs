@@ -266,6 +266,8 @@ pub struct SupervisorActor {
     restarts: VecDeque<Instant>,
     dynamic_seq: u64,
     generation: u64,
+    /// Its id in the tree (`root` for a supervisor no other one started), in its events.
+    name: String,
 }
 
 impl Actor for SupervisorActor {
@@ -282,6 +284,10 @@ impl Actor for SupervisorActor {
             restarts: VecDeque::new(),
             dynamic_seq: 0,
             generation: 0,
+            name: match cx.myself().mailbox().label() {
+                l if l.is_empty() => "root".to_string(),
+                l => l,
+            },
         };
         for spec in specs {
             let id = spec.id.clone();
@@ -368,7 +374,7 @@ impl SupervisorActor {
                 exit: Exit::Ignored,
                 ..
             }) => {
-                tracing::info!(child = %child.spec.id, "child ignored its start");
+                tracing::info!(supervisor = %self.name, child = %child.spec.id, "child ignored its start");
                 self.retire(idx);
                 return Ok(false);
             }
@@ -378,7 +384,7 @@ impl SupervisorActor {
         child.mailbox = Some(mb);
         child.state = ChildState::Running;
         child.started_at = Some(Instant::now());
-        tracing::info!(child = %child.spec.id, pid = child.pid, "child started");
+        tracing::info!(supervisor = %self.name, child = %child.spec.id, pid = child.pid, "child started");
         Ok(true)
     }
 
@@ -433,7 +439,7 @@ impl SupervisorActor {
         if let Some(at) = s.kill_at {
             if !wait_exit(&s.mb, Some(at.saturating_duration_since(Instant::now()))) {
                 let id = &self.children[s.idx].spec.id;
-                tracing::warn!(child = %id, pid = s.pid, "shutdown timeout expired; killing");
+                tracing::warn!(supervisor = %self.name, child = %id, pid = s.pid, "shutdown timeout expired; killing");
                 fork::kill_consumer(s.mb.id());
             }
         }
@@ -503,7 +509,7 @@ impl SupervisorActor {
     }
 
     fn give_up(&mut self, cx: &mut Context<Self>, reason: String) {
-        tracing::error!(%reason, "supervisor shutting down");
+        tracing::error!(supervisor = %self.name, %reason, "supervisor shutting down");
         self.terminate_all();
         cx.shutdown(reason);
     }
@@ -539,7 +545,7 @@ impl SupervisorActor {
             },
         };
         if let Err(e) = cx.send_self_after(delay.unwrap_or_default(), due) {
-            tracing::error!(error = %e, "a restart could not be scheduled");
+            tracing::error!(supervisor = %self.name, error = %e, "a restart could not be scheduled");
         }
     }
 
@@ -556,7 +562,7 @@ impl SupervisorActor {
             match self.start_now(idx) {
                 Ok(_) => started.push(idx),
                 Err(e) => {
-                    tracing::error!(child = %id, error = %e, "restart failed");
+                    tracing::error!(supervisor = %self.name, child = %id, error = %e, "restart failed");
                     for &i in started.iter().rev() {
                         self.terminate(i);
                     }
@@ -659,7 +665,7 @@ impl Handler<Down> for SupervisorActor {
         let child = &mut self.children[idx];
         child.pid = None;
         child.last_exit = Some(down.exit.clone());
-        tracing::warn!(child = %child.spec.id, pid = down.pid, exit = %down.exit, "child exited");
+        tracing::warn!(supervisor = %self.name, child = %child.spec.id, pid = down.pid, exit = %down.exit, "child exited");
         let restart = match child.spec.restart {
             Restart::Permanent => true,
             Restart::Transient => !down.exit.is_clean(),

@@ -27,6 +27,9 @@ const ALL_EXAMPLES: [&str; 14] = [
     "supervision_tree",
 ];
 
+/// The examples that need a cargo feature, with it.
+const FEATURE_EXAMPLES: [(&str, &str); 1] = [("async_jobs", "tokio")];
+
 /// Far longer than any passing run, even on a loaded 2-core machine.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -52,6 +55,24 @@ pub fn examples_dir() -> &'static Path {
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
         for name in ALL_EXAMPLES {
             cmd.args(["--example", name]);
+        }
+        // The features this test binary was built with, so that cargo reuses its build
+        // of the library; and the examples that need them.
+        let features: Vec<&str> = [
+            ("metrics", cfg!(feature = "metrics")),
+            ("tokio", cfg!(feature = "tokio")),
+        ]
+        .into_iter()
+        .filter_map(|(f, on)| on.then_some(f))
+        .collect();
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
+        }
+        for name in FEATURE_EXAMPLES
+            .iter()
+            .filter(|(_, f)| features.contains(f))
+        {
+            cmd.args(["--example", name.0]);
         }
         match profile {
             "debug" => {}
