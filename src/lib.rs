@@ -32,16 +32,16 @@
 //!
 //! No setup code is needed, in a binary or under `cargo test`: a child process is this
 //! same binary, re-executed, and it becomes an actor before `main` runs (see
-//! [`process`]). Layers, bottom up: [`wire`] (frames, CBOR), `os` (syscalls),
-//! [`mailbox`] (shared-memory queues), [`process`] (start methods), and the actor API
-//! at the crate root.
+//! [`process`]). Layers, bottom up: [`wire`] (frames, CBOR), `os` (syscalls), `mailbox`
+//! (shared-memory queues; internal, see `src/mailbox/mod.rs`), [`process`] (start
+//! methods), and the actor API at the crate root.
 
 extern crate self as procession;
 
 pub(crate) mod actor;
 mod error;
 pub mod inspect;
-pub mod mailbox;
+pub(crate) mod mailbox;
 pub mod manager;
 #[cfg(feature = "metrics")]
 pub mod metrics;

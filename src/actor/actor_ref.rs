@@ -145,6 +145,12 @@ impl<A: Dispatch> ActorRef<A> {
     /// Sends `msg` without waiting for it to be handled. Waits while the mailbox is full
     /// (backpressure); fails only if the actor is gone or the message is too large.
     /// Messages from one thread arrive in the order sent.
+    ///
+    /// # Errors
+    /// [`TellError::Dead`] if the actor has exited for good, [`TellError::TooLarge`]
+    /// for a message above the mailbox's maximum frame, [`TellError::Encode`] if it
+    /// does not encode, [`TellError::Corrupt`] or [`TellError::RuntimeLost`]; each
+    /// gives the message back.
     pub fn tell<M: Message>(&self, msg: M) -> Result<(), TellError<M>>
     where
         A: Handles<M>,
@@ -155,6 +161,9 @@ impl<A: Dispatch> ActorRef<A> {
     /// Like [`tell`](Self::tell), but never waits: a full mailbox gives the message back
     /// as [`TellError::Full`]. (A message larger than the mailbox's ring can never be
     /// accepted without waiting, so it too comes back as `Full`.)
+    ///
+    /// # Errors
+    /// As [`tell`](Self::tell), and [`TellError::Full`] instead of waiting.
     pub fn try_tell<M: Message>(&self, msg: M) -> Result<(), TellError<M>>
     where
         A: Handles<M>,
@@ -164,6 +173,10 @@ impl<A: Dispatch> ActorRef<A> {
 
     /// Like [`tell`](Self::tell), but waits at most `timeout` for room, then gives the
     /// message back as [`TellError::Timeout`].
+    ///
+    /// # Errors
+    /// As [`tell`](Self::tell), and [`TellError::Timeout`] once `timeout` passed with
+    /// the mailbox full.
     pub fn tell_timeout<M: Message>(&self, msg: M, timeout: Duration) -> Result<(), TellError<M>>
     where
         A: Handles<M>,
@@ -172,6 +185,9 @@ impl<A: Dispatch> ActorRef<A> {
     }
 
     /// Sends `msg` and waits for the reply, at most [`DEFAULT_ASK_TIMEOUT`] (5 s).
+    ///
+    /// # Errors
+    /// As [`ask_timeout`](Self::ask_timeout).
     pub fn ask<M: Message>(&self, msg: M) -> Result<M::Reply>
     where
         A: Handles<M>,
@@ -181,6 +197,15 @@ impl<A: Dispatch> ActorRef<A> {
 
     /// Sends `msg` and waits for the reply, at most `timeout`. If the actor dies first,
     /// returns [`Error::ActorDied`] (within 20 ms of the death being recorded).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if no reply came in time (a reply that comes later is
+    /// discarded and counted in [`late_replies`](crate::late_replies));
+    /// [`Error::ActorDied`] if the actor died first or while handling it;
+    /// [`Error::Rejected`] if the actor could not decode it; [`Error::ReplyTooLarge`],
+    /// [`Error::NoReply`] (its reply token was dropped), [`Error::AskedItself`],
+    /// [`Error::Corrupt`], [`Error::RuntimeLost`], or [`Error::Wire`] if the message
+    /// does not encode.
     pub fn ask_timeout<M: Message>(&self, msg: M, timeout: Duration) -> Result<M::Reply>
     where
         A: Handles<M>,
@@ -272,6 +297,9 @@ impl<A: Dispatch> ActorRef<A> {
     /// Waits at most [`DEFAULT_STOP_TIMEOUT`] (5 s) for room in a full mailbox, then
     /// fails with [`Error::Timeout`]; [`stop_timeout`](Self::stop_timeout) chooses the
     /// bound, and [`kill`](Self::kill) does not wait at all.
+    ///
+    /// # Errors
+    /// As [`stop_timeout`](Self::stop_timeout).
     pub fn stop(&self) -> Result<()> {
         self.stop_timeout(DEFAULT_STOP_TIMEOUT)
     }
@@ -286,6 +314,10 @@ impl<A: Dispatch> ActorRef<A> {
     /// assert_eq!(a.join()?, procession::Exit::Stopped);
     /// # Ok::<(), procession::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the mailbox stayed full for `timeout`; [`Error::Corrupt`]
+    /// or [`Error::RuntimeLost`].
     pub fn stop_timeout(&self, timeout: Duration) -> Result<()> {
         let header = FrameHeader {
             kind: FrameKind::Stop,
@@ -309,6 +341,9 @@ impl<A: Dispatch> ActorRef<A> {
 
     /// Kills the actor's process at once with SIGKILL; [`join`](Self::join) then reports
     /// [`Exit::Signaled(9)`](Exit::Signaled). Killing an exited actor is a no-op.
+    ///
+    /// # Errors
+    /// As [`signal`](Self::signal).
     pub fn kill(&self) -> Result<()> {
         self.signal(nix::sys::signal::Signal::SIGKILL)
     }
@@ -318,6 +353,10 @@ impl<A: Dispatch> ActorRef<A> {
     /// start method), which finds it by its mailbox in its own records: the pid stored in
     /// the mailbox's shared header is never signalled, since any process of the same user
     /// could have written it.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeLost`] if the runtime (its zygote) is gone. An actor that has
+    /// already exited is not an error.
     pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
         if self.mb.is_lost() {
             return Err(Error::RuntimeLost);
@@ -343,6 +382,10 @@ impl<A: Dispatch> ActorRef<A> {
     /// restarts, this is the end of the current incarnation (use
     /// [`Context::monitor`](crate::Context::monitor) to follow every one). If the runtime
     /// is lost meanwhile (its zygote died), returns [`Exit::RuntimeLost`].
+    ///
+    /// # Errors
+    /// None today (the `Result` leaves room); a lost runtime is the exit
+    /// [`Exit::RuntimeLost`].
     pub fn join(&self) -> Result<Exit> {
         let mut slices = 0u32;
         loop {
@@ -355,6 +398,9 @@ impl<A: Dispatch> ActorRef<A> {
     }
 
     /// Waits at most `timeout` for the actor's process to end.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the process still runs after `timeout`.
     pub fn join_timeout(&self, timeout: Duration) -> Result<Exit> {
         let deadline = Instant::now() + timeout;
         let mut slices = 0u32;
@@ -499,6 +545,9 @@ pub fn spawn<A: Dispatch>(args: A::Args) -> Result<ActorRef<A>> {
 }
 
 /// Like [`spawn`], with [`SpawnOptions`] (start method, mailbox size, limits).
+///
+/// # Errors
+/// As [`spawn`].
 pub fn spawn_with<A: Dispatch>(args: A::Args, opts: SpawnOptions) -> Result<ActorRef<A>> {
     let mut bytes = Vec::new();
     encode_body(&args, &mut bytes)?;

@@ -1,5 +1,5 @@
 //! Async actors (cargo feature `tokio`): an actor declared `#[actor(async, handles(...))]`
-//! implements [`AsyncHandler`] instead of [`Handler`](crate::Handler), and its process
+//! implements [`AsyncHandler`](crate::AsyncHandler) instead of [`Handler`](crate::Handler), and its process
 //! runs a current-thread tokio runtime that drives its handlers.
 //!
 //! - **One message at a time**, as for every actor: the next message is taken only when

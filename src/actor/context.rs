@@ -237,12 +237,18 @@ impl<A: Actor> Context<A> {
     /// Spawns another actor, in its own process, from inside this one. It is a child of
     /// this actor's process: it dies if this process dies, and (unless it is a daemon)
     /// this actor waits for it before its process ends.
+    ///
+    /// # Errors
+    /// As [`spawn`](crate::spawn).
     pub fn spawn<B: Dispatch>(&self, args: B::Args) -> Result<ActorRef<B>> {
         crate::spawn(args)
     }
 
     /// Spawns another actor with options (an actor process is single-threaded unless it
     /// starts threads, so [`StartMethod::Fork`](crate::StartMethod::Fork) works here).
+    ///
+    /// # Errors
+    /// As [`spawn_with`](crate::spawn_with).
     pub fn spawn_with<B: Dispatch>(
         &self,
         args: B::Args,
@@ -309,6 +315,9 @@ impl<A: Dispatch> Context<A> {
 
     /// Delivers `msg` to this actor itself after `delay`, as a tell. Timers live in the
     /// process: a restart forgets them. The handle cancels it ([`Context::cancel_timer`]).
+    ///
+    /// # Errors
+    /// [`Error::Wire`] if `msg` does not encode.
     pub fn send_self_after<M: Message>(&mut self, delay: Duration, msg: M) -> Result<TimerHandle>
     where
         A: Handles<M>,
@@ -385,6 +394,10 @@ impl<A: Dispatch> Context<A> {
     /// Monitors `target`: when its process exits, for any reason, this actor receives
     /// one [`Down`] message. If the target has already exited, the `Down` comes at once.
     /// (A restarted target is a new incarnation: monitor it again.)
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] if the target already has the maximum number of monitors and
+    /// links.
     pub fn monitor<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()>
     where
         A: Handles<Down>,
@@ -425,6 +438,10 @@ impl<A: Dispatch> Context<A> {
     ///
     /// Unlike OTP, linking to an actor that has already exited is an error
     /// ([`Error::ActorDied`]) rather than an exit signal with reason `noproc`.
+    ///
+    /// # Errors
+    /// [`Error::ActorDied`] if `target` has already exited; [`Error::Runtime`] if
+    /// either side has the maximum number of monitors and links.
     pub fn link<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()> {
         let (me, them) = (self.me.mailbox(), target.mailbox());
         if them.is_gone() {

@@ -92,11 +92,6 @@ use crate::os::futex;
 use shared::{Region, EXIT_MESSAGE_MAX, NONE};
 
 /// Sizes of a mailbox, fixed when it is created.
-///
-/// ```
-/// let cfg = procession::mailbox::MailboxConfig::default().capacity(16);
-/// assert_eq!(cfg.capacity, 16);
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxConfig {
     /// Ring bytes, rounded up to a power of two (default 1 MiB; pages are only backed by
@@ -226,14 +221,6 @@ const TREE_BIT: u64 = 1 << 61;
 /// The mailbox id of child `child` of the supervisor whose mailbox is `parent`: derived
 /// from the path of child ids from the root, not from any process, so a supervisor that
 /// is restarted (on its own, unchanged mailbox) finds its children's mailboxes again.
-///
-/// ```
-/// use procession::mailbox::{is_tree_id, tree_id};
-/// let a = tree_id(7, "worker");
-/// assert_eq!(a, tree_id(7, "worker"));
-/// assert_ne!(a, tree_id(7, "other"));
-/// assert!(is_tree_id(a));
-/// ```
 pub fn tree_id(parent: u64, child: &str) -> u64 {
     let h = parent
         .to_le_bytes()
@@ -1383,5 +1370,23 @@ mod tests {
         let dir = TempDir::new("notmb");
         std::fs::write(dir.0.join("mb-0000000000000001"), vec![0u8; 8192]).unwrap();
         assert!(Mailbox::open(&dir.0, 1).is_err());
+    }
+}
+
+#[cfg(test)]
+mod doc_examples {
+    use super::*;
+
+    #[test]
+    fn a_config_keeps_the_capacity_it_is_given() {
+        assert_eq!(MailboxConfig::default().capacity(16).capacity, 16);
+    }
+
+    #[test]
+    fn a_tree_id_depends_only_on_the_parent_and_the_child_id() {
+        let a = tree_id(7, "worker");
+        assert_eq!(a, tree_id(7, "worker"));
+        assert_ne!(a, tree_id(7, "other"));
+        assert!(is_tree_id(a));
     }
 }

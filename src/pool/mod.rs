@@ -56,7 +56,37 @@ use crate::mailbox::{Mailbox, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED};
 use crate::process::{Exit, SpawnOptions, StartMethod};
 use crate::wire::{decode_body, encode_body, push_record, records, FrameKind};
 
-/// Options of a [`Pool`].
+/// Options of a [`Pool`]: the builder of [`Pool::with_options`].
+///
+/// ```
+/// use std::time::Duration;
+/// use procession::prelude::*;
+/// use procession::pool::{Pool, PoolOptions};
+///
+/// #[derive(Serialize, Deserialize, Message)]
+/// #[message(reply = u64)]
+/// struct Double(u64);
+///
+/// #[derive(Serialize, Deserialize, Actor)]
+/// #[actor(handles(Double))]
+/// struct Doubler;
+///
+/// impl Handler<Double> for Doubler {
+///     fn handle(&mut self, Double(x): Double, _cx: &mut Context<Self>) -> u64 { 2 * x }
+/// }
+///
+/// let opts = PoolOptions::new()
+///     .processes(2)
+///     .chunksize(4)                             // tasks per message to a worker
+///     .maxtasksperchild(100)                    // a fresh process after 100 tasks
+///     .task_timeout(Duration::from_secs(10))    // a stuck task fails, its worker is replaced
+///     .retry(true);                             // a chunk whose worker died runs once more
+/// let pool = Pool::<Doubler>::with_options(Doubler, opts)?;
+/// assert_eq!(pool.map((0..10).map(Double))?.iter().sum::<u64>(), 90);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), procession::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct PoolOptions {
     processes: Option<usize>,
@@ -203,11 +233,18 @@ impl<W> Clone for Pool<W> {
 
 impl<W: Dispatch> Pool<W> {
     /// Starts `processes` workers of type `W`, each created from `args`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0 processes; [`Error::StartFailed`] if a worker's
+    /// `create` failed; otherwise as [`spawn`](crate::spawn).
     pub fn new(processes: usize, args: W::Args) -> Result<Self> {
         Self::with_options(args, PoolOptions::new().processes(processes))
     }
 
-    /// Starts a pool with options.
+    /// Starts a pool with options (see [`PoolOptions`] for an example).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an option set to 0; otherwise as [`Pool::new`].
     pub fn with_options(args: W::Args, opts: PoolOptions) -> Result<Self> {
         opts.check()?;
         let n = opts
@@ -311,6 +348,12 @@ impl<W: Dispatch> Pool<W> {
     /// Applies `W`'s handler to every item; results in input order. Waits as long as
     /// the tasks take, as Python's `Pool.map` does (a worker that dies gives an error,
     /// never a hang); [`map_timeout`](Pool::map_timeout) bounds the wait.
+    ///
+    /// # Errors
+    /// The first task's error, in input order: [`Error::ActorDied`] if a worker died
+    /// running it (after the one retry of [`PoolOptions::retry`]), [`Error::Timeout`] for
+    /// a task past [`PoolOptions::task_timeout`], [`Error::Rejected`] if a worker could
+    /// not decode it; [`Error::Runtime`] once the pool is closed or terminated.
     pub fn map<M: Message>(&self, items: impl IntoIterator<Item = M>) -> Result<Vec<M::Reply>>
     where
         W: Handles<M>,
@@ -320,6 +363,9 @@ impl<W: Dispatch> Pool<W> {
 
     /// Like [`map`](Pool::map), but fails with [`Error::Timeout`] if every result is not
     /// in within `timeout` (a task stuck in a handler cannot hold the caller longer).
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map), and [`Error::Timeout`] once `timeout` has passed.
     pub fn map_timeout<M: Message>(
         &self,
         items: impl IntoIterator<Item = M>,
@@ -375,6 +421,9 @@ impl<W: Dispatch> Pool<W> {
 
     /// Like [`map`](Pool::map), for a message built from each item (Python's `starmap`,
     /// which unpacks argument tuples).
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
     pub fn starmap<M, A>(&self, items: impl IntoIterator<Item = A>) -> Result<Vec<M::Reply>>
     where
         W: Handles<M>,
@@ -384,7 +433,29 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// Results in input order, as they become available (lazy: tasks are sent as the
-    /// iterator is consumed, a few chunks ahead).
+    /// iterator is consumed, a few chunks ahead). A failed task yields its error in its
+    /// place, and the iteration goes on past it.
+    ///
+    /// ```
+    /// # use procession::prelude::*;
+    /// # use procession::pool::Pool;
+    /// # #[derive(Serialize, Deserialize, Message)] #[message(reply = u64)] struct Square(u64);
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Square))] struct Squarer;
+    /// # impl Handler<Square> for Squarer {
+    /// #     fn handle(&mut self, Square(x): Square, _cx: &mut Context<Self>) -> u64 { x * x }
+    /// # }
+    /// let pool = Pool::<Squarer>::new(2, Squarer)?;
+    /// // An endless input is fine: only what is consumed is sent.
+    /// let first: Vec<u64> = pool.imap((1..).map(Square))?.take(3).collect::<Result<_, _>>()?;
+    /// assert_eq!(first, [1, 4, 9]);
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] if the pool is closed or terminated (each task's own error
+    /// comes through the iterator).
     pub fn imap<M: Message>(
         &self,
         items: impl IntoIterator<Item = M> + 'static,
@@ -403,6 +474,9 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// Results in completion order (lazy).
+    ///
+    /// # Errors
+    /// As [`imap`](Pool::imap).
     pub fn imap_unordered<M: Message>(
         &self,
         items: impl IntoIterator<Item = M> + 'static,
@@ -417,6 +491,9 @@ impl<W: Dispatch> Pool<W> {
 
     /// Runs one task and waits for its result, as long as it takes (as Python's
     /// `Pool.apply`); [`apply_timeout`](Pool::apply_timeout) bounds the wait.
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map), for the one task.
     pub fn apply<M: Message>(&self, msg: M) -> Result<M::Reply>
     where
         W: Handles<M>,
@@ -425,6 +502,9 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// Like [`apply`](Pool::apply), but fails with [`Error::Timeout`] after `timeout`.
+    ///
+    /// # Errors
+    /// As [`apply`](Pool::apply), and [`Error::Timeout`] once `timeout` has passed.
     pub fn apply_timeout<M: Message>(&self, msg: M, timeout: Duration) -> Result<M::Reply>
     where
         W: Handles<M>,
@@ -447,7 +527,29 @@ impl<W: Dispatch> Pool<W> {
 
     /// Starts one task and returns at once; [`AsyncResult::get`] waits for the result.
     /// A task submitted before [`close`](Pool::close) runs, and [`join`](Pool::join)
-    /// waits for it, as in Python.
+    /// waits for it, as in Python. (Each call runs on a thread of its own until its
+    /// result is in.)
+    ///
+    /// ```
+    /// # use procession::prelude::*;
+    /// # use procession::pool::Pool;
+    /// # #[derive(Serialize, Deserialize, Message)] #[message(reply = u64)] struct Square(u64);
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Square))] struct Squarer;
+    /// # impl Handler<Square> for Squarer {
+    /// #     fn handle(&mut self, Square(x): Square, _cx: &mut Context<Self>) -> u64 { x * x }
+    /// # }
+    /// use std::time::Duration;
+    /// let pool = Pool::<Squarer>::new(2, Squarer)?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let pending = pool
+    ///     .apply_async(Square(12))
+    ///     .on_ready(move |r| tx.send(*r.as_ref().unwrap()).unwrap()); // Python's callback
+    /// assert_eq!(pending.get(Duration::from_secs(10))?, 144);
+    /// assert_eq!(rx.recv().unwrap(), 144);
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), procession::Error>(())
+    /// ```
     pub fn apply_async<M>(&self, msg: M) -> AsyncResult<M::Reply>
     where
         W: Handles<M> + 'static,
@@ -532,6 +634,9 @@ impl<W: Dispatch> Pool<W> {
     ///
     /// Waits as long as that takes (as Python's `Pool.join`);
     /// [`join_timeout`](Pool::join_timeout) bounds the wait for the maps in progress.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] if the pool was not closed (Python raises `ValueError`).
     pub fn join(&self) -> Result<()> {
         self.join_deadline(None)
     }
@@ -539,6 +644,10 @@ impl<W: Dispatch> Pool<W> {
     /// Like [`join`](Pool::join), but fails with [`Error::Timeout`] if the maps and
     /// imaps in progress have not finished within `timeout` (the workers keep running;
     /// [`terminate`](Pool::terminate) stops them at once).
+    ///
+    /// # Errors
+    /// As [`join`](Pool::join), and [`Error::Timeout`] if the workers did not all exit
+    /// in time.
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
         self.join_deadline(Some(timeout))
     }
@@ -716,6 +825,10 @@ pub struct AsyncResult<R> {
 impl<R> AsyncResult<R> {
     /// Waits at most `timeout` for the result; [`Error::Timeout`] if it is not ready
     /// (the task goes on).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if the result is not ready in `timeout`; otherwise the task's
+    /// own error, as [`apply`](Pool::apply) gives it.
     pub fn get(self, timeout: Duration) -> Result<R> {
         let st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
         let (mut st, _) = self

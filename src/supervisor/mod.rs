@@ -103,7 +103,7 @@
 //! # The mailbox survives its supervisor's death too
 //! A static child's mailbox belongs to **its place in the tree** — the path of child ids
 //! from the root supervisor — not to its supervisor's process: its id is derived from the
-//! supervisor's own (stable) address and the child's id ([`tree_id`](crate::mailbox::tree_id)).
+//! supervisor's own (stable) address and the child's id (a hash of the two).
 //! When a supervisor dies (even by SIGKILL), its children die with it (no orphans), but
 //! their mailboxes are kept; when the supervisor's own supervisor restarts it, the new
 //! incarnation **adopts** each child's mailbox again and starts the child on it. So refs to

@@ -990,34 +990,56 @@ impl Handler<DeleteChild> for SupervisorActor {
 
 impl ActorRef<SupervisorActor> {
     /// The children, in start order (OTP's `which_children`).
+    ///
+    /// # Errors
+    /// As any ask of the supervisor ([`ActorRef::ask`]): [`Error::ActorDied`] if it is
+    /// gone, [`Error::Timeout`] if it does not answer within 5 s.
     pub fn which_children(&self) -> Result<Vec<ChildInfo>> {
         self.ask(WhichChildren)
     }
 
     /// One child, by id (OTP 27's `which_child`); [`SupervisorError::NotFound`] if there
     /// is none.
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] with [`SupervisorError::NotFound`] for an unknown id;
+    /// otherwise as [`which_children`](Self::which_children).
     pub fn which_child(&self, id: &str) -> Result<ChildInfo> {
         Ok(self.ask(WhichChild(id.to_string()))??)
     }
 
     /// The spec of one child, by id (OTP's `get_childspec`). A Dynamic supervisor's child
     /// has the template's spec with its own id and arguments.
+    ///
+    /// # Errors
+    /// As [`which_child`](Self::which_child).
     pub fn get_childspec(&self, id: &str) -> Result<ChildSpec> {
         Ok(self.ask(GetChildSpec(id.to_string()))??)
     }
 
     /// Counts of children (OTP's `count_children`; a Dynamic supervisor counts one spec,
     /// its template).
+    ///
+    /// # Errors
+    /// As [`which_children`](Self::which_children).
     pub fn count_children(&self) -> Result<ChildCounts> {
         self.ask(CountChildren)
     }
 
     /// A snapshot of the whole tree below this supervisor; `Display` prints it as a tree.
+    ///
+    /// # Errors
+    /// As [`which_children`](Self::which_children).
     pub fn tree(&self) -> Result<TreeNode> {
         self.ask(Tree)
     }
 
     /// A reference to the child with this id, if it is running and is an `A`.
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] with [`SupervisorError::NotFound`] for an unknown id;
+    /// [`Error::BadRef`] if the child is not an actor of type `A` or has not started;
+    /// otherwise as [`which_children`](Self::which_children).
     pub fn child<A: Dispatch>(&self, id: &str) -> Result<ActorRef<A>> {
         let info = self.which_child(id)?;
         if info.actor != A::NAME {
@@ -1041,6 +1063,11 @@ impl ActorRef<SupervisorActor> {
     /// Errors: [`SupervisorError::AlreadyStarted`] / [`SupervisorError::AlreadyPresent`]
     /// for a taken id, [`SupervisorError::Invalid`] for a bad spec,
     /// [`SupervisorError::StartFailed`] (no spec is kept).
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] with the reason OTP's `start_child` gives (the id is
+    /// taken, the spec is invalid, the child failed to start); otherwise as
+    /// [`which_children`](Self::which_children).
     pub fn start_child(&self, spec: ChildSpec) -> Result<Option<u32>> {
         Ok(self.ask(StartChild::Spec(spec))??.pid)
     }
@@ -1049,6 +1076,10 @@ impl ActorRef<SupervisorActor> {
     /// arguments; `A` must be the template's actor type. A child whose `create` returned
     /// [`Ignore`](crate::Ignore) is not kept, and this returns
     /// [`SupervisorError::Ignored`].
+    ///
+    /// # Errors
+    /// As [`start_child`](Self::start_child), and [`Error::Supervisor`] if the
+    /// supervisor has no template (it is not a dynamic supervisor).
     pub fn start_dynamic<A: Dispatch>(&self, args: A::Args) -> Result<ActorRef<A>> {
         let mut bytes = Vec::new();
         crate::wire::encode_body(&args, &mut bytes)?;
@@ -1070,6 +1101,10 @@ impl ActorRef<SupervisorActor> {
     /// [`Exit::Shutdown("shutdown")`](Exit::Shutdown). The spec is kept (except a
     /// Temporary child's, or any child's of a Dynamic supervisor). A Dynamic child that
     /// has already ended is `Ok`, as in OTP.
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] with [`SupervisorError::NotFound`] for an unknown id;
+    /// otherwise as [`which_children`](Self::which_children).
     pub fn terminate_child(&self, id: &str) -> Result<()> {
         Ok(self.ask(TerminateChild(id.to_string()))??)
     }
@@ -1077,6 +1112,10 @@ impl ActorRef<SupervisorActor> {
     /// Terminates the child that `child` refers to (OTP's `terminate_child(Sup, Pid)`,
     /// the way to end a Dynamic supervisor's child). `Ok` if it has already ended;
     /// [`SupervisorError::NotFound`] if it is alive but not this supervisor's child.
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] if `child` is not a child of this supervisor; otherwise as
+    /// [`which_children`](Self::which_children).
     pub fn terminate_ref<A: Dispatch>(&self, child: &ActorRef<A>) -> Result<()> {
         Ok(self.ask(TerminateMailbox(child.id()))??)
     }
@@ -1084,11 +1123,19 @@ impl ActorRef<SupervisorActor> {
     /// Starts a terminated child again (OTP's `restart_child`); returns its pid, `None`
     /// if it ignored its start. [`SupervisorError::Running`] or
     /// [`SupervisorError::Restarting`] if it is not terminated.
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] for an unknown id, a child that runs, or a failed start;
+    /// otherwise as [`which_children`](Self::which_children).
     pub fn restart_child(&self, id: &str) -> Result<Option<u32>> {
         Ok(self.ask(RestartChild(id.to_string()))??.pid)
     }
 
     /// Forgets a terminated child (OTP's `delete_child`).
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`] for an unknown id or a child that runs; otherwise as
+    /// [`which_children`](Self::which_children).
     pub fn delete_child(&self, id: &str) -> Result<()> {
         Ok(self.ask(DeleteChild(id.to_string()))??)
     }

@@ -355,12 +355,22 @@ impl Supervisor {
     /// started (or fails, having stopped those that had, if one cannot start). An
     /// invalid spec ([`Supervisor::check`]) fails first, with
     /// [`Error::Supervisor`](crate::Error::Supervisor)`(`[`SupervisorError::Invalid`]`)`.
+    ///
+    /// # Errors
+    /// [`Error::Supervisor`](crate::Error::Supervisor) with [`SupervisorError::Invalid`]
+    /// for a spec that [`check`](Self::check) rejects;
+    /// [`Error::StartFailed`](crate::Error::StartFailed) if a child failed to start
+    /// (the supervisor stops the ones it had started, as OTP's does); otherwise as
+    /// [`spawn`](crate::spawn).
     pub fn spawn(self) -> Result<ActorRef<SupervisorActor>> {
         self.check().map_err(SupervisorError::Invalid)?;
         crate::spawn(self)
     }
 
     /// Like [`Supervisor::spawn`], with options for the supervisor's own process.
+    ///
+    /// # Errors
+    /// As [`spawn`](Self::spawn).
     pub fn spawn_with(self, opts: SpawnOptions) -> Result<ActorRef<SupervisorActor>> {
         self.check().map_err(SupervisorError::Invalid)?;
         crate::spawn_with(self, opts)

@@ -17,6 +17,14 @@
 //! anything; the default is [`DEFAULT_MAX_FRAME`] (64 MiB) and each mailbox can set its own.
 //! Every malformed input (an unknown tag, a truncated or oversized frame, a body that does
 //! not decode) is a [`WireError`]; nothing here panics on bytes from another process.
+//!
+//! **Why this module is public.** Its [`WireError`] is part of the crate's errors
+//! ([`Error::Wire`](crate::Error::Wire), [`Error::Rejected`](crate::Error::Rejected),
+//! [`TellError::Encode`](crate::TellError::Encode)); [`encode_body`] and [`decode_body`]
+//! are the codec every message uses, for a program that stores or forwards messages as
+//! bytes; and the frame layout above is the protocol a tool (or a test that injects
+//! faults) needs to read or write a mailbox. The shared-memory layer under it, the
+//! `mailbox` module, is internal: nothing a user calls needs it.
 
 mod codec;
 mod frame;
@@ -25,12 +33,14 @@ pub use codec::{decode_body, encode_body};
 pub use frame::{FrameHeader, FrameKind, HEADER_LEN, WIRE_VERSION};
 
 /// Appends one `u32` length + bytes record (the item format of batch bodies).
+#[doc(hidden)]
 pub fn push_record(buf: &mut Vec<u8>, item: &[u8]) {
     buf.extend_from_slice(&(item.len() as u32).to_le_bytes());
     buf.extend_from_slice(item);
 }
 
 /// Splits a batch body into its records; `None` if a record runs past the end.
+#[doc(hidden)]
 pub fn records(mut body: &[u8]) -> Option<Vec<&[u8]>> {
     let mut out = Vec::new();
     while !body.is_empty() {
