@@ -123,6 +123,11 @@ pub mod __private {
         runtime_dir().map(|d| d.join(format!("mb-{id:016x}")))
     }
 
+    /// For fault-injection tests: the file of this process's reply router inbox.
+    pub fn router_inbox_path() -> Option<std::path::PathBuf> {
+        crate::actor::router_inbox_path()
+    }
+
     /// For fault-injection tests: the pid of this root process's zygote.
     pub fn zygote_pid() -> Option<u32> {
         let rt = crate::process::runtime::current()?;

@@ -62,9 +62,19 @@ fn svc() -> ActorRef<Svc> {
     Svc { notes: 0 }.spawn().expect("spawn Svc")
 }
 
-/// Held by the tests that make a reply come late, so that each sees its own in the
-/// process-wide count.
-static LATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// The tests share this process's reply router. Written (alone) by the tests that make a
+/// reply come late, so that each sees its own in the process-wide count, and by the one
+/// that writes over the router's inbox, whose reset may cost other asks their replies;
+/// read by all the others.
+static ROUTER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared_router() -> std::sync::RwLockReadGuard<'static, ()> {
+    ROUTER.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn router_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    ROUTER.write().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Waits, with a deadline, until `late_replies()` exceeds `before`.
 fn wait_for_late_reply(before: u64) -> u64 {
@@ -84,6 +94,7 @@ fn wait_for_late_reply(before: u64) -> u64 {
 
 #[test]
 fn a_thousand_concurrent_async_asks_from_8_tasks_on_two_threads_to_4_actors_are_all_answered() {
+    let _router = shared_router();
     let actors: Vec<ActorRef<Svc>> = (0..4).map(|_| svc()).collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -122,6 +133,7 @@ fn a_thousand_concurrent_async_asks_from_8_tasks_on_two_threads_to_4_actors_are_
 
 #[test]
 fn a_current_thread_runtime_runs_other_tasks_while_an_async_ask_is_in_flight() {
+    let _router = shared_router();
     let a = svc();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -163,6 +175,7 @@ fn a_current_thread_runtime_runs_other_tasks_while_an_async_ask_is_in_flight() {
 
 #[test]
 fn async_asks_work_on_the_futures_executor() {
+    let _router = shared_router();
     let a = svc();
     let replies = futures::executor::block_on(futures::future::join_all(
         (0..100u64).map(|x| a.ask_async(Echo(x))),
@@ -175,7 +188,7 @@ fn async_asks_work_on_the_futures_executor() {
 
 #[test]
 fn a_dropped_ask_future_abandons_the_wait_and_its_late_reply_is_counted() {
-    let _one_at_a_time = LATE.lock().unwrap_or_else(|e| e.into_inner());
+    let _router = router_alone();
     let a = svc();
     let gate = Gate::new();
     let before = procession::late_replies();
@@ -197,7 +210,7 @@ fn a_dropped_ask_future_abandons_the_wait_and_its_late_reply_is_counted() {
 
 #[test]
 fn an_async_ask_times_out_at_its_deadline_and_the_reply_that_follows_is_discarded() {
-    let _one_at_a_time = LATE.lock().unwrap_or_else(|e| e.into_inner());
+    let _router = router_alone();
     let a = svc();
     let gate = Gate::new();
     let before = procession::late_replies();
@@ -217,6 +230,7 @@ fn an_async_ask_times_out_at_its_deadline_and_the_reply_that_follows_is_discarde
 
 #[test]
 fn an_async_ask_to_an_actor_that_dies_handling_it_fails_with_actor_died() {
+    let _router = shared_router();
     let a = svc();
     let gate = Gate::new();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -244,6 +258,7 @@ fn an_async_ask_to_an_actor_that_dies_handling_it_fails_with_actor_died() {
 
 #[test]
 fn tell_async_waits_for_room_in_a_full_mailbox_without_blocking_its_thread() {
+    let _router = shared_router();
     let a: ActorRef<Svc> =
         procession::spawn_with(Svc { notes: 0 }, SpawnOptions::new().capacity(4))
             .expect("spawn Svc");
@@ -292,6 +307,7 @@ fn tell_async_waits_for_room_in_a_full_mailbox_without_blocking_its_thread() {
 
 #[test]
 fn the_routed_blocking_ask_gets_its_reply_through_a_channel() {
+    let _router = shared_router();
     let a = svc();
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
@@ -306,6 +322,47 @@ fn the_routed_blocking_ask_gets_its_reply_through_a_channel() {
         .collect();
     for t in threads {
         t.join().unwrap();
+    }
+    stop_and_join(&a);
+}
+
+/// Writes `bytes` at the offset of `field` in this process's reply router inbox.
+fn scribble_router(field: &str, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let path = procession::__private::router_inbox_path().expect("the router runs");
+    let at = procession::__private::header_field_offset(field).expect("a header field");
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, at as u64).unwrap();
+}
+
+#[test]
+fn a_written_over_router_inbox_costs_at_most_its_replies_and_async_asks_go_on() {
+    let _router = router_alone();
+    let a = svc();
+    futures::executor::block_on(a.ask_async(Echo(1))).unwrap();
+    for (field, garbage) in [
+        ("queued", 100_000u64.to_le_bytes().to_vec()),
+        ("head", u64::MAX.to_le_bytes().to_vec()),
+        ("tail", 12_345u64.to_le_bytes().to_vec()),
+    ] {
+        scribble_router(field, &garbage);
+        // Each ask ends by its deadline at the latest; a reply the reset lost times out,
+        // and within a few tries the router is whole again.
+        let deadline = Instant::now() + LONG;
+        loop {
+            let started = Instant::now();
+            let r = futures::executor::block_on(
+                a.ask_async_timeout(Echo(2), Duration::from_millis(500)),
+            );
+            assert!(started.elapsed() < Duration::from_secs(10), "an ask hung");
+            match r {
+                Ok(v) => {
+                    assert_eq!(v, 7);
+                    break;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+            }
+        }
     }
     stop_and_join(&a);
 }

@@ -20,6 +20,11 @@ pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::{Context, TimerHandle};
 pub use reply::ReplyToken;
 pub use router::{AskFuture, TellFuture};
+
+/// The file of this process's reply router inbox, if it has one.
+pub(crate) fn router_inbox_path() -> Option<std::path::PathBuf> {
+    router::Router::inbox_path()
+}
 pub(crate) use run::own_mailbox_id;
 pub use traits::{
     handle, Actor, ActorType, AsyncHandler, BoxError, Dispatch, Handler, Handles, Ignore, Message,

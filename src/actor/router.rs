@@ -95,6 +95,8 @@ pub(crate) struct Router {
     /// registration with an earlier deadline nudges it.
     wakes_at: AtomicU64,
     epoch: Instant,
+    /// Cleared when its thread has ended (replaced, lost, or panicked).
+    alive: std::sync::atomic::AtomicBool,
 }
 
 static ROUTER: Mutex<Option<Arc<Router>>> = Mutex::new(None);
@@ -110,7 +112,7 @@ pub(crate) fn router() -> Result<Arc<Router>> {
     let mut slot = lock(&ROUTER);
     let pid = std::process::id();
     if let Some(r) = slot.as_ref() {
-        if r.pid == pid && !r.mb.is_lost() {
+        if r.pid == pid && !r.mb.is_lost() && r.alive.load(Ordering::SeqCst) {
             return Ok(r.clone());
         }
         if r.pid != pid {
@@ -131,11 +133,21 @@ pub(crate) fn router() -> Result<Arc<Router>> {
         table: Mutex::new(Table::default()),
         wakes_at: AtomicU64::new(0),
         epoch: Instant::now(),
+        alive: std::sync::atomic::AtomicBool::new(true),
     });
     let run = r.clone();
     std::thread::Builder::new()
         .name("procession-replies".into())
-        .spawn(move || run.run())
+        .spawn(move || {
+            // A bug here must not leave waiters without an answer: they get a typed
+            // error, and the next ask starts a fresh router.
+            let r = run.clone();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run())).is_err() {
+                tracing::error!("the reply router thread panicked; its waiters are told");
+            }
+            run.alive.store(false, Ordering::SeqCst);
+            run.fail_all(Routed::Lost);
+        })
         .map_err(|e| Error::io("cannot start the reply router thread", e))?;
     *slot = Some(r.clone());
     Ok(r)
@@ -181,6 +193,14 @@ impl Router {
             }
             earlier && self.nanos(deadline) < self.wakes_at.load(Ordering::SeqCst)
         };
+        // A thread that ended after this router was handed out answers nobody: say so
+        // now (its own last sweep may have run before this waiter was added).
+        if !self.alive.load(Ordering::SeqCst) {
+            if let Some(w) = lock(&self.table).waiters.remove(&corr) {
+                w.deliver(Routed::Lost);
+            }
+            return rx;
+        }
         if nudge {
             self.nudge();
         }
@@ -269,7 +289,6 @@ impl Router {
         let mut last_sweep = Instant::now();
         loop {
             if !self.is_current() {
-                self.fail_all(Routed::Lost);
                 return;
             }
             let now = Instant::now();
@@ -320,6 +339,13 @@ impl Router {
                 last_sweep = now;
             }
         }
+    }
+
+    /// The path of this process's router inbox, if it has one (fault-injection tests).
+    pub(crate) fn inbox_path() -> Option<std::path::PathBuf> {
+        let r = lock(&ROUTER).clone()?;
+        let rt = runtime::current()?;
+        Some(crate::mailbox::path_of(rt.dir(), r.mb.id()))
     }
 
     /// Whether this router is still the process's (a lost runtime replaces it).

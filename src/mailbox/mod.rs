@@ -365,7 +365,7 @@ impl std::fmt::Debug for Mailbox {
     }
 }
 
-fn path_of(dir: &Path, id: u64) -> PathBuf {
+pub(crate) fn path_of(dir: &Path, id: u64) -> PathBuf {
     if id & INBOX_BIT != 0 {
         dir.join(format!("in-{:016x}", id & !INBOX_BIT))
     } else {
