@@ -968,3 +968,40 @@ fn dropping_the_pool_leaves_no_worker_process() {
         assert!(!process_runs(pid), "worker {pid} outlived its pool");
     }
 }
+
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
+}
+
+#[test]
+fn many_async_calls_share_one_dispatcher_thread_instead_of_a_thread_each() {
+    let dir = TempDir::new("many-async");
+    let pool = two_workers(&dir);
+    // Both workers held inside a task: nothing submitted next can finish yet.
+    let gate = PidGate::new(&dir);
+    let held: Vec<_> = (0..2).map(|_| pool.apply_async(gate.job())).collect();
+    let arrived = [gate.arrival(), gate.arrival()];
+    let pids: Vec<u64> = arrived.iter().map(|a| u64::from(a.pid)).collect();
+    let before = thread_count();
+    let pending: Vec<_> = (0..200u64)
+        .map(|i| pool.apply_async(Job::Square(i)))
+        .collect();
+    let during = thread_count();
+    assert!(
+        during < before + 20,
+        "{before} threads before 200 async calls, {during} while they wait"
+    );
+    for a in arrived {
+        a.release();
+    }
+    let mut got: Vec<u64> = held.into_iter().map(|h| h.get(LONG).unwrap()).collect();
+    got.sort_unstable();
+    let mut want = pids;
+    want.sort_unstable();
+    assert_eq!(got, want);
+    for (i, p) in pending.into_iter().enumerate() {
+        assert_eq!(p.get(LONG).unwrap(), (i * i) as u64);
+    }
+    pool.close();
+    pool.join().unwrap();
+}

@@ -345,86 +345,131 @@ impl ReplyRoutes {
 pub(crate) type PipelinedReply = std::result::Result<Vec<u8>, ReplyFailure>;
 
 /// Many requests in flight at once, matched to their replies by correlation id (a pool's
-/// dispatcher uses it). It owns a reply inbox of its own, removed when it is dropped.
+/// calls use it). The replies come through the process's reply router, on a crossbeam
+/// channel: the pipeline's own ([`Pipeline::new`], read with [`Pipeline::recv`]), or one
+/// it shares with other pipelines ([`Pipeline::on_stream`], read by its owner).
 pub(crate) struct Pipeline {
-    inbox: Inbox,
+    router: Arc<super::router::Router>,
+    tx: crossbeam_channel::Sender<super::router::StreamItem>,
+    tag: u64,
+    rx: Option<crossbeam_channel::Receiver<super::router::StreamItem>>,
+    /// Sent and not answered yet: unregistered when the pipeline is dropped.
+    pending: std::collections::HashSet<u64>,
     frame: Vec<u8>,
 }
 
 impl Pipeline {
-    /// A pipeline with a fresh reply inbox.
+    /// A pipeline with a channel of its own.
     pub(crate) fn new() -> Result<Pipeline> {
-        let rt = runtime::get()?;
-        let mb = Mailbox::create(rt.dir(), &inbox_config(), "reply-inbox", true)
-            .map_err(|e| Error::io("cannot create a reply inbox", e))?;
-        mb.set_pid(std::process::id());
-        mb.set_running();
-        mb.set_waiting_corr(crate::mailbox::ANY_CORR);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut p = Self::on_stream(tx, 0)?;
+        p.rx = Some(rx);
+        Ok(p)
+    }
+
+    /// A pipeline whose replies go to `tx`, with `tag` and their correlation ids.
+    pub(crate) fn on_stream(
+        tx: crossbeam_channel::Sender<super::router::StreamItem>,
+        tag: u64,
+    ) -> Result<Pipeline> {
         Ok(Pipeline {
-            inbox: Inbox {
-                mb,
-                consumer: Consumer::new(),
-                next_corr: 1,
-            },
+            router: super::router::router()?,
+            tx,
+            tag,
+            rx: None,
+            pending: Default::default(),
             frame: Vec::new(),
         })
     }
-}
 
-impl Pipeline {
     /// Sends one request frame (`Ask` or `Batch`) with a raw body; returns its correlation id.
     pub(crate) fn send(
         &mut self,
-        target: &Mailbox,
+        target: &Arc<Mailbox>,
         kind: FrameKind,
         tag: u64,
         body: &[u8],
         wait: Wait,
     ) -> std::result::Result<u64, SendFail> {
-        let corr = self.inbox.next_corr;
-        self.inbox.next_corr += 1;
+        let corr = self.router.corr();
         self.frame.clear();
         FrameHeader {
             kind,
             tag,
             corr,
-            reply_to: self.inbox.mb.id(),
+            reply_to: self.router.inbox_id(),
         }
         .write_into(&mut self.frame);
         self.frame.extend_from_slice(body);
         FrameHeader::seal(&mut self.frame).map_err(|_| SendFail::TooLarge)?;
-        target.send(&self.frame, wait).map(|()| corr)
+        // Registered first: the reply may come before `send` returns.
+        self.router
+            .register_stream(corr, target.clone(), self.tx.clone(), self.tag);
+        match target.send(&self.frame, wait) {
+            Ok(()) => {
+                self.pending.insert(corr);
+                Ok(corr)
+            }
+            Err(e) => {
+                self.router.unregister(corr);
+                Err(e)
+            }
+        }
     }
 
-    /// Receives the next reply (its correlation id and body, or why it failed); `None`
-    /// if none came in `wait`.
     /// The id of the inbox the replies come to (the `reply_to` of every request sent).
     pub(crate) fn inbox_id(&self) -> u64 {
-        self.inbox.mb.id()
+        self.router.inbox_id()
     }
 
+    /// What a routed answer to request `corr` of this pipeline means; `None` for a frame
+    /// that is no reply (dropped).
+    pub(crate) fn answer(
+        &mut self,
+        corr: u64,
+        routed: super::router::Routed,
+    ) -> Option<PipelinedReply> {
+        use super::router::Routed;
+        self.pending.remove(&corr);
+        match routed {
+            Routed::Reply(FrameKind::Reply, body) => Some(Ok(body)),
+            Routed::Reply(FrameKind::ReplyError, body) => {
+                Some(match decode_body::<ReplyFailure>(&body, "ReplyFailure") {
+                    Ok(f) => Err(f),
+                    Err(e) => Err(ReplyFailure::Rejected(e)),
+                })
+            }
+            Routed::Reply(..) => None,
+            // Stream requests have no deadline and no liveness watch: only a router that
+            // ended (its runtime lost) answers this way.
+            Routed::TimedOut | Routed::Died | Routed::Lost => {
+                Some(Err(ReplyFailure::Died(Exit::RuntimeLost, 0)))
+            }
+        }
+    }
+
+    /// Receives the next reply on this pipeline's own channel (its correlation id and
+    /// body, or why it failed); `None` if none came in `wait`.
     pub(crate) fn recv(&mut self, wait: Wait) -> Option<(u64, PipelinedReply)> {
         loop {
-            match self.inbox.mb.recv(&mut self.inbox.consumer, wait) {
-                Received::Frame(frame, _) => {
-                    let Ok((h, body)) = FrameHeader::parse(frame) else {
-                        continue;
-                    };
-                    let reply = match h.kind {
-                        FrameKind::Reply => Ok(body.to_vec()),
-                        FrameKind::ReplyError => {
-                            match decode_body::<ReplyFailure>(body, "ReplyFailure") {
-                                Ok(f) => Err(f),
-                                Err(e) => Err(ReplyFailure::Rejected(e)),
-                            }
-                        }
-                        _ => continue,
-                    };
-                    return Some((h.corr, reply));
-                }
-                Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
-                Received::TimedOut => return None,
+            let rx = self.rx.as_ref()?;
+            let got = match wait {
+                Wait::Never => rx.try_recv().ok(),
+                Wait::Until(t) => rx.recv_deadline(t).ok(),
+                Wait::Forever => rx.recv().ok(),
+            };
+            let (_, corr, routed) = got?;
+            if let Some(reply) = self.answer(corr, routed) {
+                return Some((corr, reply));
             }
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        for corr in self.pending.drain() {
+            self.router.unregister(corr);
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
 pub use context::{Context, TimerHandle};
 pub use reply::ReplyToken;
 pub use router::{AskFuture, TellFuture};
+pub(crate) use router::{Routed, StreamItem};
 
 /// The file of this process's reply router inbox, if it has one.
 pub(crate) fn router_inbox_path() -> Option<std::path::PathBuf> {

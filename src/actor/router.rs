@@ -51,22 +51,45 @@ pub(crate) enum Routed {
     Lost,
 }
 
+/// What a stream's channel carries: the stream's tag, the correlation id, the answer.
+pub(crate) type StreamItem = (u64, u64, Routed);
+
 /// Where a waiter is woken, besides its channel.
 type WakerSlot = Arc<Mutex<Option<Waker>>>;
 
+/// Where a waiter's answer goes.
+enum Delivery {
+    /// One ask: its own channel, and the task to wake.
+    One {
+        tx: Sender<Routed>,
+        waker: Option<WakerSlot>,
+    },
+    /// One of many requests in flight on one channel (a pool's), with the stream's tag
+    /// and the request's correlation id.
+    Stream(Sender<StreamItem>, u64),
+}
+
 struct Waiter {
     target: Arc<Mailbox>,
-    deadline: Instant,
-    tx: Sender<Routed>,
-    waker: Option<WakerSlot>,
+    /// `None` for a stream request: its owner keeps its own time and watches its
+    /// workers, so the router only routes.
+    deadline: Option<Instant>,
+    delivery: Delivery,
 }
 
 impl Waiter {
-    fn deliver(self, what: Routed) {
-        let _ = self.tx.send(what);
-        if let Some(slot) = &self.waker {
-            if let Some(w) = lock(slot).as_ref() {
-                w.wake_by_ref();
+    fn deliver(self, corr: u64, what: Routed) {
+        match self.delivery {
+            Delivery::One { tx, waker } => {
+                let _ = tx.send(what);
+                if let Some(slot) = &waker {
+                    if let Some(w) = lock(slot).as_ref() {
+                        w.wake_by_ref();
+                    }
+                }
+            }
+            Delivery::Stream(tx, tag) => {
+                let _ = tx.send((tag, corr, what));
             }
         }
     }
@@ -159,7 +182,7 @@ impl Router {
     }
 
     /// A fresh correlation id for a request whose reply comes to this router.
-    fn corr(&self) -> u64 {
+    pub(crate) fn corr(&self) -> u64 {
         self.next_corr.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -176,35 +199,68 @@ impl Router {
         waker: Option<WakerSlot>,
     ) -> Receiver<Routed> {
         let (tx, rx) = crossbeam_channel::bounded(1);
+        self.add(
+            corr,
+            Waiter {
+                target,
+                deadline: Some(deadline),
+                delivery: Delivery::One { tx, waker },
+            },
+        );
+        rx
+    }
+
+    /// Registers request `corr` of a stream: its reply goes to `tx` with its id.
+    pub(crate) fn register_stream(
+        &self,
+        corr: u64,
+        target: Arc<Mailbox>,
+        tx: Sender<StreamItem>,
+        tag: u64,
+    ) {
+        self.add(
+            corr,
+            Waiter {
+                target,
+                deadline: None,
+                delivery: Delivery::Stream(tx, tag),
+            },
+        );
+    }
+
+    fn add(&self, corr: u64, waiter: Waiter) {
+        let deadline = waiter.deadline;
         let nudge = {
             let mut t = lock(&self.table);
-            t.waiters.insert(
-                corr,
-                Waiter {
-                    target,
-                    deadline,
-                    tx,
-                    waker,
-                },
-            );
-            let earlier = t.next_deadline.map_or(true, |d| deadline < d);
-            if earlier {
-                t.next_deadline = Some(deadline);
+            t.waiters.insert(corr, waiter);
+            match deadline {
+                None => false,
+                Some(deadline) => {
+                    let earlier = t.next_deadline.map_or(true, |d| deadline < d);
+                    if earlier {
+                        t.next_deadline = Some(deadline);
+                    }
+                    earlier && self.nanos(deadline) < self.wakes_at.load(Ordering::SeqCst)
+                }
             }
-            earlier && self.nanos(deadline) < self.wakes_at.load(Ordering::SeqCst)
         };
-        // A thread that ended after this router was handed out answers nobody: say so
-        // now (its own last sweep may have run before this waiter was added).
-        if !self.alive.load(Ordering::SeqCst) {
-            if let Some(w) = lock(&self.table).waiters.remove(&corr) {
-                w.deliver(Routed::Lost);
-            }
-            return rx;
-        }
-        if nudge {
+        if self.check_alive(corr) && nudge {
             self.nudge();
         }
-        rx
+    }
+
+    /// A thread that ended after this router was handed out answers nobody: the waiter
+    /// is told now (the thread's last sweep may have run before it was added). `false`
+    /// if so.
+    fn check_alive(&self, corr: u64) -> bool {
+        if self.alive.load(Ordering::SeqCst) {
+            return true;
+        }
+        let w = lock(&self.table).waiters.remove(&corr);
+        if let Some(w) = w {
+            w.deliver(corr, Routed::Lost);
+        }
+        false
     }
 
     /// Wakes the router thread early (a frame with correlation id 0, which no waiter has).
@@ -222,7 +278,7 @@ impl Router {
         }
     }
 
-    fn unregister(&self, corr: u64) {
+    pub(crate) fn unregister(&self, corr: u64) {
         lock(&self.table).waiters.remove(&corr);
     }
 
@@ -321,7 +377,7 @@ impl Router {
                         Ok((h, body)) if h.corr != 0 => {
                             let waiter = lock(&self.table).waiters.remove(&h.corr);
                             match waiter {
-                                Some(w) => w.deliver(Routed::Reply(h.kind, body.to_vec())),
+                                Some(w) => w.deliver(h.corr, Routed::Reply(h.kind, body.to_vec())),
                                 None => count_late_reply(),
                             }
                         }
@@ -371,7 +427,8 @@ impl Router {
             let mut next: Option<Instant> = None;
             let mut verdicts = Vec::new();
             for (&corr, w) in &t.waiters {
-                let why = if w.deadline <= now {
+                let Some(deadline) = w.deadline else { continue };
+                let why = if deadline <= now {
                     Some(Routed::TimedOut)
                 } else if liveness && w.target.is_lost() {
                     Some(Routed::Lost)
@@ -382,29 +439,32 @@ impl Router {
                 };
                 match why {
                     Some(why) => verdicts.push((corr, why)),
-                    None => next = Some(next.map_or(w.deadline, |n| n.min(w.deadline))),
+                    None => next = Some(next.map_or(deadline, |n| n.min(deadline))),
                 }
             }
             t.next_deadline = next;
             for (corr, why) in verdicts {
                 if let Some(w) = t.waiters.remove(&corr) {
-                    ended.push((w, why));
+                    ended.push((corr, w, why));
                 }
             }
         }
         // Delivered outside the lock: a waker may run code of the executor's.
-        for (w, why) in ended {
-            w.deliver(why);
+        for (corr, w, why) in ended {
+            w.deliver(corr, why);
         }
     }
 
     fn fail_all(&self, why: Routed) {
-        let waiters: Vec<Waiter> = lock(&self.table).waiters.drain().map(|(_, w)| w).collect();
-        for w in waiters {
-            w.deliver(match why {
-                Routed::Lost => Routed::Lost,
-                _ => Routed::Died,
-            });
+        let waiters: Vec<(u64, Waiter)> = lock(&self.table).waiters.drain().collect();
+        for (corr, w) in waiters {
+            w.deliver(
+                corr,
+                match why {
+                    Routed::Lost => Routed::Lost,
+                    _ => Routed::Died,
+                },
+            );
         }
     }
 }

@@ -50,11 +50,15 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::actor::{send_stop, Dispatch, Handles, Message, Pipeline, PipelinedReply, ReplyFailure};
+use crate::actor::{
+    send_stop, Dispatch, Handles, Message, Pipeline, PipelinedReply, ReplyFailure, Routed,
+    StreamItem,
+};
 use crate::error::{Error, Result};
 use crate::mailbox::{Mailbox, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED};
 use crate::process::{Exit, SpawnOptions, StartMethod};
 use crate::wire::{decode_body, encode_body, push_record, records, FrameKind};
+use crossbeam_channel::{Receiver, Sender};
 
 /// Options of a [`Pool`]: the builder of [`Pool::with_options`].
 ///
@@ -190,6 +194,8 @@ struct Shared {
     /// Maps and imaps in progress; `join` waits for them.
     active_runs: Mutex<usize>,
     runs_done: std::sync::Condvar,
+    /// Hands async calls to the pool's dispatcher thread, once it runs.
+    dispatcher: Mutex<Option<Sender<NewCall>>>,
 }
 
 /// A pool of worker processes of actor type `W`. See the [module docs](self).
@@ -261,6 +267,7 @@ impl<W: Dispatch> Pool<W> {
             terminated: std::sync::atomic::AtomicBool::new(false),
             active_runs: Mutex::new(0),
             runs_done: std::sync::Condvar::new(),
+            dispatcher: Mutex::new(None),
         });
         let pool = Pool {
             shared,
@@ -527,8 +534,9 @@ impl<W: Dispatch> Pool<W> {
 
     /// Starts one task and returns at once; [`AsyncResult::get`] waits for the result.
     /// A task submitted before [`close`](Pool::close) runs, and [`join`](Pool::join)
-    /// waits for it, as in Python. (Each call runs on a thread of its own until its
-    /// result is in.)
+    /// waits for it, as in Python. Every async call of a pool is driven by one
+    /// dispatcher thread of the pool, whatever their number, and their results come
+    /// through the process's reply router.
     ///
     /// ```
     /// # use procession::prelude::*;
@@ -555,13 +563,10 @@ impl<W: Dispatch> Pool<W> {
         W: Handles<M> + 'static,
         M: Message,
     {
-        self.run_async(move |pool, admitted| {
-            let mut run = Run::<W, M>::admitted(pool, Box::new(std::iter::once(msg)), 1, admitted)?;
-            match run.next_chunk() {
-                Some(Ok((_, mut v))) if v.len() == 1 => Ok(v.remove(0)),
-                Some(Err(e)) => Err(e),
-                _ => Err(Error::Runtime("the task produced no result".into())),
-            }
+        self.run_async(vec![msg], 1, |r: Result<Vec<M::Reply>>| match r {
+            Ok(mut v) if v.len() == 1 => Ok(v.remove(0)),
+            Ok(_) => Err(Error::Runtime("the task produced no result".into())),
+            Err(e) => Err(e),
         })
     }
 
@@ -573,7 +578,13 @@ impl<W: Dispatch> Pool<W> {
         M: Message,
     {
         let items: Vec<M> = items.into_iter().collect();
-        self.run_async(move |pool, admitted| pool.map_admitted(items, None, admitted))
+        let workers = self.processes().max(1);
+        let chunk = self
+            .shared
+            .opts
+            .chunksize
+            .unwrap_or_else(|| items.len().div_ceil(workers * 4).max(1));
+        self.run_async(items, chunk, |r| r)
     }
 
     /// [`starmap`](Pool::starmap) without waiting (Python's `starmap_async`).
@@ -589,13 +600,19 @@ impl<W: Dispatch> Pool<W> {
     }
 
     /// Admits a call now (so that `close` after it does not refuse it, and `join` waits
-    /// for it), then runs it on a thread of its own.
-    fn run_async<R: Send + 'static>(
+    /// for it), then hands it to the pool's dispatcher thread, which drives every async
+    /// call of the pool at once: their replies come through the process's reply router
+    /// on one channel. `done` turns the tasks' results into the call's.
+    fn run_async<M, R>(
         &self,
-        call: impl FnOnce(&Pool<W>, Admission) -> Result<R> + Send + 'static,
+        items: Vec<M>,
+        chunk: usize,
+        done: impl FnOnce(Result<Vec<M::Reply>>) -> Result<R> + Send + 'static,
     ) -> AsyncResult<R>
     where
-        W: 'static,
+        W: Handles<M> + 'static,
+        M: Message,
+        R: Send + 'static,
     {
         let slot = Arc::new(AsyncSlot {
             state: Mutex::new(AsyncState {
@@ -604,19 +621,64 @@ impl<W: Dispatch> Pool<W> {
             }),
             ready: std::sync::Condvar::new(),
         });
-        match Admission::new(self) {
-            Err(e) => slot.fulfil(Err(e)),
-            Ok(admitted) => {
-                let (pool, slot) = (self.clone(), slot.clone());
-                let delivery = admitted.another();
-                std::thread::spawn(move || {
-                    let r = call(&pool, admitted);
-                    slot.fulfil(r);
-                    drop(delivery);
-                });
+        let admitted = match Admission::new(self) {
+            Ok(a) => a,
+            Err(e) => {
+                slot.fulfil(Err(e));
+                return AsyncResult { slot };
             }
+        };
+        let (pool, delivered) = (self.clone(), slot.clone());
+        let delivery = admitted.another();
+        let call: NewCall = Box::new(move |tx, tag| {
+            let n = items.len();
+            let pipe = match Pipeline::on_stream(tx, tag) {
+                Ok(p) => p,
+                Err(e) => {
+                    delivered.fulfil(done(Err(e)));
+                    return None;
+                }
+            };
+            let run =
+                Run::<W, M>::with_pipe(&pool, Box::new(items.into_iter()), chunk, admitted, pipe);
+            let mut out = Vec::new();
+            out.resize_with(n, || None);
+            Some(Box::new(MapCall {
+                run,
+                out,
+                deliver: Some(Box::new(move |r| delivered.fulfil(done(r)))),
+                _delivery: delivery,
+            }) as Box<dyn AsyncCall>)
+        });
+        if let Err(e) = self.dispatch(call) {
+            slot.fulfil(Err(e));
         }
         AsyncResult { slot }
+    }
+
+    /// Hands `call` to the dispatcher thread, starting it first if need be.
+    fn dispatch(&self, call: NewCall) -> Result<()> {
+        let mut d = self
+            .shared
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let call = match d.as_ref() {
+            Some(tx) => match tx.send(call) {
+                Ok(()) => return Ok(()),
+                // Its thread has ended (it cannot, unless it panicked): start another.
+                Err(crossbeam_channel::SendError(call)) => call,
+            },
+            None => call,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("procession-pool".into())
+            .spawn(move || dispatcher_main(rx))
+            .map_err(|e| Error::io("cannot start the pool's dispatcher thread", e))?;
+        let sent = tx.send(call);
+        *d = Some(tx);
+        sent.map_err(|_| Error::Runtime("the pool's dispatcher thread ended".into()))
     }
 
     /// Accepts no more tasks (Python's `close`); [`join`](Pool::join) then waits for the
@@ -847,7 +909,8 @@ impl<R> AsyncResult<R> {
 
     /// Calls `f` with the result once it is ready (at once, on this thread, if it is
     /// already) — Python's `callback` and `error_callback` in one. Otherwise it runs on
-    /// the thread that delivers the result, so keep it short.
+    /// the pool's dispatcher thread, which drives every async call of the pool: keep it
+    /// short (Python's callbacks run on its result-handler thread, with the same advice).
     pub fn on_ready(self, f: impl FnOnce(&Result<R>) + Send + 'static) -> Self {
         {
             let mut st = self.slot.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -876,6 +939,125 @@ struct Outstanding {
     running_since: Option<Instant>,
     /// Its worker was killed because it ran longer than the task timeout.
     timed_out: bool,
+}
+
+/// An async call, built on the dispatcher thread from the stream it answers on (its
+/// sender, and its tag in it); `None` if it failed at once (its result is delivered).
+type NewCall = Box<dyn FnOnce(Sender<StreamItem>, u64) -> Option<Box<dyn AsyncCall>> + Send>;
+
+/// A call the dispatcher drives.
+trait AsyncCall {
+    /// Takes one routed answer (or none) and goes as far as it can without waiting;
+    /// `true` once its result has been delivered.
+    fn advance(&mut self, incoming: Option<(u64, Routed)>) -> bool;
+}
+
+/// Delivers an async call's results.
+type Deliver<R> = Box<dyn FnOnce(Result<Vec<R>>)>;
+
+/// `apply_async`/`map_async`: the tasks' results, in input order, to deliver at the end.
+struct MapCall<W, M: Message> {
+    run: Run<W, M>,
+    out: Vec<Option<M::Reply>>,
+    deliver: Option<Deliver<M::Reply>>,
+    /// Held until the result and its callback are delivered (`join` waits for it).
+    _delivery: Admission,
+}
+
+impl<W: Dispatch + Handles<M>, M: Message> AsyncCall for MapCall<W, M> {
+    fn advance(&mut self, incoming: Option<(u64, Routed)>) -> bool {
+        let mut incoming = incoming
+            .and_then(|(corr, routed)| self.run.pipe.answer(corr, routed).map(|r| (corr, r)));
+        loop {
+            let result = match self.run.advance(incoming.take()) {
+                Progress::Chunk(Ok((start, results))) => {
+                    for (i, r) in results.into_iter().enumerate() {
+                        if let Some(slot) = self.out.get_mut(start + i) {
+                            *slot = Some(r);
+                        }
+                    }
+                    continue;
+                }
+                Progress::Chunk(Err(e)) => Err(e),
+                Progress::Done => std::mem::take(&mut self.out)
+                    .into_iter()
+                    .map(|r| r.ok_or_else(|| Error::Runtime("a task produced no result".into())))
+                    .collect(),
+                Progress::Waiting | Progress::Replacing => return false,
+            };
+            if let Some(deliver) = self.deliver.take() {
+                deliver(result);
+            }
+            return true;
+        }
+    }
+}
+
+/// The dispatcher thread of one pool: drives every async call of it, taking their
+/// replies from one channel fed by the reply router, and gives each call a step at
+/// least every [`LIVENESS_SLICE`] (task timeouts, worker replacement). It ends once the
+/// pool is gone and no call remains.
+fn dispatcher_main(new: Receiver<NewCall>) {
+    let (tx, replies) = crossbeam_channel::unbounded::<StreamItem>();
+    let mut calls: HashMap<u64, Box<dyn AsyncCall>> = HashMap::new();
+    let mut next_tag = 1u64;
+    let mut new = Some(new);
+    let mut last_tick = Instant::now();
+    // Runs one step of a call; a call that panics is dropped (its admission with it).
+    let step = |call: &mut Box<dyn AsyncCall>, incoming: Option<(u64, Routed)>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.advance(incoming)))
+            .unwrap_or_else(|_| {
+                tracing::error!("a pool's async call panicked in its dispatcher; dropped");
+                true
+            })
+    };
+    loop {
+        let never = crossbeam_channel::never();
+        let new_rx = new.as_ref().unwrap_or(&never);
+        crossbeam_channel::select! {
+            recv(new_rx) -> c => match c {
+                Ok(make) => {
+                    let tag = next_tag;
+                    next_tag += 1;
+                    if let Some(mut call) = make(tx.clone(), tag) {
+                        if !step(&mut call, None) {
+                            calls.insert(tag, call);
+                        }
+                    }
+                }
+                Err(_) => new = None,
+            },
+            recv(replies) -> r => {
+                if let Ok((tag, corr, routed)) = r {
+                    if let Some(call) = calls.get_mut(&tag) {
+                        if step(call, Some((corr, routed))) {
+                            calls.remove(&tag);
+                        }
+                    }
+                }
+            },
+            default(LIVENESS_SLICE) => {},
+        }
+        if new.is_none() && calls.is_empty() {
+            return;
+        }
+        if last_tick.elapsed() >= LIVENESS_SLICE {
+            calls.retain(|_, call| !step(call, None));
+            last_tick = Instant::now();
+        }
+    }
+}
+
+/// Where a call stands after [`Run::advance`].
+enum Progress<R> {
+    /// A chunk finished: its first index and results, or its error.
+    Chunk(Result<(usize, Vec<R>)>),
+    /// Every task is done.
+    Done,
+    /// Waiting for replies.
+    Waiting,
+    /// Tasks remain, but every worker is being replaced: waiting for one.
+    Replacing,
 }
 
 /// One map/imap: sends chunks to workers and collects their results.
@@ -913,9 +1095,25 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
         chunk: usize,
         admitted: Admission,
     ) -> Result<Self> {
+        Ok(Self::with_pipe(
+            pool,
+            items,
+            chunk,
+            admitted,
+            Pipeline::new()?,
+        ))
+    }
+
+    /// A call whose replies come through `pipe`.
+    fn with_pipe(
+        pool: &Pool<W>,
+        items: Box<dyn Iterator<Item = M>>,
+        chunk: usize,
+        admitted: Admission,
+        pipe: Pipeline,
+    ) -> Self {
         let n = pool.processes();
-        let pipe = Pipeline::new()?;
-        Ok(Run {
+        Run {
             pool: pool.clone(),
             items: items.peekable(),
             next_index: 0,
@@ -927,7 +1125,7 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
             deadline: None,
             last_failed: None,
             _admitted: admitted,
-        })
+        }
     }
 
     /// Sends chunks while some worker has room in this call's window.
@@ -1090,75 +1288,91 @@ impl<W: Dispatch + Handles<M>, M: Message> Run<W, M> {
         }
     }
 
-    /// The next finished chunk: its first index and results.
+    /// The next finished chunk: its first index and results (a blocking call's loop).
     fn next_chunk(&mut self) -> Option<Result<(usize, Vec<M::Reply>)>> {
+        let mut incoming = None;
         loop {
-            if let Some((at, timeout)) = self.deadline {
-                if Instant::now() >= at {
-                    return Some(Err(Error::Timeout(timeout)));
+            match self.advance(incoming.take()) {
+                Progress::Chunk(r) => return Some(r),
+                Progress::Done => return None,
+                Progress::Replacing => {
+                    let first = self.pool.workers().first().map(|w| w.mb.clone());
+                    if let Some(mb) = first {
+                        mb.wait_state_change(mb.state(), LIVENESS_SLICE);
+                    }
                 }
-            }
-            if let Err(e) = self.pump() {
-                return Some(Err(e));
-            }
-            if self
-                .pool
-                .shared
-                .terminated
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                // terminate() took the workers away: nothing in flight will come back.
-                // Its tasks died with their workers.
-                let lost = std::mem::take(&mut self.outstanding);
-                if let Some(o) = lost.into_values().next() {
-                    return Some(Err(Error::ActorDied {
-                        actor: self.pool.shared.name.to_string(),
-                        pid: o.pid,
-                        exit: Some(Exit::Signaled(9)),
-                    }));
+                Progress::Waiting => {
+                    let slice = match self.deadline {
+                        Some((at, _)) => at
+                            .saturating_duration_since(Instant::now())
+                            .min(LIVENESS_SLICE),
+                        None => LIVENESS_SLICE,
+                    };
+                    incoming = self.pipe.recv(Wait::from_timeout(Some(slice)));
                 }
-                if self.items.peek().is_some() {
-                    return Some(Err(Error::Runtime("the pool was terminated".into())));
-                }
-                return None;
-            }
-            if self.outstanding.is_empty() {
-                // Done once no task remains...
-                self.items.peek()?;
-                // ...but tasks remain but every worker is being replaced (maxtasksperchild):
-                // wait for a replacement.
-                self.pool.maintain();
-                let first = self.pool.workers().first().map(|w| w.mb.clone());
-                if let Some(mb) = first {
-                    mb.wait_state_change(mb.state(), LIVENESS_SLICE);
-                }
-                continue;
-            }
-            self.pool.maintain();
-            self.enforce_task_timeout();
-            let slice = match self.deadline {
-                Some((at, _)) => at
-                    .saturating_duration_since(Instant::now())
-                    .min(LIVENESS_SLICE),
-                None => LIVENESS_SLICE,
-            };
-            let Some((corr, reply)) = self.pipe.recv(Wait::from_timeout(Some(slice))) else {
-                continue;
-            };
-            let Some(o) = self.outstanding.remove(&corr) else {
-                continue; // a late reply to a chunk already retried
-            };
-            self.in_flight[o.worker] = self.in_flight[o.worker].saturating_sub(1);
-            self.release(o.worker, o.len);
-            let place = (o.start, o.len);
-            match self.finish(o, reply) {
-                Some(r) => {
-                    self.last_failed = r.is_err().then_some(place);
-                    return Some(r);
-                }
-                None => continue,
             }
         }
+    }
+
+    /// One step of the call, without waiting: takes the reply that came (if any), then
+    /// checks the deadline, sends what the windows allow, replaces workers and enforces
+    /// the task timeout. The blocking loop above and the pool's dispatcher of async
+    /// calls both drive a call with it.
+    fn advance(&mut self, incoming: Option<(u64, PipelinedReply)>) -> Progress<M::Reply> {
+        if let Some((corr, reply)) = incoming {
+            // (No entry: a late reply to a chunk already retried.)
+            if let Some(o) = self.outstanding.remove(&corr) {
+                self.in_flight[o.worker] = self.in_flight[o.worker].saturating_sub(1);
+                self.release(o.worker, o.len);
+                let place = (o.start, o.len);
+                if let Some(r) = self.finish(o, reply) {
+                    self.last_failed = r.is_err().then_some(place);
+                    return Progress::Chunk(r);
+                }
+            }
+        }
+        if let Some((at, timeout)) = self.deadline {
+            if Instant::now() >= at {
+                return Progress::Chunk(Err(Error::Timeout(timeout)));
+            }
+        }
+        if let Err(e) = self.pump() {
+            return Progress::Chunk(Err(e));
+        }
+        if self
+            .pool
+            .shared
+            .terminated
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            // terminate() took the workers away: nothing in flight will come back.
+            // Its tasks died with their workers.
+            let lost = std::mem::take(&mut self.outstanding);
+            if let Some(o) = lost.into_values().next() {
+                return Progress::Chunk(Err(Error::ActorDied {
+                    actor: self.pool.shared.name.to_string(),
+                    pid: o.pid,
+                    exit: Some(Exit::Signaled(9)),
+                }));
+            }
+            if self.items.peek().is_some() {
+                return Progress::Chunk(Err(Error::Runtime("the pool was terminated".into())));
+            }
+            return Progress::Done;
+        }
+        if self.outstanding.is_empty() {
+            // Done once no task remains...
+            if self.items.peek().is_none() {
+                return Progress::Done;
+            }
+            // ...but tasks remain and every worker is being replaced (maxtasksperchild):
+            // wait for a replacement.
+            self.pool.maintain();
+            return Progress::Replacing;
+        }
+        self.pool.maintain();
+        self.enforce_task_timeout();
+        Progress::Waiting
     }
 
     fn finish(
