@@ -110,6 +110,10 @@ pub fn runtimes_in(base: &Path) -> Vec<RuntimeInfo> {
 /// assert!(procession::inspect::runtimes().contains(&rt));
 /// # Ok::<(), procession::Error>(())
 /// ```
+///
+/// # Errors
+/// [`Error::Runtime`] if this process has no runtime yet (it has
+/// spawned nothing).
 pub fn this_runtime() -> Result<RuntimeInfo> {
     let rt = crate::process::runtime::get()?;
     let dir = rt.dir().to_path_buf();
@@ -178,6 +182,10 @@ pub struct ActorView {
 /// Every actor of the runtime `rt`, read from its directory, in no particular order.
 /// Queues, pipes and reply inboxes, which share the mailbox format, are left out, as are
 /// files that vanish or do not check out while they are read.
+///
+/// # Errors
+/// [`Error::Io`] if the runtime directory cannot be read (the runtime has
+/// ended). A mailbox that cannot be mapped is left out, not an error.
 pub fn actors(rt: &RuntimeInfo) -> Result<Vec<ActorView>> {
     let dir = std::fs::read_dir(&rt.dir).map_err(|e| {
         Error::io(

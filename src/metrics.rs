@@ -111,6 +111,9 @@ pub struct Exporter {
 impl Exporter {
     /// An exporter of this process's runtime (created if there is none yet, as
     /// [`spawn`](crate::spawn) would).
+    ///
+    /// # Errors
+    /// As [`inspect::this_runtime`].
     pub fn new() -> Result<Exporter> {
         Ok(Self::for_runtime(inspect::this_runtime()?))
     }
@@ -134,6 +137,9 @@ impl Exporter {
     /// Reads every actor of the runtime and records it; records once more, as ended, each
     /// actor recorded last time that is gone. Returns how many actors it recorded as
     /// present. An error (the runtime directory is gone) records nothing.
+    ///
+    /// # Errors
+    /// As [`inspect::actors`].
     pub fn publish(&mut self) -> Result<usize> {
         let actors = inspect::actors(&self.runtime)?;
         Ok(self.record(&actors))
@@ -239,6 +245,9 @@ pub struct Publisher {
 /// an [`Exporter`] into the global recorder, at once and then every `interval`. A
 /// publish that fails (the runtime is gone) is logged with `tracing` and tried again at
 /// the next interval.
+///
+/// # Errors
+/// As [`Exporter::new`], and [`Error::Io`] if its thread cannot start.
 pub fn publish_every(interval: Duration) -> Result<Publisher> {
     let mut exporter = Exporter::new()?;
     let (stop, stopped) = mpsc::channel::<()>();

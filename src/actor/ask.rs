@@ -345,39 +345,61 @@ impl ReplyRoutes {
 pub(crate) type PipelinedReply = std::result::Result<Vec<u8>, ReplyFailure>;
 
 /// Many requests in flight at once, matched to their replies by correlation id (a pool's
-/// calls use it). The replies come through the process's reply router, on a crossbeam
-/// channel: the pipeline's own ([`Pipeline::new`], read with [`Pipeline::recv`]), or one
-/// it shares with other pipelines ([`Pipeline::on_stream`], read by its owner).
+/// calls use it), in one of two ways:
+/// - [`Pipeline::new`]: the replies come to a reply inbox of the pipeline's own, which
+///   its owner reads with [`Pipeline::recv`] (a blocking map or imap). This is the fast
+///   way: the reply wakes the caller directly.
+/// - [`Pipeline::on_stream`]: the replies come through the process's reply router, to a
+///   channel shared with other pipelines, and the owner hands each to
+///   [`Pipeline::answer`] (a pool's dispatcher of async calls, which drives them all).
 pub(crate) struct Pipeline {
-    router: Arc<super::router::Router>,
-    tx: crossbeam_channel::Sender<super::router::StreamItem>,
-    tag: u64,
-    rx: Option<crossbeam_channel::Receiver<super::router::StreamItem>>,
-    /// Sent and not answered yet: unregistered when the pipeline is dropped.
-    pending: std::collections::HashSet<u64>,
+    way: Way,
     frame: Vec<u8>,
 }
 
+enum Way {
+    Direct(Inbox),
+    Routed {
+        router: Arc<super::router::Router>,
+        tx: crossbeam_channel::Sender<super::router::StreamItem>,
+        tag: u64,
+        /// Sent and not answered yet: unregistered when the pipeline is dropped.
+        pending: std::collections::HashSet<u64>,
+    },
+}
+
 impl Pipeline {
-    /// A pipeline with a channel of its own.
+    /// A pipeline with a fresh reply inbox, removed when it is dropped.
     pub(crate) fn new() -> Result<Pipeline> {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let mut p = Self::on_stream(tx, 0)?;
-        p.rx = Some(rx);
-        Ok(p)
+        let rt = runtime::get()?;
+        let mb = Mailbox::create(rt.dir(), &inbox_config(), "reply-inbox", true)
+            .map_err(|e| Error::io("cannot create a reply inbox", e))?;
+        mb.set_pid(std::process::id());
+        mb.set_running();
+        mb.set_waiting_corr(crate::mailbox::ANY_CORR);
+        Ok(Pipeline {
+            way: Way::Direct(Inbox {
+                mb,
+                consumer: Consumer::new(),
+                next_corr: 1,
+            }),
+            frame: Vec::new(),
+        })
     }
 
-    /// A pipeline whose replies go to `tx`, with `tag` and their correlation ids.
+    /// A pipeline whose replies go through the router to `tx`, with `tag` and their
+    /// correlation ids.
     pub(crate) fn on_stream(
         tx: crossbeam_channel::Sender<super::router::StreamItem>,
         tag: u64,
     ) -> Result<Pipeline> {
         Ok(Pipeline {
-            router: super::router::router()?,
-            tx,
-            tag,
-            rx: None,
-            pending: Default::default(),
+            way: Way::Routed {
+                router: super::router::router()?,
+                tx,
+                tag,
+                pending: Default::default(),
+            },
             frame: Vec::new(),
         })
     }
@@ -391,35 +413,53 @@ impl Pipeline {
         body: &[u8],
         wait: Wait,
     ) -> std::result::Result<u64, SendFail> {
-        let corr = self.router.corr();
+        let corr = match &mut self.way {
+            Way::Direct(inbox) => {
+                inbox.next_corr += 1;
+                inbox.next_corr - 1
+            }
+            Way::Routed { router, .. } => router.corr(),
+        };
         self.frame.clear();
         FrameHeader {
             kind,
             tag,
             corr,
-            reply_to: self.router.inbox_id(),
+            reply_to: self.inbox_id(),
         }
         .write_into(&mut self.frame);
         self.frame.extend_from_slice(body);
         FrameHeader::seal(&mut self.frame).map_err(|_| SendFail::TooLarge)?;
-        // Registered first: the reply may come before `send` returns.
-        self.router
-            .register_stream(corr, target.clone(), self.tx.clone(), self.tag);
-        match target.send(&self.frame, wait) {
-            Ok(()) => {
-                self.pending.insert(corr);
-                Ok(corr)
-            }
-            Err(e) => {
-                self.router.unregister(corr);
-                Err(e)
+        match &mut self.way {
+            Way::Direct(_) => target.send(&self.frame, wait).map(|()| corr),
+            Way::Routed {
+                router,
+                tx,
+                tag: stream,
+                pending,
+            } => {
+                // Registered first: the reply may come before `send` returns.
+                router.register_stream(corr, target.clone(), tx.clone(), *stream);
+                match target.send(&self.frame, wait) {
+                    Ok(()) => {
+                        pending.insert(corr);
+                        Ok(corr)
+                    }
+                    Err(e) => {
+                        router.unregister(corr);
+                        Err(e)
+                    }
+                }
             }
         }
     }
 
     /// The id of the inbox the replies come to (the `reply_to` of every request sent).
     pub(crate) fn inbox_id(&self) -> u64 {
-        self.router.inbox_id()
+        match &self.way {
+            Way::Direct(inbox) => inbox.mb.id(),
+            Way::Routed { router, .. } => router.inbox_id(),
+        }
     }
 
     /// What a routed answer to request `corr` of this pipeline means; `None` for a frame
@@ -430,16 +470,11 @@ impl Pipeline {
         routed: super::router::Routed,
     ) -> Option<PipelinedReply> {
         use super::router::Routed;
-        self.pending.remove(&corr);
+        if let Way::Routed { pending, .. } = &mut self.way {
+            pending.remove(&corr);
+        }
         match routed {
-            Routed::Reply(FrameKind::Reply, body) => Some(Ok(body)),
-            Routed::Reply(FrameKind::ReplyError, body) => {
-                Some(match decode_body::<ReplyFailure>(&body, "ReplyFailure") {
-                    Ok(f) => Err(f),
-                    Err(e) => Err(ReplyFailure::Rejected(e)),
-                })
-            }
-            Routed::Reply(..) => None,
+            Routed::Reply(kind, body) => reply_of(kind, &body),
             // Stream requests have no deadline and no liveness watch: only a router that
             // ended (its runtime lost) answers this way.
             Routed::TimedOut | Routed::Died | Routed::Lost => {
@@ -448,28 +483,51 @@ impl Pipeline {
         }
     }
 
-    /// Receives the next reply on this pipeline's own channel (its correlation id and
-    /// body, or why it failed); `None` if none came in `wait`.
+    /// Receives the next reply in this pipeline's own inbox (its correlation id and
+    /// body, or why it failed); `None` if none came in `wait`, or for a routed pipeline.
     pub(crate) fn recv(&mut self, wait: Wait) -> Option<(u64, PipelinedReply)> {
+        let Way::Direct(inbox) = &mut self.way else {
+            return None;
+        };
         loop {
-            let rx = self.rx.as_ref()?;
-            let got = match wait {
-                Wait::Never => rx.try_recv().ok(),
-                Wait::Until(t) => rx.recv_deadline(t).ok(),
-                Wait::Forever => rx.recv().ok(),
-            };
-            let (_, corr, routed) = got?;
-            if let Some(reply) = self.answer(corr, routed) {
-                return Some((corr, reply));
+            match inbox.mb.recv(&mut inbox.consumer, wait) {
+                Received::Frame(frame, _) => {
+                    let Ok((h, body)) = FrameHeader::parse(frame) else {
+                        continue;
+                    };
+                    if let Some(reply) = reply_of(h.kind, body) {
+                        return Some((h.corr, reply));
+                    }
+                }
+                Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
+                Received::TimedOut => return None,
             }
         }
     }
 }
 
+/// A pipelined request's reply frame of `kind`: its body, or why it failed; `None` for a
+/// frame that is no reply.
+fn reply_of(kind: FrameKind, body: &[u8]) -> Option<PipelinedReply> {
+    match kind {
+        FrameKind::Reply => Some(Ok(body.to_vec())),
+        FrameKind::ReplyError => Some(match decode_body::<ReplyFailure>(body, "ReplyFailure") {
+            Ok(f) => Err(f),
+            Err(e) => Err(ReplyFailure::Rejected(e)),
+        }),
+        _ => None,
+    }
+}
+
 impl Drop for Pipeline {
     fn drop(&mut self) {
-        for corr in self.pending.drain() {
-            self.router.unregister(corr);
+        if let Way::Routed {
+            router, pending, ..
+        } = &mut self.way
+        {
+            for corr in pending.drain() {
+                router.unregister(corr);
+            }
         }
     }
 }

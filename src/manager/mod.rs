@@ -79,6 +79,10 @@ fn dec_opt<T: DeserializeOwned>(b: Option<ByteBuf>) -> Result<Option<T>> {
 
 impl Manager {
     /// Starts a manager server in its own process.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the manager's process cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn start() -> Result<Manager> {
         Ok(Manager {
             server: crate::spawn(ManagerServer::default())?,
@@ -86,6 +90,13 @@ impl Manager {
     }
 
     /// A new, empty shared map.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn dict<K, V>(&self) -> Result<SharedMap<K, V>> {
         Ok(SharedMap {
             server: self.server.clone(),
@@ -95,6 +106,13 @@ impl Manager {
     }
 
     /// A new, empty shared list.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn list<T>(&self) -> Result<SharedList<T>> {
         Ok(SharedList {
             server: self.server.clone(),
@@ -104,6 +122,13 @@ impl Manager {
     }
 
     /// A new, empty namespace (named attributes of any serializable types).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn namespace(&self) -> Result<Namespace> {
         Ok(Namespace {
             server: self.server.clone(),
@@ -114,6 +139,13 @@ impl Manager {
     /// A new value of a [`Managed`] type held by the server, and a proxy to it (Python's
     /// `manager.RegisteredType(...)` after `BaseManager.register`). The type must be
     /// registered with [`register!`]; see [`Managed`] for an example.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn create<T: Registered>(&self, value: T) -> Result<Proxy<T>> {
         let id = self
             .server
@@ -127,16 +159,37 @@ impl Manager {
     }
 
     /// A queue shared by processes (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>> {
         Queue::unbounded()
     }
 
     /// A lock shared by processes (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn lock(&self) -> Result<Lock> {
         Lock::new()
     }
 
     /// An event shared by processes (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn event(&self) -> Result<Event> {
         Event::new()
     }
@@ -147,6 +200,9 @@ impl Manager {
     }
 
     /// Stops the server and waits for it; proxies then fail with `ActorDied`.
+    ///
+    /// # Errors
+    /// As [`ActorRef::join`](crate::ActorRef::join) of the server.
     pub fn shutdown(&self) -> Result<Exit> {
         self.server.stop()?;
         self.server.join()
@@ -174,11 +230,25 @@ impl<K, V> Clone for SharedMap<K, V> {
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap<K, V> {
     /// The value under `key`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         dec_opt(self.server.ask(MapGet(self.id, enc(key)?))?)
     }
 
     /// Inserts; returns the previous value.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
         dec_opt(
             self.server
@@ -187,26 +257,61 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     }
 
     /// Removes; returns the value that was there.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
         dec_opt(self.server.ask(MapRemove(self.id, enc(key)?))?)
     }
 
     /// Whether `key` is present.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn contains_key(&self, key: &K) -> Result<bool> {
         Ok(self.get(key)?.is_some())
     }
 
     /// Number of entries.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn len(&self) -> Result<usize> {
         self.server.ask(Len(self.id))
     }
 
     /// Whether the map is empty.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
     /// Inserts many entries in one atomic operation.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn update(&self, entries: impl IntoIterator<Item = (K, V)>) -> Result<()> {
         let entries = entries
             .into_iter()
@@ -216,6 +321,13 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     }
 
     /// A copy of every entry at one moment, in insertion order (iterate it freely).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn snapshot(&self) -> Result<Vec<(K, V)>> {
         self.server
             .ask(MapSnapshot(self.id))?
@@ -225,6 +337,13 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     }
 
     /// Python's `dict.items()`: the same as [`snapshot`](SharedMap::snapshot).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn items(&self) -> Result<Vec<(K, V)>> {
         self.snapshot()
     }
@@ -242,26 +361,61 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     /// m.shutdown()?;
     /// # Ok::<(), procession::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn iter(&self) -> Result<std::vec::IntoIter<(K, V)>> {
         Ok(self.snapshot()?.into_iter())
     }
 
     /// The keys, in insertion order (from one snapshot).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn keys(&self) -> Result<Vec<K>> {
         Ok(self.snapshot()?.into_iter().map(|(k, _)| k).collect())
     }
 
     /// The values, in insertion order (from one snapshot).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn values(&self) -> Result<Vec<V>> {
         Ok(self.snapshot()?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Python's `dict.pop(key)`: removes the entry and returns its value.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn pop(&self, key: &K) -> Result<Option<V>> {
         self.remove(key)
     }
 
     /// Python's `dict.popitem()`: removes and returns the entry inserted last.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn pop_item(&self) -> Result<Option<(K, V)>> {
         self.server
             .ask(MapPopItem(self.id))?
@@ -271,6 +425,13 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
 
     /// Python's `dict.setdefault(key, default)`: the value under `key`, after inserting
     /// `default` there if it was absent, in one atomic operation.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn set_default(&self, key: K, default: V) -> Result<V> {
         dec(&self
             .server
@@ -278,6 +439,13 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     }
 
     /// Removes every entry.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn clear(&self) -> Result<()> {
         self.server.ask(Clear(self.id))
     }
@@ -304,21 +472,49 @@ impl<T> Clone for SharedList<T> {
 
 impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// Appends a value.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn push(&self, value: T) -> Result<()> {
         self.server.ask(ListPush(self.id, enc(&value)?))
     }
 
     /// Removes and returns the last value.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn pop(&self) -> Result<Option<T>> {
         dec_opt(self.server.ask(ListPop(self.id))?)
     }
 
     /// The value at `index`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn get(&self, index: usize) -> Result<Option<T>> {
         dec_opt(self.server.ask(ListGet(self.id, index))?)
     }
 
     /// Replaces the value at `index`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn set(&self, index: usize, value: T) -> Result<()> {
         self.server
             .ask(ListSet(self.id, index, enc(&value)?))?
@@ -326,16 +522,37 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     }
 
     /// Number of values.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn len(&self) -> Result<usize> {
         self.server.ask(Len(self.id))
     }
 
     /// Whether the list is empty.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
     /// A copy of every value at one moment.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn snapshot(&self) -> Result<Vec<T>> {
         self.server
             .ask(ListSnapshot(self.id))?
@@ -346,11 +563,25 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
 
     /// An iterator over a [`snapshot`](SharedList::snapshot): one round trip; later
     /// changes do not show in it.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn iter(&self) -> Result<std::vec::IntoIter<T>> {
         Ok(self.snapshot()?.into_iter())
     }
 
     /// Appends many values in one atomic operation (Python's `list.extend`).
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<()> {
         let values = values
             .into_iter()
@@ -361,11 +592,25 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
 
     /// Inserts `value` before `index`; an index past the end appends, as Python's
     /// `list.insert`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn insert(&self, index: usize, value: T) -> Result<()> {
         self.server.ask(ListInsert(self.id, index, enc(&value)?))
     }
 
     /// Python's `list.pop(index)`: removes and returns the value at `index`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn remove(&self, index: usize) -> Result<T> {
         dec(&self
             .server
@@ -386,6 +631,13 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     /// m.shutdown()?;
     /// # Ok::<(), procession::Error>(())
     /// ```
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn slice(&self, range: impl std::ops::RangeBounds<usize>) -> Result<Vec<T>> {
         let (start, end) = bounds(range);
         self.server
@@ -397,6 +649,13 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
 
     /// Python's `list[range] = values`: replaces the values in `range` (clamped) with
     /// `values`, which may be more or fewer, in one atomic operation.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn set_slice(
         &self,
         range: impl std::ops::RangeBounds<usize>,
@@ -411,6 +670,13 @@ impl<T: Serialize + DeserializeOwned> SharedList<T> {
     }
 
     /// Removes every value.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn clear(&self) -> Result<()> {
         self.server.ask(Clear(self.id))
     }
@@ -441,11 +707,25 @@ pub struct Namespace {
 
 impl Namespace {
     /// The attribute `name`, decoded as `T`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         dec_opt(self.server.ask(NsGet(self.id, name.to_string()))?)
     }
 
     /// Sets the attribute `name`.
+    ///
+    /// # Errors
+    /// As every call to the manager, which is an ask of its server:
+    /// [`Error::ActorDied`] if the manager is gone,
+    /// [`Error::Timeout`] if it does not answer within 5 s,
+    /// [`Error::Rejected`] if it cannot decode the call (a key or
+    /// value type that does not match the object's).
     pub fn set<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
         self.server
             .ask(NsSet(self.id, name.to_string(), enc(value)?))

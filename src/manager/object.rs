@@ -168,6 +168,10 @@ impl<T> Clone for Proxy<T> {
 
 impl<T: Managed> Proxy<T> {
     /// Applies `call` to the value in the manager's process and returns its reply.
+    ///
+    /// # Errors
+    /// As every manager call (see [`Manager`](crate::manager::Manager)): the server is
+    /// gone, does not answer in time, or cannot decode the call.
     pub fn call(&self, call: T::Call) -> Result<T::Reply> {
         let reply = self
             .server
@@ -177,6 +181,9 @@ impl<T: Managed> Proxy<T> {
     }
 
     /// A copy of the value as it is now (Python's `_getvalue()`).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
     pub fn value(&self) -> Result<T> {
         let v = self.server.ask(ObjGet(self.id))?.map_err(Error::Runtime)?;
         dec(&v)

@@ -250,6 +250,12 @@ impl SpawnOptions {
 
 /// Starts the runtime now rather than at the first spawn (the zygote starts in the
 /// background). Optional: spawning does this on first use.
+///
+/// # Errors
+/// [`Error::DuplicateActorName`] if two actor types share
+/// a name, [`Error::InvalidArgument`] for a bad
+/// `PROCESSION_START_METHOD`, [`Error::Io`] if the runtime directory or
+/// the zygote cannot be created.
 pub fn init() -> Result<()> {
     let method = configured_start_method()?;
     let rt = runtime::get()?;

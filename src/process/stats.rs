@@ -140,6 +140,9 @@ fn proc_usage(pid: u32) -> (Option<u64>, Option<Duration>) {
 /// usage, read from the runtime directory (any process of the runtime may call it; it
 /// takes no lock and sends nothing). Queues and pipes, which share the mailbox format,
 /// are left out. In no particular order.
+///
+/// # Errors
+/// As [`inspect::actors`](crate::inspect::actors).
 pub fn runtime_snapshot() -> crate::Result<Vec<ActorStats>> {
     let rt = super::runtime::get()?;
     let dir = std::fs::read_dir(rt.dir())

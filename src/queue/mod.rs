@@ -34,6 +34,8 @@ mod pipe;
 #[allow(clippy::module_inception)]
 mod queue;
 
+/// The sizes of a queue's ring ([`Queue::with_config`]); the same as a mailbox's.
+pub use crate::mailbox::MailboxConfig;
 pub use pipe::{pipe, simplex, PipeEnd, PipeReceiver, PipeSender};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 

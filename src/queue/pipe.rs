@@ -89,6 +89,10 @@ pub struct PipeEnd<T> {
 /// assert_eq!(a.recv(), Err(RecvError::Eof));
 /// # Ok::<(), procession::Error>(())
 /// ```
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+/// error of starting the runtime (as for [`spawn`](crate::spawn)).
 pub fn pipe<T: Serialize + DeserializeOwned>() -> Result<(PipeEnd<T>, PipeEnd<T>)> {
     let cfg = MailboxConfig::default();
     let ab = Arc::new(Channel::create(&cfg)?);
@@ -107,11 +111,21 @@ pub fn pipe<T: Serialize + DeserializeOwned>() -> Result<(PipeEnd<T>, PipeEnd<T>
 impl<T: Serialize + DeserializeOwned> PipeEnd<T> {
     /// Sends a value to the other end (waits while the pipe is full, as long as the
     /// reading end lives; [`send_timeout`](PipeEnd::send_timeout) bounds the wait).
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn send(&self, value: T) -> std::result::Result<(), TellError<T>> {
         self.tx.ch.put(value, Wait::Forever)
     }
 
     /// Like [`send`](PipeEnd::send), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn send_timeout(
         &self,
         value: T,
@@ -122,11 +136,23 @@ impl<T: Serialize + DeserializeOwned> PipeEnd<T> {
 
     /// Receives the next value; [`RecvError::Eof`] once the other end is gone and
     /// everything it sent has been received.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn recv(&self) -> std::result::Result<T, RecvError> {
         recv_on(&self.rx, None)
     }
 
     /// Like [`recv`](PipeEnd::recv), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
         recv_on(&self.rx, Some(timeout))
     }
@@ -208,6 +234,10 @@ pub struct PipeReceiver<T> {
 /// assert_eq!(rx.recv().unwrap(), 42);
 /// # Ok::<(), procession::Error>(())
 /// ```
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+/// error of starting the runtime (as for [`spawn`](crate::spawn)).
 pub fn simplex<T: Serialize + DeserializeOwned>() -> Result<(PipeSender<T>, PipeReceiver<T>)> {
     let ch = Arc::new(Channel::create(&MailboxConfig::default())?);
     Ok((
@@ -221,11 +251,21 @@ pub fn simplex<T: Serialize + DeserializeOwned>() -> Result<(PipeSender<T>, Pipe
 impl<T: Serialize + DeserializeOwned> PipeSender<T> {
     /// Sends a value (waits while the pipe is full, as long as the reading end lives;
     /// [`send_timeout`](PipeSender::send_timeout) bounds the wait).
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn send(&self, value: T) -> std::result::Result<(), TellError<T>> {
         self.tx.ch.put(value, Wait::Forever)
     }
 
     /// Like [`send`](PipeSender::send), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn send_timeout(
         &self,
         value: T,
@@ -237,11 +277,23 @@ impl<T: Serialize + DeserializeOwned> PipeSender<T> {
 
 impl<T: Serialize + DeserializeOwned> PipeReceiver<T> {
     /// Receives the next value; [`RecvError::Eof`] once every sender is gone.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn recv(&self) -> std::result::Result<T, RecvError> {
         recv_on(&self.rx, None)
     }
 
     /// Like [`recv`](PipeReceiver::recv), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
         recv_on(&self.rx, Some(timeout))
     }

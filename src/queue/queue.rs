@@ -41,11 +41,19 @@ impl<T> Clone for Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// A queue that holds at most `capacity` items (`put` waits when it is full).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn bounded(capacity: u32) -> Result<Self> {
         Self::with_config(MailboxConfig::default().capacity(capacity))
     }
 
     /// A queue with no item limit (bounded only by its 64 MiB ring).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn unbounded() -> Result<Self> {
         Self::with_config(
             MailboxConfig::default()
@@ -55,6 +63,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// A queue with explicit sizes.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn with_config(cfg: MailboxConfig) -> Result<Self> {
         Ok(Queue {
             ch: Arc::new(Channel::create(&cfg)?),
@@ -62,31 +74,64 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Puts an item, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn put(&self, item: T) -> std::result::Result<(), TellError<T>> {
         self.ch.put(item, Wait::Forever)
     }
 
     /// Puts an item if there is room now; otherwise gives it back as `Full`.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn try_put(&self, item: T) -> std::result::Result<(), TellError<T>> {
         self.ch.put(item, Wait::Never)
     }
 
     /// Puts an item, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), TellError<T>> {
         self.ch.put(item, Wait::from_timeout(Some(timeout)))
     }
 
     /// Takes the next item, waiting as long as needed.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn get(&self) -> std::result::Result<T, RecvError> {
         self.ch.get(None, &|| false)
     }
 
     /// Takes the next item if there is one now.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn try_get(&self) -> std::result::Result<T, RecvError> {
         self.ch.get(Some(Duration::ZERO), &|| false)
     }
 
     /// Takes the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
         self.ch.get(Some(timeout), &|| false)
     }
@@ -210,26 +255,52 @@ impl<T> Clone for SimpleQueue<T> {
 
 impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
     /// A new, empty queue.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new() -> Result<Self> {
         Ok(SimpleQueue(Queue::unbounded()?))
     }
 
     /// Puts an item.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn put(&self, item: T) -> std::result::Result<(), TellError<T>> {
         self.0.put(item)
     }
 
     /// Takes the next item, waiting as long as needed.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn get(&self) -> std::result::Result<T, RecvError> {
         self.0.get()
     }
 
     /// Takes the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
         self.0.get_timeout(timeout)
     }
 
     /// Puts an item, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), TellError<T>> {
         self.0.put_timeout(item, timeout)
     }
@@ -264,16 +335,29 @@ impl<T> Clone for JoinableQueue<T> {
 
 impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// A new, empty, unbounded queue.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new() -> Result<Self> {
         Ok(JoinableQueue(Queue::unbounded()?))
     }
 
     /// A new queue holding at most `capacity` items.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn bounded(capacity: u32) -> Result<Self> {
         Ok(JoinableQueue(Queue::bounded(capacity)?))
     }
 
     /// Puts an item (one more unfinished task).
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn put(&self, item: T) -> std::result::Result<(), TellError<T>> {
         let mb = &self.0.ch.mb;
         mb.unfinished_add(1);
@@ -284,6 +368,11 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
 
     /// Puts an item, waiting at most `timeout` for room (one more unfinished task if
     /// it went in).
+    ///
+    /// # Errors
+    /// [`TellError`](crate::TellError), which gives the item back: `Full` (no room, and the
+    /// call does not wait), `Timeout`, `ShutDown` after a shutdown, `Dead` if the reading side is gone
+    /// for good, `TooLarge`, `Encode`, `Corrupt`, `RuntimeLost`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), TellError<T>> {
         let mb = &self.0.ch.mb;
         mb.unfinished_add(1);
@@ -293,16 +382,32 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     }
 
     /// Takes the next item, waiting as long as needed.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn get(&self) -> std::result::Result<T, RecvError> {
         self.0.get()
     }
 
     /// Takes the next item, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError`](crate::queue::RecvError): `Empty` (nothing there, and the call does
+    /// not wait), `Timeout`, `Eof` once every writer is gone and everything sent was
+    /// received, `ShutDown`, or `Wire` for an item that does not decode (that item is
+    /// dropped; the next one is fine).
     pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvError> {
         self.0.get_timeout(timeout)
     }
 
     /// Marks one item taken with `get` as processed. More calls than items put is an error.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`](crate::Error::Runtime) if called more times than items were put
+    /// (Python raises `ValueError`).
     pub fn task_done(&self) -> Result<()> {
         if self.0.ch.mb.task_done() {
             Ok(())

@@ -111,6 +111,10 @@ impl<T: Pod> Drop for ValueGuard<'_, T> {
 
 impl<T: Pod> Value<T> {
     /// A new value in shared memory.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new(init: T) -> Result<Self> {
         check_align::<T>()?;
         let obj = SharedObject::create(0, |c: &ValueCell<T>, _| {
@@ -121,6 +125,11 @@ impl<T: Pod> Value<T> {
     }
 
     /// Acquires the value's lock (re-entrant, robust); the guard derefs to the value.
+    ///
+    /// # Errors
+    /// `Err(OwnerDied(guard))` when the previous holder's process died holding it: the
+    /// guard still holds it (call `OwnerDied::into_inner` after repairing what it
+    /// protects).
     pub fn get_lock(&self) -> AcquireResult<ValueGuard<'_, T>> {
         let cell = self.obj.get();
         map_guard(lock(&cell.mutex), || ValueGuard {
@@ -178,6 +187,10 @@ macro_rules! atomic_value {
                 self.atomic().store(v, Ordering::SeqCst)
             }
             /// Compare-and-swap (no lock).
+            ///
+            /// # Errors
+            /// `Err(actual)`, the value found, when it was not `current` (nothing is
+            /// written).
             pub fn compare_exchange(&self, current: $t, new: $t) -> std::result::Result<$t, $t> {
                 self.atomic()
                     .compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst)
@@ -239,6 +252,10 @@ impl<T: Pod> Drop for ArrayGuard<'_, T> {
 
 impl<T: Pod> Array<T> {
     /// An array holding a copy of `items`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn from_slice(items: &[T]) -> Result<Self> {
         check_align::<T>()?;
         let bytes = std::mem::size_of_val(items);
@@ -252,6 +269,10 @@ impl<T: Pod> Array<T> {
     }
 
     /// An array of `len` copies of `value`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new(len: usize, value: T) -> Result<Self> {
         Self::from_slice(&vec![value; len])
     }
@@ -267,6 +288,11 @@ impl<T: Pod> Array<T> {
     }
 
     /// Acquires the array's lock (re-entrant, robust); the guard derefs to the elements.
+    ///
+    /// # Errors
+    /// `Err(OwnerDied(guard))` when the previous holder's process died holding it: the
+    /// guard still holds it (call `OwnerDied::into_inner` after repairing what it
+    /// protects).
     pub fn get_lock(&self) -> AcquireResult<ArrayGuard<'_, T>> {
         map_guard(lock(&self.obj.get().mutex), || ArrayGuard {
             array: self,
@@ -283,6 +309,9 @@ impl<T: Pod> Array<T> {
     }
 
     /// Writes element `i` under the lock.
+    ///
+    /// # Errors
+    /// [`Error::Runtime`] for an index out of range.
     pub fn set(&self, i: usize, v: T) -> Result<()> {
         let mut g = self.get_lock().unwrap_or_else(OwnerDied::into_inner);
         let len = g.len();

@@ -26,6 +26,11 @@ use crate::process::{names, runtime};
 /// assert!(procession::whereis::<Svc>("svc").is_none());
 /// # Ok::<(), procession::Error>(())
 /// ```
+///
+/// # Errors
+/// [`Error::NameTaken`](crate::Error::NameTaken) if a live actor holds the name,
+/// [`Error::BadName`](crate::Error::BadName) for an invalid one,
+/// [`Error::Io`](crate::Error::Io) if the registry file cannot be written.
 pub fn register<A: Dispatch>(name: &str, actor: &ActorRef<A>) -> Result<()> {
     if !names::valid(name) {
         return Err(Error::BadName(name.to_string()));

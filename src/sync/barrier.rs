@@ -52,6 +52,10 @@ pub struct Barrier {
 
 impl Barrier {
     /// A barrier for `parties` parties (at least 1, at most 256).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new(parties: u32) -> Result<Self> {
         let parties = parties.clamp(1, WAITERS as u32);
         let obj = SharedObject::create(0, |c: &BarrierCell, _| {
@@ -92,11 +96,19 @@ impl Barrier {
     }
 
     /// Waits for all parties; returns this party's arrival index (0 for the first).
+    ///
+    /// # Errors
+    /// [`SyncError::BrokenBarrier`] if the barrier is broken: aborted, a wait timed out, or
+    /// a waiting party's process died.
     pub fn wait(&self) -> std::result::Result<u32, SyncError> {
         self.wait_inner(None)
     }
 
     /// Waits at most `timeout`; a timeout breaks the barrier (as in Python).
+    ///
+    /// # Errors
+    /// [`SyncError::Timeout`] when the wait timed out (which breaks the barrier for every
+    /// party, as in Python), or [`SyncError::BrokenBarrier`] as for [`wait`](Self::wait).
     pub fn wait_timeout(&self, timeout: Duration) -> std::result::Result<u32, SyncError> {
         self.wait_inner(Some(timeout))
     }

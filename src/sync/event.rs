@@ -37,6 +37,10 @@ pub struct Event {
 
 impl Event {
     /// A new, clear event.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new() -> Result<Self> {
         Ok(Self::from_obj(SharedObject::create(
             0,
@@ -126,6 +130,10 @@ pub struct Condition {
 
 impl Condition {
     /// A new condition with its lock released.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created, or the
+    /// error of starting the runtime (as for [`spawn`](crate::spawn)).
     pub fn new() -> Result<Self> {
         Ok(Self::from_obj(SharedObject::create(
             0,
@@ -142,6 +150,11 @@ impl Condition {
     }
 
     /// Acquires the condition's lock (see [`Lock::acquire`](super::Lock::acquire)).
+    ///
+    /// # Errors
+    /// `Err(OwnerDied(guard))` when the previous holder's process died holding it: the
+    /// guard still holds it (call `OwnerDied::into_inner` after repairing what it
+    /// protects).
     pub fn acquire(&self) -> AcquireResult<LockGuard<'_>> {
         loop {
             if let Some(r) = acquire(self.mutex(), None) {
@@ -152,6 +165,11 @@ impl Condition {
 
     /// Releases the lock held by `guard`, sleeps until notified, and acquires it again.
     /// As with every condition variable, check your condition again after it returns.
+    ///
+    /// # Errors
+    /// `Err(OwnerDied(guard))` when the previous holder's process died holding it: the
+    /// guard still holds it (call `OwnerDied::into_inner` after repairing what it
+    /// protects).
     pub fn wait<'a>(&'a self, guard: LockGuard<'a>) -> AcquireResult<LockGuard<'a>> {
         self.wait_timeout_inner(guard, None).0
     }

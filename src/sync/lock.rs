@@ -63,6 +63,10 @@ macro_rules! mutex_handle {
 
         impl $name {
             /// Creates it, unlocked, in shared memory.
+            ///
+            /// # Errors
+            /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created,
+            /// or the error of starting the runtime (as for [`spawn`](crate::spawn)).
             pub fn new() -> Result<Self> {
                 let obj = SharedObject::create(0, |c: &MutexCell, _| c.mutex.init($recursive))?;
                 Ok(Self::from_obj(obj))
@@ -74,6 +78,11 @@ macro_rules! mutex_handle {
 
             /// Waits until it is acquired. `Err(OwnerDied)` still holds it: the previous
             /// holder died holding it, so what it protects may be half-updated.
+            ///
+            /// # Errors
+            /// `Err(OwnerDied(guard))` when the previous holder's process died holding it:
+            /// the guard still holds it (call `OwnerDied::into_inner` after repairing what
+            /// it protects).
             pub fn acquire(&self) -> AcquireResult<LockGuard<'_>> {
                 loop {
                     if let Some(r) = acquire(&self.obj.get().mutex, None) {
@@ -83,11 +92,21 @@ macro_rules! mutex_handle {
             }
 
             /// Acquires it only if it is free now.
+            ///
+            /// # Errors
+            /// `Err(OwnerDied(guard))` when the previous holder's process died holding it:
+            /// the guard still holds it (call `OwnerDied::into_inner` after repairing what
+            /// it protects).
             pub fn try_acquire(&self) -> Option<AcquireResult<LockGuard<'_>>> {
                 acquire(&self.obj.get().mutex, Some(Duration::ZERO))
             }
 
             /// Waits at most `timeout`; `None` if it stayed held.
+            ///
+            /// # Errors
+            /// `Err(OwnerDied(guard))` when the previous holder's process died holding it:
+            /// the guard still holds it (call `OwnerDied::into_inner` after repairing what
+            /// it protects).
             pub fn acquire_timeout(&self, timeout: Duration) -> Option<AcquireResult<LockGuard<'_>>> {
                 acquire(&self.obj.get().mutex, Some(timeout))
             }

@@ -111,6 +111,9 @@ impl<T: ShmSafe> SharedObject<T> {
 
     /// Maps the object `id`, taking over a reference counted by [`SharedObject::mark_in_flight`]
     /// (unless the bytes are decoded again later: see [`decode_reusable`]).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
     pub fn open_transferred(id: u64) -> Result<Arc<Self>> {
         let obj = Self::open(id)?;
         if consumes_in_flight() {
@@ -120,6 +123,10 @@ impl<T: ShmSafe> SharedObject<T> {
     }
 
     /// Maps the object `id` of this runtime, checking that it holds a `T`.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the object's file cannot be opened or mapped,
+    /// [`Error::BadRef`](crate::Error::BadRef) if it is not an object of this type.
     pub fn open(id: u64) -> Result<Arc<Self>> {
         let path = path_of(id)?;
         let map = SharedMapping::open(&path)

@@ -190,6 +190,10 @@ macro_rules! semaphore_handle {
 
         impl $name {
             /// Creates it with `value` permits.
+            ///
+            /// # Errors
+            /// [`Error::Io`](crate::Error::Io) if its shared-memory file cannot be created,
+            /// or the error of starting the runtime (as for [`spawn`](crate::spawn)).
             pub fn new(value: u32) -> Result<Self> {
                 let obj = SharedObject::create(0, |c: &SemCell, _| {
                     c.value.store(value, SeqCst);
@@ -206,6 +210,11 @@ macro_rules! semaphore_handle {
                         /// Takes a permit, waiting as long as needed; it is held until the [`Permit`] is
             /// dropped (or consumed with [`Permit::forget`]). `Err(OwnerDied)` still holds
             /// one: it comes from a process that died holding permits (they were returned).
+            ///
+            /// # Errors
+            /// `Err(OwnerDied(guard))` when the previous holder's process died holding it:
+            /// the guard still holds it (call `OwnerDied::into_inner` after repairing what
+            /// it protects).
             pub fn acquire(&self) -> AcquireResult<Permit<'_>> {
                 loop {
                     if let Some(r) = self.try_acquire_for(None) {
@@ -215,11 +224,21 @@ macro_rules! semaphore_handle {
             }
 
             /// Takes a permit if one is free now.
+            ///
+            /// # Errors
+            /// `Err(OwnerDied(guard))` when the previous holder's process died holding it:
+            /// the guard still holds it (call `OwnerDied::into_inner` after repairing what
+            /// it protects).
             pub fn try_acquire(&self) -> Option<AcquireResult<Permit<'_>>> {
                 self.try_acquire_for(Some(Duration::ZERO))
             }
 
             /// Waits at most `timeout` for a permit; `None` if none came.
+            ///
+            /// # Errors
+            /// `Err(OwnerDied(guard))` when the previous holder's process died holding it:
+            /// the guard still holds it (call `OwnerDied::into_inner` after repairing what
+            /// it protects).
             pub fn acquire_timeout(&self, timeout: Duration) -> Option<AcquireResult<Permit<'_>>> {
                 self.try_acquire_for(Some(timeout))
             }
@@ -237,6 +256,10 @@ macro_rules! semaphore_handle {
 
             /// Adds a permit, as Python's `release()` does: the usual way for one process
             /// to signal another. (To give back a permit you hold, drop its [`Permit`].)
+            ///
+            /// # Errors
+            /// [`SyncError::OverReleased`] for a `BoundedSemaphore` released above its
+            /// initial value (Python's `ValueError`).
             pub fn release(&self) -> std::result::Result<(), SyncError> {
                 self.obj.get().release()
             }

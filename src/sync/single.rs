@@ -45,6 +45,11 @@ impl Drop for SingleInstance {
 impl SingleInstance {
     /// Takes the guard for `name` (1 to 100 characters from `[A-Za-z0-9_.:-]`), or fails
     /// with [`Error::AlreadyRunning`] naming the holder's pid.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyRunning`](crate::Error::AlreadyRunning) if another live process
+    /// holds the name; [`Error::BadName`](crate::Error::BadName) for an invalid name;
+    /// [`Error::Io`](crate::Error::Io) if its file cannot be created.
     pub fn acquire(name: &str) -> Result<SingleInstance> {
         if !crate::process::names::valid(name) {
             return Err(Error::BadName(name.to_string()));

@@ -17,12 +17,19 @@ thread_local! {
 /// let back: (u8, String) = procession::wire::decode_body(&buf, "pair").unwrap();
 /// assert_eq!(back, (1, "x".to_string()));
 /// ```
+///
+/// # Errors
+/// [`WireError::Encode`] if the value cannot be serialized (a map with non-string keys is
+/// fine; a serializer error is not).
 pub fn encode_body<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), WireError> {
     ciborium::into_writer(value, buf).map_err(|e| WireError::Encode(e.to_string()))
 }
 
 /// Decodes a CBOR body as `T`; `what` names the expected type in the error.
 /// Trailing bytes after the value are an error: a frame carries exactly one value.
+///
+/// # Errors
+/// [`WireError::Decode`] if `body` is not the CBOR of a `T` (it names `what`).
 pub fn decode_body<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Result<T, WireError> {
     let mut rest = body;
     let decoded = {

@@ -78,6 +78,9 @@ impl FrameHeader {
     }
 
     /// Writes the final length into the prefix of a frame built by [`FrameHeader::write_into`].
+    ///
+    /// # Errors
+    /// [`WireError::TooLarge`] for a frame longer than `u32::MAX` bytes.
     pub fn seal(frame: &mut [u8]) -> Result<(), WireError> {
         let len = u32::try_from(frame.len()).map_err(|_| WireError::TooLarge {
             len: frame.len() as u64,
@@ -93,6 +96,10 @@ impl FrameHeader {
     }
 
     /// Parses a complete frame into its header and body.
+    ///
+    /// # Errors
+    /// [`WireError::Truncated`] if the frame is shorter than its header or its announced
+    /// length, [`WireError::BadHeader`] for another wire version or an unknown kind.
     pub fn parse(frame: &[u8]) -> Result<(FrameHeader, &[u8]), WireError> {
         if frame.len() < HEADER_LEN {
             return Err(WireError::Truncated {
