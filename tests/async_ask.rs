@@ -366,3 +366,55 @@ fn a_written_over_router_inbox_costs_at_most_its_replies_and_async_asks_go_on() 
     }
     stop_and_join(&a);
 }
+
+/// Replies with the length of what it was sent.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = u64)]
+struct Weigh(procession::ByteBuf);
+
+#[derive(Serialize, Deserialize, Message)]
+struct Drop2(procession::ByteBuf);
+
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(Weigh, Drop2, Notes))]
+struct Scale {
+    bytes: u64,
+}
+
+impl Handler<Weigh> for Scale {
+    fn handle(&mut self, Weigh(b): Weigh, _cx: &mut Context<Self>) -> u64 {
+        b.len() as u64
+    }
+}
+
+impl Handler<Drop2> for Scale {
+    fn handle(&mut self, Drop2(b): Drop2, _cx: &mut Context<Self>) {
+        self.bytes += b.len() as u64;
+    }
+}
+
+impl Handler<Notes> for Scale {
+    fn handle(&mut self, _: Notes, _cx: &mut Context<Self>) -> u64 {
+        self.bytes
+    }
+}
+
+#[test]
+fn messages_larger_than_the_mailbox_ring_go_through_ask_async_and_tell_async() {
+    let _router = shared_router();
+    let a = Scale { bytes: 0 }.spawn().unwrap();
+    // 4 MiB: four times the default 1 MiB ring, so it is sent in parts.
+    let big = procession::ByteBuf::from(vec![7u8; 4 << 20]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let n = a.ask_async_timeout(Weigh(big.clone()), LONG).await.unwrap();
+        assert_eq!(n, 4 << 20);
+        a.tell_async(Drop2(big.clone())).await.unwrap();
+        a.tell_async(Drop2(big)).await.unwrap();
+        assert_eq!(a.ask_async(Notes).await.unwrap(), 8 << 20);
+    });
+    stop_and_join(&a);
+}

@@ -487,6 +487,9 @@ fn routed_result<R: DeserializeOwned>(
 enum AskState {
     /// Not polled yet, or waiting for room in the target's mailbox.
     Sending,
+    /// A frame too large to queue without waiting for the consumer (it is sent in parts)
+    /// is being sent by a helper thread; its outcome comes here.
+    SendingLarge(Arc<Mutex<Option<Result<(), SendFail>>>>),
     /// Queued; waiting for the router.
     Waiting,
     Done,
@@ -497,7 +500,8 @@ enum AskState {
 ///
 /// It works on any executor and never blocks the thread that polls it: the request is
 /// queued without waiting (a full mailbox is tried again every millisecond, woken by the
-/// process's reply router), and the reply arrives through the router, which wakes the
+/// process's reply router; a message larger than the mailbox's ring, which goes in parts,
+/// is sent by a helper thread), and the reply arrives through the router, which wakes the
 /// task. The deadline runs from the first poll. Dropping the future abandons the wait;
 /// a reply that comes afterwards is discarded and counted in
 /// [`late_replies`](crate::late_replies). (A request already queued is still handled.)
@@ -613,7 +617,32 @@ impl<R: DeserializeOwned> Future for AskFuture<R> {
                 }
                 Err(TryRecvError::Empty) => {}
             }
+            if matches!(this.state, AskState::Sending) && is_large(&this.target, &this.frame) {
+                let deadline = Instant::now() + this.timeout;
+                let frame = std::mem::take(&mut this.frame);
+                let slot = send_on_a_thread(this.target.clone(), frame, Wait::Until(deadline), cx);
+                this.state = AskState::SendingLarge(slot);
+            }
+            let large = match &this.state {
+                AskState::SendingLarge(slot) => Some(lock(slot).take()),
+                _ => None,
+            };
+            match large {
+                // The thread wakes this task when it is done; the router, if the deadline
+                // or a death comes first.
+                Some(None) => return Poll::Pending,
+                Some(Some(Ok(()))) => {
+                    this.state = AskState::Waiting;
+                    continue;
+                }
+                Some(Some(Err(fail))) => {
+                    let e = send_error(&this.target, fail, 0, this.timeout);
+                    return this.finish(Err(e));
+                }
+                None => {}
+            }
             match this.state {
+                AskState::SendingLarge(_) => unreachable!("handled above"),
                 AskState::Sending => match this.target.send(&this.frame, Wait::Never) {
                     Ok(()) => {
                         this.state = AskState::Waiting;
@@ -644,17 +673,52 @@ impl<R> Drop for AskFuture<R> {
     }
 }
 
+/// Whether `frame` is larger than `target`'s ring, so that it can only be sent in parts,
+/// waiting for the consumer between them (a non-waiting send would never get through).
+/// (A frame above the maximum frame size is not: its send fails at once with `TooLarge`.)
+fn is_large(target: &Mailbox, frame: &[u8]) -> bool {
+    let len = frame.len() as u64;
+    len > target.ring_size() && len <= target.max_frame()
+}
+
+/// Sends a large frame on a helper thread (the send waits for the consumer between its
+/// parts), wakes the task when it is done, and leaves the outcome in the slot returned.
+fn send_on_a_thread(
+    target: Arc<Mailbox>,
+    frame: Vec<u8>,
+    wait: Wait,
+    cx: &TaskContext<'_>,
+) -> Arc<Mutex<Option<Result<(), SendFail>>>> {
+    let slot = Arc::new(Mutex::new(None));
+    let (out, waker) = (slot.clone(), cx.waker().clone());
+    let spawned = std::thread::Builder::new()
+        .name("procession-send".into())
+        .spawn(move || {
+            let r = target.send(&frame, wait);
+            *lock(&out) = Some(r);
+            waker.wake();
+        });
+    if spawned.is_err() {
+        *lock(&slot) = Some(Err(SendFail::Full));
+    }
+    slot
+}
+
 /// The future of [`ActorRef::tell_async`](crate::ActorRef::tell_async): resolves once the
 /// message is queued, or gives it back in a [`TellError`].
 ///
 /// Like [`tell`](crate::ActorRef::tell) it waits while the mailbox is full, but without
 /// blocking: it is tried again every millisecond (the process's reply router wakes it).
+/// A message larger than the mailbox's ring, which goes in parts, is sent by a helper
+/// thread that waits for the actor between the parts.
 /// Dropping it before it resolves sends nothing.
 #[must_use = "a future does nothing unless polled"]
 pub struct TellFuture<M> {
     target: Arc<Mailbox>,
     msg: Option<M>,
     frame: Result<Vec<u8>, crate::wire::WireError>,
+    /// A frame larger than the ring, being sent by a helper thread.
+    large: Option<Arc<Mutex<Option<Result<(), SendFail>>>>>,
 }
 
 impl<M> Unpin for TellFuture<M> {}
@@ -672,6 +736,7 @@ impl<M: serde::Serialize> TellFuture<M> {
             target,
             msg: Some(msg),
             frame,
+            large: None,
         }
     }
 }
@@ -684,7 +749,7 @@ impl<M: serde::Serialize> Future for TellFuture<M> {
         let Some(msg) = this.msg.take() else {
             panic!("a TellFuture was polled after it completed");
         };
-        let frame = match &this.frame {
+        let frame = match &mut this.frame {
             Ok(f) => f,
             Err(e) => {
                 return Poll::Ready(Err(TellError::Encode {
@@ -693,6 +758,31 @@ impl<M: serde::Serialize> Future for TellFuture<M> {
                 }))
             }
         };
+        if this.large.is_none() && is_large(&this.target, frame) {
+            let taken = std::mem::take(frame);
+            this.large = Some(send_on_a_thread(
+                this.target.clone(),
+                taken,
+                Wait::Forever,
+                cx,
+            ));
+        }
+        if let Some(slot) = &this.large {
+            let outcome = lock(slot).take();
+            return match outcome {
+                None => {
+                    this.msg = Some(msg);
+                    Poll::Pending
+                }
+                Some(Ok(())) => Poll::Ready(Ok(())),
+                Some(Err(fail)) => Poll::Ready(Err(TellError::from_fail(
+                    fail,
+                    msg,
+                    0,
+                    this.target.max_frame(),
+                ))),
+            };
+        }
         match this.target.send(frame, Wait::Never) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(SendFail::Full) => match router() {

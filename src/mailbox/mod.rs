@@ -522,6 +522,12 @@ impl Mailbox {
         self.region.max_frame()
     }
 
+    /// The ring's size in bytes: a frame larger than this is sent in parts, waiting for
+    /// the consumer between them.
+    pub fn ring_size(&self) -> u64 {
+        self.region.ring_size()
+    }
+
     /// Removes the file's name (mappings stay valid).
     pub fn unlink(&self) {
         let _ = std::fs::remove_file(&self.path);
