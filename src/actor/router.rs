@@ -489,7 +489,7 @@ enum AskState {
     Sending,
     /// A frame too large to queue without waiting for the consumer (it is sent in parts)
     /// is being sent by a helper thread; its outcome comes here.
-    SendingLarge(Arc<Mutex<Option<Result<(), SendFail>>>>),
+    SendingLarge(SendSlot),
     /// Queued; waiting for the router.
     Waiting,
     Done,
@@ -673,6 +673,9 @@ impl<R> Drop for AskFuture<R> {
     }
 }
 
+/// Where a helper thread leaves the outcome of a large send.
+type SendSlot = Arc<Mutex<Option<Result<(), SendFail>>>>;
+
 /// Whether `frame` is larger than `target`'s ring, so that it can only be sent in parts,
 /// waiting for the consumer between them (a non-waiting send would never get through).
 /// (A frame above the maximum frame size is not: its send fails at once with `TooLarge`.)
@@ -688,7 +691,7 @@ fn send_on_a_thread(
     frame: Vec<u8>,
     wait: Wait,
     cx: &TaskContext<'_>,
-) -> Arc<Mutex<Option<Result<(), SendFail>>>> {
+) -> SendSlot {
     let slot = Arc::new(Mutex::new(None));
     let (out, waker) = (slot.clone(), cx.waker().clone());
     let spawned = std::thread::Builder::new()
@@ -718,7 +721,7 @@ pub struct TellFuture<M> {
     msg: Option<M>,
     frame: Result<Vec<u8>, crate::wire::WireError>,
     /// A frame larger than the ring, being sent by a helper thread.
-    large: Option<Arc<Mutex<Option<Result<(), SendFail>>>>>,
+    large: Option<SendSlot>,
 }
 
 impl<M> Unpin for TellFuture<M> {}
