@@ -76,6 +76,16 @@ fn router_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
     ROUTER.write().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Waits for an actor at `gate` on tokio's blocking pool, off the runtime's threads.
+async fn arrival_off_the_runtime(gate: Gate) -> (Gate, common::Arrived) {
+    tokio::task::spawn_blocking(move || {
+        let arrived = gate.arrival(LONG);
+        (gate, arrived)
+    })
+    .await
+    .unwrap()
+}
+
 /// Waits, with a deadline, until `late_replies()` exceeds `before`.
 fn wait_for_late_reply(before: u64) -> u64 {
     let deadline = Instant::now() + LONG;
@@ -144,12 +154,7 @@ fn a_current_thread_runtime_runs_other_tasks_while_an_async_ask_is_in_flight() {
         let ask = tokio::spawn(a.ask_async_timeout(Hold(gate.path()), LONG));
         // The actor is inside the handler once it reaches the gate; wait for that off
         // the runtime's only thread.
-        let (gate, arrived) = tokio::task::spawn_blocking(move || {
-            let arrived = gate.arrival(LONG);
-            (gate, arrived)
-        })
-        .await
-        .unwrap();
+        let (gate, arrived) = arrival_off_the_runtime(gate).await;
         // The ask is in flight. A blocking ask would hold the runtime's only thread, and
         // this task could not run until it returned.
         let other = tokio::spawn(async {
@@ -239,12 +244,7 @@ fn an_async_ask_to_an_actor_that_dies_handling_it_fails_with_actor_died() {
         .unwrap();
     let r = rt.block_on(async {
         let ask = tokio::spawn(a.ask_async_timeout(Hold(gate.path()), LONG));
-        let (gate, arrived) = tokio::task::spawn_blocking(move || {
-            let arrived = gate.arrival(LONG);
-            (gate, arrived)
-        })
-        .await
-        .unwrap();
+        let (gate, arrived) = arrival_off_the_runtime(gate).await;
         a.kill().unwrap();
         let r = tokio::time::timeout(LONG, ask)
             .await
@@ -270,12 +270,7 @@ fn tell_async_waits_for_room_in_a_full_mailbox_without_blocking_its_thread() {
     let notes = rt.block_on(async {
         a.tell_async(Note).await.unwrap();
         let hold = tokio::spawn(a.ask_async_timeout(Hold(gate.path()), LONG));
-        let (gate, arrived) = tokio::task::spawn_blocking(move || {
-            let arrived = gate.arrival(LONG);
-            (gate, arrived)
-        })
-        .await
-        .unwrap();
+        let (gate, arrived) = arrival_off_the_runtime(gate).await;
         // Fill the mailbox while the actor is held.
         let mut queued = 0u64;
         while a.try_tell(Note).is_ok() {

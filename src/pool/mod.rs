@@ -396,6 +396,16 @@ impl<W: Dispatch> Pool<W> {
         self.map_admitted(items, timeout, Admission::new(self)?)
     }
 
+    /// Tasks per chunk for a map of `n` items: the option, or Python's default (about
+    /// four chunks per worker).
+    fn chunk_for(&self, n: usize) -> usize {
+        let workers = self.processes().max(1);
+        self.shared
+            .opts
+            .chunksize
+            .unwrap_or_else(|| n.div_ceil(workers * 4).max(1))
+    }
+
     fn map_admitted<M: Message>(
         &self,
         items: Vec<M>,
@@ -405,12 +415,7 @@ impl<W: Dispatch> Pool<W> {
     where
         W: Handles<M>,
     {
-        let workers = self.processes().max(1);
-        let chunk = self
-            .shared
-            .opts
-            .chunksize
-            .unwrap_or_else(|| items.len().div_ceil(workers * 4).max(1));
+        let chunk = self.chunk_for(items.len());
         let mut out: Vec<Option<M::Reply>> = Vec::new();
         out.resize_with(items.len(), || None);
         let mut run = Run::<W, M>::admitted(self, Box::new(items.into_iter()), chunk, admitted)?;
@@ -578,12 +583,7 @@ impl<W: Dispatch> Pool<W> {
         M: Message,
     {
         let items: Vec<M> = items.into_iter().collect();
-        let workers = self.processes().max(1);
-        let chunk = self
-            .shared
-            .opts
-            .chunksize
-            .unwrap_or_else(|| items.len().div_ceil(workers * 4).max(1));
+        let chunk = self.chunk_for(items.len());
         self.run_async(items, chunk, |r| r)
     }
 
