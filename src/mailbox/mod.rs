@@ -79,6 +79,7 @@ mod shared;
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -314,6 +315,27 @@ pub struct Mailbox {
     generation: u32,
 }
 
+/// What was read from a mailbox file when it was known good (see [`Mailbox::hold`]).
+#[derive(Debug)]
+pub struct HeldMailbox {
+    bounds: shared::HeldRegion,
+    id: u64,
+    path: PathBuf,
+}
+
+impl HeldMailbox {
+    /// Maps the file with the bounds read when it was checked, even if its header has
+    /// been written over since. Outside this process's cache.
+    pub fn map(&self) -> io::Result<Mailbox> {
+        Ok(Mailbox {
+            region: self.bounds.map(&self.path)?,
+            id: self.id,
+            path: self.path.clone(),
+            generation: GENERATION.load(Relaxed),
+        })
+    }
+}
+
 /// The runtime generation that new mailboxes of this process belong to.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// Mailboxes of every generation below this one belong to a lost runtime.
@@ -365,24 +387,28 @@ impl std::fmt::Debug for Mailbox {
     }
 }
 
+/// The file of mailbox `id`: `mb-<id>` in the runtime directory, or for a reply inbox
+/// `in-<pid>/<n>`, in a directory of the process that created it, so that its reaper
+/// removes them all with one `remove_dir_all` instead of a scan of every actor's file.
 pub(crate) fn path_of(dir: &Path, id: u64) -> PathBuf {
     if id & INBOX_BIT != 0 {
-        dir.join(format!("in-{:016x}", id & !INBOX_BIT))
+        let id = id & !INBOX_BIT;
+        inbox_dir(dir, (id >> 32) as u32).join(format!("{:08x}", id as u32))
     } else {
         dir.join(format!("mb-{id:016x}"))
     }
 }
 
-/// Removes the reply inboxes that process `pid` created (called by its reaper).
+/// The directory of the reply inboxes that process `pid` creates.
+fn inbox_dir(dir: &Path, pid: u32) -> PathBuf {
+    dir.join(format!("in-{pid:08x}"))
+}
+
+/// Removes the reply inboxes that process `pid` created (called by its reaper, while
+/// the pid is still reserved by the zombie, so no new process with that pid has any).
+/// O(its own inboxes), not O(every file in the runtime directory).
 pub fn remove_inboxes_of(dir: &Path, pid: u32) {
-    let prefix = format!("in-{pid:08x}");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    let _ = std::fs::remove_dir_all(inbox_dir(dir, pid));
 }
 
 fn cache() -> &'static Mutex<HashMap<u64, Weak<Mailbox>>> {
@@ -416,6 +442,14 @@ impl Mailbox {
     /// Creates the mailbox file for `id` (it must not exist) and caches its mapping.
     fn create_at(dir: &Path, id: u64, cfg: &MailboxConfig, name: &str) -> io::Result<Arc<Mailbox>> {
         let path = path_of(dir, id);
+        if id & INBOX_BIT != 0 {
+            if let Some(parent) = path.parent() {
+                match std::fs::DirBuilder::new().mode(0o700).create(parent) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => {}
+                }
+            }
+        }
         let ring = cfg.ring_size.max(4096).next_power_of_two();
         let region = Region::create(&path, ring, cfg.capacity, cfg.max_frame as u64, name)?;
         let mb = Arc::new(Mailbox {
@@ -481,11 +515,25 @@ impl Mailbox {
             path,
             generation,
         });
-        if cache.len() > 4096 {
+        // Sweep dead entries when the cache has doubled since the last sweep: amortized
+        // O(1) per open, even with 10,000 live mailboxes.
+        static SWEEP_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(4096);
+        if cache.len() > SWEEP_AT.load(Relaxed) {
             cache.retain(|_, w| w.strong_count() > 0);
+            SWEEP_AT.store((cache.len() * 2).max(4096), Relaxed);
         }
         cache.insert(id, Arc::downgrade(&mb));
         Ok(mb)
+    }
+
+    /// Maps the mailbox `id` in `dir` for a moment and checks it, keeping only what the
+    /// check read: the zygote's hold on each actor's mailbox, through which it publishes
+    /// the actor's exit ([`HeldMailbox::map`]). It holds no mapping and no fd, so a fork
+    /// copies nothing per actor and spawning stays O(1) in the number of running actors.
+    pub fn hold(dir: &Path, id: u64) -> io::Result<HeldMailbox> {
+        let path = path_of(dir, id);
+        let bounds = Region::open_held(&path)?;
+        Ok(HeldMailbox { bounds, id, path })
     }
 
     /// Maps the mailbox `id` in `dir` **read-only**, outside this process's cache, for an

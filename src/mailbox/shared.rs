@@ -226,6 +226,39 @@ pub struct Region {
     name: String,
 }
 
+/// What [`Region::open_held`] read from a mailbox file that was known good: the bounds
+/// to map it with later, whatever has been written over its header since. Holding them
+/// costs no mapping and no fd, so a process that forks (the zygote, which holds one per
+/// running actor) copies nothing per actor at each fork.
+#[derive(Debug, Clone)]
+pub struct HeldRegion {
+    ring_size: u64,
+    capacity: u32,
+    max_frame: u64,
+    name: String,
+}
+
+impl HeldRegion {
+    /// Maps the file at `path` with these bounds, without trusting its header: it must
+    /// still have the length those bounds give (a file cut short would fault on access).
+    pub fn map(&self, path: &Path) -> io::Result<Region> {
+        let map = SharedMapping::open(path)?;
+        if map.len() as u64 != HEADER_SIZE as u64 + self.ring_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the mailbox file changed size since it was checked",
+            ));
+        }
+        Ok(Region {
+            map,
+            ring_size: self.ring_size,
+            capacity: self.capacity,
+            max_frame: self.max_frame,
+            name: self.name.clone(),
+        })
+    }
+}
+
 impl Region {
     /// Creates the file at `path` with a fresh header. `ring_size` must be a power of two.
     pub fn create(
@@ -279,6 +312,18 @@ impl Region {
     /// program it watches.
     pub fn open_read_only(path: &Path) -> io::Result<Region> {
         Self::checked(SharedMapping::open_read_only(path)?)
+    }
+
+    /// Maps an existing mailbox file for a moment, checks it, and keeps only the sizes
+    /// and name read then: see [`HeldRegion`].
+    pub fn open_held(path: &Path) -> io::Result<HeldRegion> {
+        let region = Self::open(path)?;
+        Ok(HeldRegion {
+            ring_size: region.ring_size,
+            capacity: region.capacity,
+            max_frame: region.max_frame,
+            name: region.name.clone(),
+        })
     }
 
     fn checked(map: SharedMapping) -> io::Result<Region> {

@@ -29,11 +29,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 use super::bootstrap::{run_child, ChildBoot};
 use crate::error::{Error, Result};
-use crate::mailbox::{remove_inboxes_of, Mailbox};
+use crate::mailbox::{remove_inboxes_of, HeldMailbox, Mailbox};
 use crate::os::pidfd::PidFd;
 use crate::os::proc::{
     close_fds_except, die_with_parent, exit_now, fork, inherit_fd, reset_signals,
@@ -327,7 +326,7 @@ struct ChildRecord {
     /// The zygote's own mapping of the mailbox, taken when the actor was started (while
     /// the file was known good): its exit is published through it even if the file's
     /// header is written over later.
-    mb: Option<Arc<Mailbox>>,
+    mb: Option<HeldMailbox>,
     /// The process that asked for it: its logical parent. When the parent dies, the
     /// child is killed (no orphans, whatever the start method or the parent's death).
     parent: i32,
@@ -485,7 +484,7 @@ impl Zygote {
                 // known good: its exit is published through this mapping.
                 if let Reply::Spawned { pid } = reply {
                     if let Some(rec) = self.children.get_mut(&(pid as i32)) {
-                        rec.mb = Mailbox::open(&self.dir, mailbox).ok();
+                        rec.mb = Mailbox::hold(&self.dir, mailbox).ok();
                     }
                 }
                 return Ok(());
@@ -558,12 +557,12 @@ impl Zygote {
         match fork()? {
             Forked::Parent(pid) => Ok(pid.as_raw()),
             Forked::Child => {
-                // The zygote's mappings of other actors' mailboxes are not the child's
-                // business (and would keep their files' memory alive).
-                for rec in self.children.values_mut() {
-                    rec.mb = None;
-                }
-                self.foreign.clear();
+                // The zygote's records of the other actors are not the child's business.
+                // Their pidfds are closed just below, all at once.
+                // Forgetting the maps, rather than dropping them or walking their
+                // entries, touches none of their pages: no copy-on-write fault per actor.
+                std::mem::forget(std::mem::take(&mut self.children));
+                std::mem::forget(std::mem::take(&mut self.foreign));
                 close_fds_except(&[]);
                 reset_signals();
                 if die_with_parent(Signal::SIGKILL, self.me).is_err() {
@@ -590,13 +589,14 @@ impl Zygote {
             // The pid stays reserved (a zombie) until the waitpid below, so nobody can
             // signal a recycled pid while the exit is being published.
             if let Some(rec) = self.children.remove(&pid.as_raw()) {
+                let mapped = rec.mb.as_ref().and_then(|held| held.map().ok());
                 let exit = {
                     let kill_consumer =
                         |mailbox: u64| self.signal_mailbox(mailbox, Signal::SIGKILL);
                     publish(
                         &self.dir,
                         rec.mailbox,
-                        rec.mb.as_deref(),
+                        mapped.as_ref(),
                         pid.as_raw() as u32,
                         signal,
                         status,
