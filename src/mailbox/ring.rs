@@ -627,7 +627,8 @@ fn frame_consumed(r: &Region) {
 }
 
 /// Waits until `tail` moves past `head`; returns the new tail, or `None` on timeout.
-/// Each sleep is bounded ([`futex::MAX_WAIT`]): a wake-up lost to a corrupt
+/// Each sleep is bounded ([`futex::MAX_WAIT`], backing off to [`futex::IDLE_MAX_WAIT`]
+/// while a wait without deadline sees nothing): a wake-up lost to a corrupt
 /// `consumer_waiting` costs latency only. An empty ring whose header says frames are
 /// queued (which would leave senders waiting for room for ever) is repaired, as `Err`.
 fn wait_data(
@@ -649,10 +650,13 @@ fn wait_data(
     }) {
         return Ok(seen);
     }
+    // A wait without a deadline backs off while nothing comes: the first re-check after
+    // MAX_WAIT, then twice as long each time, up to IDLE_MAX_WAIT.
+    let mut idle = futex::MAX_WAIT;
     loop {
         let slice = match wait {
             Wait::Never => return Ok(None),
-            Wait::Forever => None,
+            Wait::Forever => Some(idle),
             Wait::Until(t) => {
                 let left = t.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -667,12 +671,16 @@ fn wait_data(
             h.cons.consumer_waiting.store(0, Relaxed);
             return Ok(Some(t));
         }
-        let woken = futex::wait(&h.cons.data_seq, seq, slice);
+        let woken = match wait {
+            Wait::Forever => futex::wait_idle(&h.cons.data_seq, seq, idle),
+            _ => futex::wait(&h.cons.data_seq, seq, slice),
+        };
         h.cons.consumer_waiting.store(0, Relaxed);
         if let Some(t) = moved() {
             return Ok(Some(t));
         }
         if !woken {
+            idle = (idle * 2).min(futex::IDLE_MAX_WAIT);
             if let Some(suspect) = suspect.as_deref_mut() {
                 check_idle_header(r, head, suspect)?;
             }

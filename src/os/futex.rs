@@ -16,7 +16,26 @@ pub const MAX_WAIT: Duration = Duration::from_millis(100);
 /// [`MAX_WAIT`]. Returns `true` if woken by a [`wake`], `false` when the value differed,
 /// on a signal, or when the time passed; either way the caller re-checks its condition.
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
-    let d = timeout.map_or(MAX_WAIT, |d| d.min(MAX_WAIT));
+    wait_capped(
+        word,
+        expected,
+        timeout.map_or(MAX_WAIT, |d| d.min(MAX_WAIT)),
+    )
+}
+
+/// The longest an *idle* consumer sleeps between re-checks ([`wait_idle`]).
+pub const IDLE_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// As [`wait`], for a consumer that has been idle for a while and backs off: at most
+/// `timeout`, never longer than [`IDLE_MAX_WAIT`]. Ten thousand idle actors that each
+/// woke every [`MAX_WAIT`] would keep a small machine's CPUs busy re-checking empty
+/// mailboxes; backing off to once a second costs a lost wake-up (rare: a peer that died
+/// between its store and its wake, or a corrupt flag) at most that much latency.
+pub fn wait_idle(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+    wait_capped(word, expected, timeout.min(IDLE_MAX_WAIT))
+}
+
+fn wait_capped(word: &AtomicU32, expected: u32, d: Duration) -> bool {
     let ts = libc::timespec {
         tv_sec: d.as_secs() as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
