@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side table: procession (benches/report.rs) vs Python multiprocessing
+"""Side-by-side table: procession (benches/report/) vs Python multiprocessing
 (../shared/bench/mp_baseline.py).
 
     python3 ../shared/bench/mp_baseline.py > /tmp/py.jsonl

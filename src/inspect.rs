@@ -128,6 +128,59 @@ pub fn this_runtime() -> Result<RuntimeInfo> {
     })
 }
 
+/// What a runtime's files take in its tmpfs (`/dev/shm`), from [`shm_usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ShmUsage {
+    /// Files (mailboxes, reply inboxes, queues, pipes, shared values, names).
+    pub files: u64,
+    /// The sum of their sizes: what `ls -l` shows. A mailbox file is as large as its
+    /// ring (1 MiB by default) from the start.
+    pub apparent_bytes: u64,
+    /// The memory they hold: only the pages that have been touched (what `du` shows, and
+    /// what counts against the tmpfs size). An idle actor's mailbox holds one page or two.
+    pub resident_bytes: u64,
+}
+
+/// Adds up the files of a runtime directory, with its reply-inbox directories.
+///
+/// ```
+/// let rt = procession::inspect::this_runtime()?;
+/// let used = procession::inspect::shm_usage(&rt)?;
+/// assert!(used.resident_bytes <= used.apparent_bytes + used.files * 4096);
+/// # Ok::<(), procession::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] if the runtime directory cannot be read (the runtime has ended). A file
+/// removed while it is being read is left out.
+pub fn shm_usage(rt: &RuntimeInfo) -> Result<ShmUsage> {
+    fn add(dir: &Path, top: bool, sum: &mut ShmUsage) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.is_dir() {
+                if top {
+                    let _ = add(&entry.path(), false, sum);
+                }
+                continue;
+            }
+            sum.files += 1;
+            sum.apparent_bytes += meta.len();
+            sum.resident_bytes += meta.blocks() * 512;
+        }
+        Ok(())
+    }
+    let mut sum = ShmUsage::default();
+    add(&rt.dir, true, &mut sum).map_err(|e| {
+        Error::io(
+            format!("cannot list the runtime directory {}", rt.dir.display()),
+            e,
+        )
+    })?;
+    Ok(sum)
+}
+
 /// The root pid in a runtime directory's name `procession-<pid>-<nonce>`.
 fn parse_dir_name(name: &str) -> Option<u32> {
     let (pid, nonce) = name.strip_prefix("procession-")?.split_once('-')?;
