@@ -260,8 +260,8 @@ pub fn record_tree_child(dir: &Path, parent: u64, child: u64) {
     }
 }
 
-/// `parent` will run no more: close the mailboxes of its subtree (final, unlinked, their
-/// waiters woken), down to the leaves. The lists are files any process of the user can
+/// `parent` will run no more: close the mailboxes of its subtree (final, unlinked once
+/// their consumers are gone, their waiters woken), down to the leaves. The lists are files any process of the user can
 /// write, so the walk visits each id once and stops at a bounded depth.
 pub fn finalize_tree(dir: &Path, parent: u64) {
     let mut seen = std::collections::HashSet::new();
@@ -281,7 +281,13 @@ pub fn finalize_tree(dir: &Path, parent: u64) {
             }
             if let Ok(mb) = Mailbox::open(dir, id) {
                 mb.set_final();
-                mb.unlink();
+                // A mailbox whose consumer still runs is unlinked by that consumer's
+                // reaper, once it has published the exit through the file (the reaper
+                // maps it then: it holds no mapping of its own until the exit).
+                let state = mb.state();
+                if state != STATE_RUNNING && state != STATE_STARTING {
+                    mb.unlink();
+                }
             }
             stack.push((id, depth + 1));
         }
