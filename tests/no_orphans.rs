@@ -635,14 +635,17 @@ fn reaper_removes_an_exited_actors_mailbox_and_inboxes() {
         );
         parent.stop().unwrap();
         assert_eq!(parent.join_timeout(PATIENCE).unwrap(), Exit::Stopped);
-        // This thread's own reply inbox (from the ask above) lives as long as the thread.
+        // This thread's own reply inbox (from the ask above) lives as long as the thread,
+        // in this process's inbox directory, which lives as long as the process.
         let ours = format!("in-{:08x}", std::process::id());
-        let others = || -> Vec<String> {
-            entries(&dir)
+        let not_ours = |names: Vec<String>| -> Vec<String> {
+            names
                 .into_iter()
                 .filter(|e| !e.starts_with(&ours))
                 .collect()
         };
+        let others = || not_ours(entries(&dir));
+        let before = not_ours(before.clone());
         // The reaper removes the files just after it publishes the exit (see the ignored
         // test below), so wait for it.
         let cleaned = wait_for(PATIENCE, || others() == before);
