@@ -70,7 +70,12 @@ pub use process::{
     StartMethod, DEFAULT_START_TIMEOUT, EXIT_WAIT_NOTICE, SIGNAL_SHUTDOWN_ALLOWANCE,
 };
 pub use procession_macros::{child_init, Actor, Message};
+/// A byte string for messages (from `serde_bytes`): encoded as one CBOR byte string, and
+/// copied into the target's mailbox and out again. Right for small payloads; for
+/// megabytes, or bytes sent to several actors, use [`SharedBytes`], which travels as a
+/// handle.
 pub use serde_bytes::ByteBuf;
+pub use shared::SharedBytes;
 pub use supervisor::{register, unregister, whereis};
 pub use wait::{wait, Waitable};
 

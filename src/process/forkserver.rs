@@ -652,6 +652,7 @@ pub fn publish(
 ) -> Exit {
     // Files first, exit second: whoever join() wakes must find nothing left behind.
     remove_inboxes_of(dir, pid);
+    crate::shared::release_holds_of(dir, pid);
     let opened;
     let mb = match mapped {
         Some(mb) => mb,

@@ -8,8 +8,15 @@
 //! lock-free accessor, for those who synchronize otherwise. Integer values also have
 //! atomic operations ([`Value::fetch_add`] and friends) that need no lock at all.
 //! Handles are `Clone + Serialize + Deserialize`: give them to actors.
+//!
+//! [`SharedBytes`] is an immutable byte buffer that travels as a handle: the way to send
+//! megabytes without copying them.
 
+mod bytes;
 mod cells;
+
+pub(crate) use bytes::release_holds_of;
+pub use bytes::SharedBytes;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{
