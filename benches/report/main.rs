@@ -67,7 +67,7 @@ use procession::prelude::*;
 use procession::{SpawnOptions, StartMethod};
 
 use async_ask::{bench_ask_async_rtt, bench_ask_tasks, bench_ask_threads};
-use bytes::bench_bytes;
+use bytes::{bench_bytes, bench_shared};
 use fanout::bench_fanout;
 use lock::bench_lock;
 use manager::bench_manager;
@@ -105,6 +105,11 @@ struct Pair(u64, Cow<'static, str>);
 #[derive(Serialize, Deserialize, Message)]
 struct Bytes(Blob);
 
+/// A buffer in shared memory, sent as a handle: the actor reads one byte per 4 KiB page
+/// of it, in place.
+#[derive(Serialize, Deserialize, Message)]
+struct Shared(procession::SharedBytes);
+
 /// Returns (messages, bytes) counted since the last `Take`, and resets both.
 #[derive(Serialize, Deserialize, Message)]
 #[message(reply = (u64, u64))]
@@ -129,7 +134,7 @@ impl<'de> Deserialize<'de> for Blob {
 
 /// Counts what it is told; answers pings and echoes.
 #[derive(Serialize, Deserialize, Actor, Default)]
-#[actor(handles(Ping, Echo, Tick, Pair, Bytes, Take))]
+#[actor(handles(Ping, Echo, Tick, Pair, Bytes, Shared, Take))]
 struct Sink {
     msgs: u64,
     bytes: u64,
@@ -162,6 +167,14 @@ impl Handler<Bytes> for Sink {
     fn handle(&mut self, Bytes(b): Bytes, _cx: &mut Context<Self>) {
         self.msgs += 1;
         self.bytes += b.0.len() as u64;
+    }
+}
+
+impl Handler<Shared> for Sink {
+    fn handle(&mut self, Shared(b): Shared, _cx: &mut Context<Self>) {
+        self.msgs += 1;
+        self.bytes += b.len() as u64;
+        std::hint::black_box(b.iter().step_by(4096).fold(0u8, |x, &y| x ^ y));
     }
 }
 
@@ -567,6 +580,15 @@ fn main() {
     if cfg.wants("bytes") {
         section(t0, "bytes.1MiB", || bench_bytes(&cfg, "1MiB", 1 << 20));
         section(t0, "bytes.16MiB", || bench_bytes(&cfg, "16MiB", 16 << 20));
+        for (label, size) in [("1MiB", 1 << 20), ("16MiB", 16 << 20)] {
+            for fresh in [true, false] {
+                let id = format!(
+                    "bytes.{label}.shared_{}",
+                    if fresh { "fresh" } else { "reused" }
+                );
+                section(t0, &id, || bench_shared(&cfg, label, size, fresh));
+            }
+        }
     }
     if cfg.wants("mem") {
         section(t0, "mem.idle_actor", || bench_mem(&cfg));
