@@ -4,21 +4,25 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use procession::StartMethod;
-
-use procession::SharedBytes;
+use procession::{SharedBytes, StartMethod};
 
 use crate::{
-    calibrate, finish, rate_record, spawn_sink, tell_err, Blob, Bytes, Cfg, Shared, Take, R,
+    calibrate, finish, rate_record, spawn_sink, tell_err, Blob, Bytes, Cfg, Owned, Shared, Take, R,
 };
 
-pub(crate) fn bench_bytes(cfg: &Cfg, label: &str, size: usize) -> R<()> {
-    let a = spawn_sink(StartMethod::Forkserver)?;
-    let blob = Blob(Arc::new(vec![0u8; size]));
+/// Calibrates, then times `cfg.reps` runs of n × `send` followed by one `Take` (count
+/// and byte total checked): (n, MB/s per rep, seconds per rep).
+fn large_rates(
+    cfg: &Cfg,
+    a: &Owned,
+    size: usize,
+    nmax: u64,
+    send: &mut dyn FnMut() -> R<()>,
+) -> R<(u64, Vec<f64>, Vec<f64>)> {
     let mut run = |n: u64| -> R<f64> {
         let t0 = Instant::now();
         for _ in 0..n {
-            a.tell(Bytes(blob.clone())).map_err(tell_err)?;
+            send()?;
         }
         let (got, bytes) = a.ask(Take).map_err(|e| format!("count ask failed: {e}"))?;
         let el = t0.elapsed().as_secs_f64();
@@ -28,13 +32,12 @@ pub(crate) fn bench_bytes(cfg: &Cfg, label: &str, size: usize) -> R<()> {
         Ok(el)
     };
     let n0 = if size <= 1 << 20 { 16 } else { 4 };
-    let saved = cfg.target_s;
     let cfg_large = Cfg {
-        target_s: saved * 0.75,
+        target_s: cfg.target_s * 0.75,
         only: None,
         ..*cfg
     };
-    let n = calibrate(&cfg_large, &mut run, n0, 1 << 20)?.max(4);
+    let n = calibrate(&cfg_large, &mut run, n0, nmax)?.max(4);
     let mut mbs = Vec::new();
     let mut els = Vec::new();
     for _ in 0..cfg.reps {
@@ -42,6 +45,15 @@ pub(crate) fn bench_bytes(cfg: &Cfg, label: &str, size: usize) -> R<()> {
         els.push(el);
         mbs.push(n as f64 * size as f64 / 1e6 / el);
     }
+    Ok((n, mbs, els))
+}
+
+pub(crate) fn bench_bytes(cfg: &Cfg, label: &str, size: usize) -> R<()> {
+    let a = spawn_sink(StartMethod::Forkserver)?;
+    let blob = Blob(Arc::new(vec![0u8; size]));
+    let (n, mbs, els) = large_rates(cfg, &a, size, 1 << 20, &mut || {
+        a.tell(Bytes(blob.clone())).map_err(tell_err)
+    })?;
     finish(&a)?;
     rate_record(
         &format!("bytes.{label}"),
@@ -67,36 +79,14 @@ pub(crate) fn bench_shared(cfg: &Cfg, label: &str, size: usize, fresh: bool) -> 
     let a = spawn_sink(StartMethod::Forkserver)?;
     let private = vec![1u8; size];
     let once = SharedBytes::from_slice(&private).map_err(|e| format!("SharedBytes: {e}"))?;
-    let mut run = |n: u64| -> R<f64> {
-        let t0 = Instant::now();
-        for _ in 0..n {
-            let b = if fresh {
-                SharedBytes::from_slice(&private).map_err(|e| format!("SharedBytes: {e}"))?
-            } else {
-                once.clone()
-            };
-            a.tell(Shared(b)).map_err(tell_err)?;
-        }
-        let (got, bytes) = a.ask(Take).map_err(|e| format!("count ask failed: {e}"))?;
-        let el = t0.elapsed().as_secs_f64();
-        if got != n || bytes != n * size as u64 {
-            return Err(format!("actor got {got} messages / {bytes} bytes of {n}"));
-        }
-        Ok(el)
-    };
-    let cfg_large = Cfg {
-        target_s: cfg.target_s * 0.75,
-        only: None,
-        ..*cfg
-    };
-    let n = calibrate(&cfg_large, &mut run, 16, 1 << 22)?.max(4);
-    let mut mbs = Vec::new();
-    let mut els = Vec::new();
-    for _ in 0..cfg.reps {
-        let el = run(n)?;
-        els.push(el);
-        mbs.push(n as f64 * size as f64 / 1e6 / el);
-    }
+    let (n, mbs, els) = large_rates(cfg, &a, size, 1 << 22, &mut || {
+        let b = if fresh {
+            SharedBytes::from_slice(&private).map_err(|e| format!("SharedBytes: {e}"))?
+        } else {
+            once.clone()
+        };
+        a.tell(Shared(b)).map_err(tell_err)
+    })?;
     finish(&a)?;
     let how = if fresh {
         "SharedBytes::from_slice of a private buffer for each tell (a fresh file in /dev/shm \
