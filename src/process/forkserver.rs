@@ -323,9 +323,10 @@ const EXIT_RECORDS: usize = 8192;
 /// What the zygote knows of each actor it started.
 struct ChildRecord {
     mailbox: u64,
-    /// The zygote's own mapping of the mailbox, taken when the actor was started (while
-    /// the file was known good): its exit is published through it even if the file's
-    /// header is written over later.
+    /// What the zygote read from the mailbox when the actor was started (while the file
+    /// was known good): its exit is published through a mapping made with those sizes
+    /// even if the file's header is written over later. Plain data, so a fork copies no
+    /// mapping or fd per running actor.
     mb: Option<HeldMailbox>,
     /// The process that asked for it: its logical parent. When the parent dies, the
     /// child is killed (no orphans, whatever the start method or the parent's death).
@@ -480,8 +481,8 @@ impl Zygote {
                 let mailbox = boot.mailbox_id;
                 let reply = self.spawn(boot, exec, peer_pid(conn));
                 write_msg(conn, &reply)?;
-                // Map the mailbox now (off the requester's critical path), while it is
-                // known good: its exit is published through this mapping.
+                // Check the mailbox now (off the requester's critical path), while it is
+                // known good: its exit is published with the sizes read now.
                 if let Reply::Spawned { pid } = reply {
                     if let Some(rec) = self.children.get_mut(&(pid as i32)) {
                         rec.mb = Mailbox::hold(&self.dir, mailbox).ok();
