@@ -90,6 +90,16 @@ fn pattern(len: usize) -> SharedBytes {
     .unwrap()
 }
 
+/// Gives `b` to `a` to keep, checks that `a` reads the same bytes, and returns its file:
+/// from then on the actor is its only holder.
+fn hand_over(a: &ActorRef<Holder>, b: SharedBytes) -> std::path::PathBuf {
+    let path = b.__path().to_path_buf();
+    let expected = sum(&b);
+    a.tell(Keep(b)).unwrap();
+    assert_eq!(a.ask(KeptSum).unwrap(), expected);
+    path
+}
+
 #[test]
 fn an_actor_reads_the_bytes_it_was_sent_in_place() {
     let a = holder();
@@ -103,11 +113,7 @@ fn an_actor_reads_the_bytes_it_was_sent_in_place() {
 #[test]
 fn the_last_drop_in_another_process_frees_the_buffer() {
     let a = holder();
-    let b = pattern(1 << 20);
-    let path = b.__path().to_path_buf();
-    let expected = sum(&b);
-    a.tell(Keep(b)).unwrap();
-    assert_eq!(a.ask(KeptSum).unwrap(), expected);
+    let path = hand_over(&a, pattern(1 << 20));
     // Only the actor holds it now.
     assert!(path.exists());
     a.tell(Forget).unwrap();
@@ -119,11 +125,7 @@ fn the_last_drop_in_another_process_frees_the_buffer() {
 #[test]
 fn a_holder_that_crashes_frees_its_share() {
     let a = holder();
-    let b = pattern(1 << 20);
-    let path = b.__path().to_path_buf();
-    let expected = sum(&b);
-    a.tell(Keep(b)).unwrap();
-    assert_eq!(a.ask(KeptSum).unwrap(), expected);
+    let path = hand_over(&a, pattern(1 << 20));
     let holds = procession::__private::runtime_dir()
         .unwrap()
         .join(format!("holds-{:08x}", a.pid()));
