@@ -336,7 +336,7 @@ fn a_written_over_router_inbox_costs_at_most_its_replies_and_async_asks_go_on() 
     let a = svc();
     futures::executor::block_on(a.ask_async(Echo(1))).unwrap();
     for (field, garbage) in [
-        ("queued", 100_000u64.to_le_bytes().to_vec()),
+        ("frames_sent", 100_000u64.to_le_bytes().to_vec()),
         ("head", u64::MAX.to_le_bytes().to_vec()),
         ("tail", 12_345u64.to_le_bytes().to_vec()),
     ] {

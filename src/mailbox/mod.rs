@@ -48,8 +48,11 @@
 //! - Every futex wait is bounded (100 ms) and re-checks its condition, so a wake-up lost
 //!   to a cleared `consumer_waiting` costs latency, never liveness.
 //! - Impossible indexes (`head` past `tail`, more bytes used than the ring holds, more
-//!   frames queued than the capacity) make senders fail at once with
-//!   [`SendFail::Corrupt`] (`TellError::Corrupt`, `Error::Corrupt`); the consumer, which
+//!   frames queued than the capacity) make senders that read them fail at once with
+//!   [`SendFail::Corrupt`] (`TellError::Corrupt`, `Error::Corrupt`). (A sender reads
+//!   `head` and the consumer's frame count only when the room it saw last is used up: both
+//!   only grow, so an older reading never overstates the room. A written-over `head` that
+//!   no sender read is put back by the consumer's next release, harmlessly.) The consumer, which
 //!   alone owns `head`, puts a written-over `head` back, resets impossible indexes, and
 //!   clears a frame count that an empty ring contradicts for a whole idle slice, each time
 //!   reporting [`WireError::Corrupt`](crate::wire::WireError::Corrupt) (counted as a bad
@@ -657,6 +660,17 @@ impl Mailbox {
         consumer.recv(&self.region, wait, spin_budget())
     }
 
+    /// [`recv`](Self::recv), setting `waited` if the ring was empty and it waited (or
+    /// spun) for the frame.
+    pub fn recv_noting_wait<'c>(
+        &self,
+        consumer: &'c mut Consumer,
+        wait: Wait,
+        waited: &mut bool,
+    ) -> Received<'c> {
+        consumer.recv_noting_wait(&self.region, wait, spin_budget(), waited)
+    }
+
     /// Writes one raw ring record, bypassing framing (for tests of malformed input).
     #[doc(hidden)]
     pub fn send_raw_record(&self, first: bool, last: bool, bytes: &[u8]) -> Result<(), SendFail> {
@@ -706,7 +720,7 @@ impl Mailbox {
             asks_answered: c.asks_answered.load(Relaxed),
             busy: Duration::from_nanos(c.busy_ns.load(Relaxed)),
             busy_max: Duration::from_nanos(c.busy_max_ns.load(Relaxed)),
-            queued: c.queued.load(Relaxed),
+            queued: ring::queued(&self.region),
             queued_high: c.queued_high.load(Relaxed),
             bad_frames: c.bad_frames.load(Relaxed),
         }
@@ -724,7 +738,7 @@ impl Mailbox {
 
     /// Frames queued and not yet consumed.
     pub fn queued(&self) -> u32 {
-        self.region.header().cons.queued.load(Relaxed)
+        ring::queued(&self.region)
     }
 
     /// Sets the correlation id the inbox's owner waits for (0: none).

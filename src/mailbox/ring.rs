@@ -10,7 +10,7 @@
 //! (robust) lock sees `OwnerDied` and writes an [`ABORT`] record, and the consumer drops
 //! the partial frame with [`WireError::Aborted`].
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use super::shared::Region;
@@ -191,17 +191,43 @@ fn used_bytes(r: &Region, head: u64, tail: u64) -> Option<u64> {
     tail.checked_sub(head).filter(|&u| u <= r.ring_size())
 }
 
+/// Frames queued: sent and not yet taken. `None` if more than the capacity (the header
+/// was written over). A `frames_taken` ahead of `frames_sent` (possible for a moment after
+/// the consumer dropped a corrupt ring) counts as none queued.
+fn queued_of(r: &Region, sent: u64, taken: u64) -> Option<u64> {
+    Some(sent.saturating_sub(taken)).filter(|&q| q <= u64::from(r.capacity()))
+}
+
+/// Frames queued now, as the header says (for counters and readers), at most the capacity.
+pub fn queued(r: &Region) -> u32 {
+    let h = r.header();
+    let taken = h.cons.frames_taken.load(Acquire);
+    let sent = h.prod.frames_sent.load(Acquire);
+    sent.saturating_sub(taken).min(u64::from(r.capacity())) as u32
+}
+
 /// Whether a frame (`new_frame`) or chunk of `need` bytes fits now; `Err` if the header
-/// holds impossible values.
+/// holds impossible values. Called under the producers' lock.
 fn room_for(r: &Region, need: u64, new_frame: bool) -> Result<bool, SendFail> {
     let h = r.header();
-    let used = used_bytes(r, h.cons.head.load(Acquire), h.prod.tail.load(Relaxed))
-        .ok_or(SendFail::Corrupt)?;
-    let queued = h.cons.queued.load(Acquire);
-    if queued > r.capacity() {
-        return Err(SendFail::Corrupt);
+    let tail = h.prod.tail.load(Relaxed);
+    let sent = h.prod.frames_sent.load(Relaxed);
+    let fits = |head: u64, taken: u64| -> Option<bool> {
+        let used = used_bytes(r, head, tail)?;
+        let queued = queued_of(r, sent, taken)?;
+        Some(r.ring_size() - used >= need && (!new_frame || queued < u64::from(r.capacity())))
+    };
+    // The consumer's progress as last seen first: while that leaves room, the consumer's
+    // line is not read at all (both words only grow, so this never overstates the room).
+    if fits(r.seen.head.load(Relaxed), r.seen.taken.load(Relaxed)) == Some(true) {
+        return Ok(true);
     }
-    Ok(r.ring_size() - used >= need && (!new_frame || queued < r.capacity()))
+    let head = h.cons.head.load(Acquire);
+    let taken = h.cons.frames_taken.load(Acquire);
+    let room = fits(head, taken).ok_or(SendFail::Corrupt)?;
+    r.seen.head.store(head, Relaxed);
+    r.seen.taken.store(taken, Relaxed);
+    Ok(room)
 }
 
 fn wait_room(
@@ -266,7 +292,9 @@ fn publish_record(r: &Region, flags: u32, payload: &[u8]) {
     r.write_at(tail.wrapping_add(REC), payload);
     r.write_at(tail, &((len) | ((flags as u64) << 32)).to_le_bytes());
     if flags & LAST != 0 {
-        h.cons.queued.fetch_add(1, AcqRel);
+        // Only the lock holder writes it: no read-modify-write needed.
+        let sent = h.prod.frames_sent.load(Relaxed);
+        h.prod.frames_sent.store(sent.wrapping_add(1), Release);
     }
     h.prod
         .tail
@@ -363,9 +391,18 @@ pub struct Consumer {
     head: Option<u64>,
     /// Whether it is the only reader (see `head`).
     sole: bool,
-    /// `(head, queued)` as last seen while idle with an empty ring and frames counted.
-    suspect: Option<(u64, u32)>,
+    /// `(head, frames_sent, frames_taken)` as last seen while idle with an empty ring
+    /// and the two counts apart.
+    suspect: Option<Suspect>,
+    /// `tail` as last read: records up to it are published, so the consumer reads the
+    /// producers' line again only once it has taken them all.
+    tail: u64,
+    /// `frames_sent` as read with `tail` (for the queue's high-water mark).
+    sent: u64,
 }
+
+/// See [`Consumer::suspect`].
+type Suspect = (u64, u64, u64);
 
 impl Default for Consumer {
     fn default() -> Self {
@@ -384,6 +421,8 @@ impl Consumer {
             head: None,
             suspect: None,
             sole: true,
+            tail: 0,
+            sent: 0,
         }
     }
 
@@ -407,6 +446,18 @@ impl Consumer {
 
     /// Waits for the next frame; `wait` bounds how long (`Never` only checks).
     pub fn recv(&mut self, r: &Region, wait: Wait, spin: Duration) -> Received<'_> {
+        self.recv_noting_wait(r, wait, spin, &mut false)
+    }
+
+    /// [`recv`](Self::recv), setting `waited` if it found the ring empty and waited (or
+    /// spun) for a frame.
+    pub fn recv_noting_wait(
+        &mut self,
+        r: &Region,
+        wait: Wait,
+        spin: Duration,
+        waited: &mut bool,
+    ) -> Received<'_> {
         self.commit(r);
         let h = r.header();
         loop {
@@ -423,11 +474,16 @@ impl Consumer {
                     format!("head written over ({shared}, was {head}); put back"),
                 ));
             }
-            let mut tail = h.prod.tail.load(Acquire);
+            let mut tail = if self.tail > head && self.tail - head <= r.ring_size() {
+                self.tail
+            } else {
+                self.refresh(r)
+            };
             if head == tail {
+                *waited = true;
                 let suspect = self.sole.then_some(&mut self.suspect);
                 match wait_data(r, head, wait, spin, suspect) {
-                    Ok(Some(t)) => tail = t,
+                    Ok(Some(_)) => tail = self.refresh(r),
                     Ok(None) => return Received::TimedOut,
                     Err(e) => {
                         self.partial = None;
@@ -459,7 +515,9 @@ impl Consumer {
                 self.orphan = false;
                 self.advance(r, tail);
                 // Whatever was queued up to the tail is gone with it.
-                h.cons.queued.store(0, SeqCst);
+                h.cons
+                    .frames_taken
+                    .store(h.prod.frames_sent.load(Acquire), SeqCst);
                 return Received::Bad(WireError::BadHeader(format!(
                     "corrupt ring record (len {len}, flags {flags:#x}); dropped {} bytes",
                     tail - head
@@ -491,7 +549,7 @@ impl Consumer {
                 // incarnation read it, or a writer broke the protocol): skip to its end.
                 self.advance(r, head + span);
                 if flags & LAST != 0 {
-                    frame_consumed(r);
+                    self.took_frame(r);
                     self.orphan = false;
                     return Received::Bad(WireError::BadHeader(
                         "the rest of a frame whose first record was not seen".into(),
@@ -519,15 +577,15 @@ impl Consumer {
                 // Held in the ring until committed, for redelivery after a crash.
                 self.partial = None;
                 self.pending = Some(head + span);
-                frame_consumed(r);
-                h.cons.frames_in.fetch_add(1, Relaxed);
+                self.took_frame(r);
+                count_frame_in(r);
                 return Received::Frame(&self.buf, Some(head));
             }
             self.advance(r, head + span);
             if flags & LAST == 0 {
                 continue;
             }
-            frame_consumed(r);
+            self.took_frame(r);
             let Some(p) = self.partial.take() else {
                 continue;
             };
@@ -540,7 +598,7 @@ impl Consumer {
                     got: p.got,
                 });
             }
-            h.cons.frames_in.fetch_add(1, Relaxed);
+            count_frame_in(r);
             return Received::Frame(&self.buf, None);
         }
     }
@@ -590,6 +648,28 @@ impl Consumer {
         });
     }
 
+    /// Reads `tail` (and `frames_sent` with it) afresh.
+    fn refresh(&mut self, r: &Region) -> u64 {
+        let h = r.header();
+        self.tail = h.prod.tail.load(Acquire);
+        self.sent = h.prod.frames_sent.load(Acquire);
+        self.tail
+    }
+
+    /// Counts one frame (good or bad) as taken out of the mailbox.
+    fn took_frame(&mut self, r: &Region) {
+        let cons = &r.header().cons;
+        // Only the consumer (or, for a queue, the reader holding the consumers' lock)
+        // writes it: no read-modify-write needed.
+        let taken = cons.frames_taken.load(Relaxed);
+        // Queued just before this take, as far as the last read of the tail shows.
+        let before = self.sent.saturating_sub(taken).min(u64::from(u32::MAX)) as u32;
+        if before > cons.queued_high.load(Relaxed) {
+            cons.queued_high.store(before, Relaxed);
+        }
+        cons.frames_taken.store(taken.wrapping_add(1), Release);
+    }
+
     fn advance(&mut self, r: &Region, to: u64) {
         let h = r.header();
         if self.sole {
@@ -609,21 +689,14 @@ impl Consumer {
 fn plenty_of_room(r: &Region, head: u64) -> bool {
     let h = r.header();
     let used = h.prod.tail.load(SeqCst).saturating_sub(head);
-    used == 0 || (used <= r.ring_size() / 2 && h.cons.queued.load(SeqCst) <= r.capacity() / 2)
+    used == 0 || (used <= r.ring_size() / 2 && queued(r) <= r.capacity() / 2)
 }
 
-/// Counts one frame (good or bad) as taken out of the mailbox.
-fn frame_consumed(r: &Region) {
-    let cons = &r.header().cons;
-    // Only consumers lower `queued`, so its peaks are all seen here, just before a take.
-    if let Ok(before) = cons
-        .queued
-        .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1))
-    {
-        if before > cons.queued_high.load(Relaxed) {
-            cons.queued_high.store(before, Relaxed);
-        }
-    }
+/// Counts one reassembled frame (the consumer's own counter: a plain store).
+fn count_frame_in(r: &Region) {
+    let c = &r.header().cons;
+    c.frames_in
+        .store(c.frames_in.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
 /// Waits until `tail` moves past `head`; returns the new tail, or `None` on timeout.
@@ -636,7 +709,7 @@ fn wait_data(
     head: u64,
     wait: Wait,
     spin: Duration,
-    mut suspect: Option<&mut Option<(u64, u32)>>,
+    mut suspect: Option<&mut Option<Suspect>>,
 ) -> Result<Option<u64>, WireError> {
     let h = r.header();
     let moved = || {
@@ -694,7 +767,7 @@ fn wait_data(
 fn check_idle_header(
     r: &Region,
     head: u64,
-    suspect: &mut Option<(u64, u32)>,
+    suspect: &mut Option<Suspect>,
 ) -> Result<(), WireError> {
     let h = r.header();
     let shared = h.cons.head.load(Acquire);
@@ -705,31 +778,34 @@ fn check_idle_header(
             format!("head written over ({shared}, was {head}); put back"),
         ));
     }
-    let queued = h.cons.queued.load(Acquire);
-    if queued == 0 || h.prod.tail.load(Acquire) != head {
+    let taken = h.cons.frames_taken.load(Acquire);
+    let sent = h.prod.frames_sent.load(Acquire);
+    if sent == taken || h.prod.tail.load(Acquire) != head {
         return Ok(());
     }
-    // A sender publishes `queued` a moment before `tail`, and a sender waiting for room
-    // holds the lock while it waits: so the count is only wrong if it stays the same,
-    // with the ring empty, across a whole idle slice. Then put it right with a CAS.
-    let seen = suspect.replace((head, queued));
-    if seen != Some((head, queued)) {
+    // A sender counts a frame a moment before `tail` publishes it, and a sender waiting
+    // for room holds the lock while it waits: so the counts are only wrong if they stay
+    // apart, with the ring empty, across a whole idle slice. Then put them right (the
+    // consumer writes only its own count).
+    let seen = suspect.replace((head, sent, taken));
+    if seen != Some((head, sent, taken)) {
         return Ok(());
     }
     *suspect = None;
-    if h.prod.tail.load(Acquire) != head
-        || h.cons
-            .queued
-            .compare_exchange(queued, 0, SeqCst, SeqCst)
-            .is_err()
-    {
+    if h.prod.tail.load(Acquire) != head || h.prod.frames_sent.load(Acquire) != sent {
+        return Ok(());
+    }
+    h.cons.frames_taken.store(sent, SeqCst);
+    if taken > sent {
+        // More taken than sent: harmless (it left more room, not less), and what a reset
+        // of a corrupt ring can leave for a moment. Put right without a report.
         return Ok(());
     }
     h.prod.space_seq.fetch_add(1, SeqCst);
     futex::wake(&h.prod.space_seq, i32::MAX);
     Err(corrupt_error(
         r,
-        format!("{queued} frames queued in an empty ring"),
+        format!("{} frames queued in an empty ring", sent - taken),
     ))
 }
 
@@ -739,7 +815,9 @@ fn repair(r: &Region, what: String) -> (WireError, u64) {
     let h = r.header();
     let tail = h.prod.tail.load(Acquire);
     h.cons.head.store(tail, SeqCst);
-    h.cons.queued.store(0, SeqCst);
+    h.cons
+        .frames_taken
+        .store(h.prod.frames_sent.load(Acquire), SeqCst);
     h.prod.space_seq.fetch_add(1, SeqCst);
     futex::wake(&h.prod.space_seq, i32::MAX);
     (corrupt_error(r, what), tail)

@@ -24,32 +24,46 @@ pub const NAME_MAX: usize = 200;
 /// Longest exit message stored in the header.
 pub const EXIT_MESSAGE_MAX: usize = 1024;
 
-/// Producer-side words, on their own cache line.
+/// Producer-side words. Each group is on a cache line of its own, so that what one side
+/// writes per message is not on a line the other side reads per message (a shared line
+/// written by one CPU and read by the other costs a transfer each time).
 #[repr(C, align(64))]
 pub struct ProducerSide {
     /// Bytes committed into the ring since creation (monotonic; position = tail % ring).
     pub tail: AtomicU64,
+    /// Complete frames committed since creation (monotonic; raised just before `tail`
+    /// publishes a frame's last record). Frames queued = this − `frames_taken`.
+    pub frames_sent: AtomicU64,
     /// 1 while a producer has written the first chunk of a frame but not its last.
     pub frame_open: AtomicU32,
     /// Pid of the process that last took the producer lock.
     pub writer_pid: AtomicU32,
+    /// Starts the next words on a line of their own: the consumer reads them after
+    /// every frame, and producers write them only when they sleep.
+    pub _line: CacheLine,
     /// Producers sleeping for space or capacity.
     pub producers_waiting: AtomicU32,
     /// Futex word the consumer bumps when it frees space.
     pub space_seq: AtomicU32,
 }
 
-/// Consumer-side words, on their own cache line.
+/// Consumer-side words, in three cache-line groups (see [`ProducerSide`]).
 #[repr(C, align(64))]
 pub struct ConsumerSide {
-    /// Bytes consumed since creation.
-    pub head: AtomicU64,
-    /// Complete frames committed and not yet consumed.
-    pub queued: AtomicU32,
-    /// 1 while the consumer sleeps (or is about to) on `data_seq`.
+    /// 1 while the consumer sleeps (or is about to) on `data_seq`. Producers read it on
+    /// every send; the consumer writes it only when it goes to sleep.
     pub consumer_waiting: AtomicU32,
     /// Futex word producers bump when they publish data for a sleeping consumer.
     pub data_seq: AtomicU32,
+    /// Starts the consumer's per-frame words on a line of their own.
+    pub _line: CacheLine,
+    /// Bytes consumed since creation. Producers read it only when the room they last saw
+    /// is used up.
+    pub head: AtomicU64,
+    /// Complete frames consumed since creation (good or bad; monotonic).
+    pub frames_taken: AtomicU64,
+    /// Starts the consumer's own bookkeeping (no producer reads it) on the next line.
+    pub _own: CacheLine,
     /// For a reply inbox: the correlation id its owner is waiting for (0: none).
     pub waiting_corr: AtomicU64,
     /// Frames the consumer rejected as malformed.
@@ -78,6 +92,10 @@ pub struct ConsumerSide {
     /// The most frames ever queued at once (seen by the consumer as it takes one).
     pub queued_high: AtomicU32,
 }
+
+/// A zero-sized field that starts the next one on a fresh 64-byte cache line.
+#[repr(C, align(64))]
+pub struct CacheLine;
 
 /// No frame in flight.
 pub const NONE: u64 = u64::MAX;
@@ -224,6 +242,20 @@ pub struct Region {
     capacity: u32,
     max_frame: u64,
     name: String,
+    /// What this process's producers last read of the consumer's progress.
+    pub seen: Seen,
+}
+
+/// The consumer's `head` and `frames_taken` as a producer in this process last read them
+/// (plain process memory, not shared). Both only grow, so room computed from an older
+/// reading is never more than the room there is: a producer re-reads the shared words
+/// only when the room it last saw is used up, and the consumer's line stays in its cache.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// `head` as last read (and checked against `tail`).
+    pub head: AtomicU64,
+    /// `frames_taken` as last read (and checked against `frames_sent`).
+    pub taken: AtomicU64,
 }
 
 /// What [`Region::open_held`] read from a mailbox file that was known good: the bounds
@@ -255,6 +287,7 @@ impl HeldRegion {
             capacity: self.capacity,
             max_frame: self.max_frame,
             name: self.name.clone(),
+            seen: Seen::default(),
         })
     }
 }
@@ -290,6 +323,7 @@ impl Region {
             capacity,
             max_frame,
             name: String::new(),
+            seen: Seen::default(),
         };
         let region = Region {
             name: region.read_name(),
@@ -356,6 +390,7 @@ impl Region {
             capacity,
             max_frame,
             name: String::new(),
+            seen: Seen::default(),
         };
         Ok(Region {
             name: region.read_name(),
@@ -479,7 +514,8 @@ pub fn header_field_offset(field: &str) -> Option<usize> {
         "tail" => prod + offset_of!(ProducerSide, tail),
         "frame_open" => prod + offset_of!(ProducerSide, frame_open),
         "head" => cons + offset_of!(ConsumerSide, head),
-        "queued" => cons + offset_of!(ConsumerSide, queued),
+        "frames_sent" => prod + offset_of!(ProducerSide, frames_sent),
+        "frames_taken" => cons + offset_of!(ConsumerSide, frames_taken),
         "consumer_waiting" => cons + offset_of!(ConsumerSide, consumer_waiting),
         "data_seq" => cons + offset_of!(ConsumerSide, data_seq),
         "state" => life + offset_of!(LifeSide, state),

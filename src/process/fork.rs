@@ -8,7 +8,9 @@
 //! whenever it spawns, joins or checks liveness. Until then, another process that joins a
 //! fork child killed by a signal waits for that reaping.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
@@ -20,6 +22,21 @@ use crate::mailbox::Mailbox;
 use crate::os::proc::{die_with_parent, exit_now, fork, thread_count, Forked};
 
 static CHILDREN: Mutex<Vec<(Pid, Arc<Mailbox>)>> = Mutex::new(Vec::new());
+/// Whether `CHILDREN` is non-empty, kept beside it (set under its lock): an actor's loop
+/// asks before every receive, and a lock per message costs more than the message.
+static HAS_CHILDREN: AtomicBool = AtomicBool::new(false);
+
+fn children() -> MutexGuard<'static, Vec<(Pid, Arc<Mailbox>)>> {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Applies `f` to the list of children, then records whether any are left.
+fn update_children<R>(f: impl FnOnce(&mut Vec<(Pid, Arc<Mailbox>)>) -> R) -> R {
+    let mut children = children();
+    let r = f(&mut children);
+    HAS_CHILDREN.store(!children.is_empty(), Relaxed);
+    r
+}
 
 /// Forks the actor described by `boot`; returns its pid.
 pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
@@ -45,10 +62,7 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
     let parent = nix::unistd::getpid();
     match fork().map_err(|e| Error::io("fork failed", e))? {
         Forked::Parent(pid) => {
-            CHILDREN
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((pid, mailbox.clone()));
+            update_children(|c| c.push((pid, mailbox.clone())));
             // Our own unreaped child, so its pid is its own: hand the zygote a pidfd, so
             // that other processes can signal it through the zygote (never by a pid
             // read from the mailbox).
@@ -62,7 +76,7 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
             if let Some(rt) = super::runtime::current() {
                 rt.forget_in_fork_child();
             }
-            CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            update_children(Vec::clear);
             super::forget_non_daemons();
             if die_with_parent(Signal::SIGKILL, parent).is_err() {
                 exit_now(1);
@@ -82,20 +96,16 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
 
 /// Whether this process has fork children not yet reaped.
 pub fn has_children() -> bool {
-    !CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_empty()
+    HAS_CHILDREN.load(Relaxed)
 }
 
 /// Reaps fork children that have exited and publishes their exits.
 pub fn reap() {
+    if !has_children() {
+        return;
+    }
     let mut exited = Vec::new();
-    {
-        let mut children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-        if children.is_empty() {
-            return;
-        }
+    update_children(|children| {
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         children.retain(|(pid, mb)| {
             let (signal, status) = match waitid(Id::Pid(*pid), flags) {
@@ -107,7 +117,7 @@ pub fn reap() {
             exited.push((*pid, mb.clone(), signal, status));
             false
         });
-    }
+    });
     for (pid, mb, signal, status) in exited {
         // Still a zombie (WNOWAIT): its pid is not recycled while the exit is published.
         if let Some(rt) = super::runtime::current() {
@@ -128,17 +138,13 @@ pub fn reap() {
 
 /// Whether a fork child of this process, not reaped yet, consumes `mailbox`.
 pub fn is_child(mailbox: u64) -> bool {
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .any(|(_, mb)| mb.id() == mailbox)
+    children().iter().any(|(_, mb)| mb.id() == mailbox)
 }
 
 /// Signals the fork child of this process that consumes `mailbox`; `false` if none does.
 /// The child is not reaped while it is listed, so its pid is still its own.
 pub fn signal_child(mailbox: u64, signal: Signal) -> bool {
-    let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let children = children();
     match children.iter().find(|(_, mb)| mb.id() == mailbox) {
         Some((pid, _)) => nix::sys::signal::kill(*pid, signal).is_ok(),
         None => false,
@@ -152,7 +158,7 @@ pub fn kill_consumer(mailbox: u64) -> bool {
 
 /// Kills every fork child of this process (its runtime was lost) and reaps them.
 pub fn kill_all() {
-    let children = std::mem::take(&mut *CHILDREN.lock().unwrap_or_else(|e| e.into_inner()));
+    let children = update_children(std::mem::take);
     for (pid, _) in &children {
         let _ = nix::sys::signal::kill(*pid, Signal::SIGKILL);
     }
