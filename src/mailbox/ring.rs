@@ -210,12 +210,24 @@ pub fn queued(r: &Region) -> u32 {
 /// holds impossible values. Called under the producers' lock.
 fn room_for(r: &Region, need: u64, new_frame: bool) -> Result<bool, SendFail> {
     let h = r.header();
-    let tail = h.prod.tail.load(Relaxed);
-    let sent = h.prod.frames_sent.load(Relaxed);
+    room_after(
+        r,
+        h.prod.tail.load(Relaxed),
+        h.prod.frames_sent.load(Relaxed),
+        need,
+        u64::from(new_frame),
+    )
+}
+
+/// Whether `need` bytes and `frames` more frames fit after the producers' own `tail` and
+/// `sent` (which may count frames written and not yet published); `Err` if the header
+/// holds impossible values.
+fn room_after(r: &Region, tail: u64, sent: u64, need: u64, frames: u64) -> Result<bool, SendFail> {
+    let h = r.header();
     let fits = |head: u64, taken: u64| -> Option<bool> {
         let used = used_bytes(r, head, tail)?;
         let queued = queued_of(r, sent, taken)?;
-        Some(r.ring_size() - used >= need && (!new_frame || queued < u64::from(r.capacity())))
+        Some(r.ring_size() - used >= need && queued + frames <= u64::from(r.capacity()))
     };
     // The consumer's progress as last seen first: while that leaves room, the consumer's
     // line is not read at all (both words only grow, so this never overstates the room).
@@ -244,12 +256,29 @@ fn wait_room(
     } else {
         spin
     };
+    if room_for(r, need, new_frame)? {
+        return Ok(());
+    }
+    // Full. While spinning, wait for a quarter of the ring (and of its frame capacity) to
+    // be free, not only for what this frame needs: a producer that takes each slot the
+    // moment the consumer frees it makes both sides trade the same cache lines for every
+    // frame, and the consumer (the slower side of a full ring) pays for it. Once the spin
+    // is over, the sleeping wait below takes any room that fits.
+    let slack_bytes = (r.ring_size() / 4).min(r.ring_size() - need.min(r.ring_size()));
+    let frames = if new_frame {
+        u64::from(r.capacity() / 4).max(1)
+    } else {
+        0
+    };
+    let (tail, sent) = (h.prod.tail.load(Relaxed), h.prod.frames_sent.load(Relaxed));
     let mut corrupt = false;
-    if spin_until(spin, || match room_for(r, need, new_frame) {
-        Ok(room) => room,
-        Err(_) => {
-            corrupt = true;
-            true
+    if spin_until(spin, || {
+        match room_after(r, tail, sent, need + slack_bytes, frames) {
+            Ok(room) => room,
+            Err(_) => {
+                corrupt = true;
+                true
+            }
         }
     }) {
         return if corrupt {
@@ -284,25 +313,98 @@ fn wait_room(
 }
 
 fn publish_record(r: &Region, flags: u32, payload: &[u8]) {
-    let h = r.header();
+    let tail = r.header().prod.tail.load(Relaxed);
+    let end = write_record(r, tail, flags, payload);
+    publish(r, end, u64::from(flags & LAST != 0));
+}
+
+/// Writes one record at ring position `at` without publishing it; returns where the next
+/// record goes.
+fn write_record(r: &Region, at: u64, flags: u32, payload: &[u8]) -> u64 {
     // `tail` is shared memory: wrapping arithmetic, so a written-over value near the top
     // of the range is a corrupt index (found by the next check), never an overflow panic.
-    let tail = h.prod.tail.load(Relaxed);
     let len = payload.len() as u64;
-    r.write_at(tail.wrapping_add(REC), payload);
-    r.write_at(tail, &((len) | ((flags as u64) << 32)).to_le_bytes());
-    if flags & LAST != 0 {
+    r.write_at(at.wrapping_add(REC), payload);
+    r.write_at(at, &((len) | ((flags as u64) << 32)).to_le_bytes());
+    at.wrapping_add(REC + padded(len))
+}
+
+/// Publishes the records written up to `tail`, `frames` of them complete, and wakes the
+/// consumer if it sleeps: one wake for however many frames.
+fn publish(r: &Region, tail: u64, frames: u64) {
+    let h = r.header();
+    if frames > 0 {
         // Only the lock holder writes it: no read-modify-write needed.
         let sent = h.prod.frames_sent.load(Relaxed);
-        h.prod.frames_sent.store(sent.wrapping_add(1), Release);
+        h.prod.frames_sent.store(sent.wrapping_add(frames), Release);
     }
-    h.prod
-        .tail
-        .store(tail.wrapping_add(REC + padded(len)), SeqCst);
+    h.prod.tail.store(tail, SeqCst);
     if h.cons.consumer_waiting.load(SeqCst) != 0 {
         h.cons.data_seq.fetch_add(1, SeqCst);
         futex::wake(&h.cons.data_seq, 1);
     }
+}
+
+/// Appends several frames, in order, under one take of the producers' lock. The frames
+/// that fit are written and published together (one `tail` update, at most one wake-up);
+/// when the ring is full, what was written is published and the rest waits for room as
+/// [`send`] does. Returns how many frames were sent, and why the next one was not.
+pub fn send_many(
+    r: &Region,
+    frames: &[&[u8]],
+    wait: Wait,
+    spin: Duration,
+    alive: &dyn Fn() -> bool,
+) -> (usize, Result<(), SendFail>) {
+    let Some(first) = frames.first() else {
+        return (0, Ok(()));
+    };
+    if first.len() as u64 > r.max_frame() {
+        return (0, Err(SendFail::TooLarge));
+    }
+    if let Err(e) = lock(r, wait, spin, alive) {
+        return (0, Err(e));
+    }
+    let h = r.header();
+    let mut done = 0;
+    // Written after `tail` and not yet published: `pending` frames, up to `at`.
+    let mut pending = 0u64;
+    let mut at = h.prod.tail.load(Relaxed);
+    let result = loop {
+        let Some(frame) = frames.get(done + pending as usize) else {
+            break Ok(());
+        };
+        if frame.len() as u64 > r.max_frame() {
+            break Err(SendFail::TooLarge);
+        }
+        let whole = REC + padded(frame.len() as u64);
+        let sent = h.prod.frames_sent.load(Relaxed);
+        let room =
+            whole <= r.ring_size() && room_after(r, at, sent + pending, whole, 1) == Ok(true);
+        if !room {
+            // Publish what is written, then wait for room (or stream a large frame) as a
+            // single send does.
+            if pending > 0 {
+                publish(r, at, pending);
+                done += pending as usize;
+                pending = 0;
+            }
+            if let Err(e) = write_frame(r, frame, wait, spin, alive) {
+                break Err(e);
+            }
+            done += 1;
+            at = h.prod.tail.load(Relaxed);
+            continue;
+        }
+        at = write_record(r, at, FIRST | LAST, frame);
+        pending += 1;
+    };
+    if pending > 0 {
+        publish(r, at, pending);
+        done += pending as usize;
+    }
+    h.lock.unlock();
+    (done, result)
 }
 
 fn write_frame(
