@@ -331,6 +331,43 @@ impl<M> TellError<M> {
     }
 }
 
+/// Why [`ActorRef::tell_many`](crate::ActorRef::tell_many) stopped: the first `sent`
+/// messages were sent (in order), the next one was not (it is in `error`), and the ones
+/// after it were not taken from the iterator's remainder or were dropped unsent.
+///
+/// ```no_run
+/// # use procession::prelude::*;
+/// # #[derive(Serialize, Deserialize, Message)] struct Tick(u64);
+/// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Tick))] struct Sink;
+/// # impl Handler<Tick> for Sink { fn handle(&mut self, _: Tick, _: &mut Context<Self>) {} }
+/// # fn main() -> procession::Result<()> {
+/// let sink = procession::spawn(Sink)?;
+/// if let Err(e) = sink.tell_many((0..1000).map(Tick)) {
+///     eprintln!("{} sent, then: {}", e.sent, e.error);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(thiserror::Error)]
+#[error("{sent} messages sent, then: {error}")]
+pub struct TellManyError<M> {
+    /// How many messages were sent before the failure.
+    pub sent: usize,
+    /// Why the next one was not; it holds that message.
+    pub error: TellError<M>,
+}
+
+impl<M> std::fmt::Debug for TellManyError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TellManyError({self})")
+    }
+}
+
+impl<M> From<TellManyError<M>> for Error {
+    fn from(e: TellManyError<M>) -> Error {
+        e.error.into()
+    }
+}
+
 impl<M> std::fmt::Debug for TellError<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The message need not be Debug; show what happened.

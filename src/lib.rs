@@ -60,9 +60,9 @@ pub use actor::async_actor;
 pub use actor::{
     late_replies, spawn, spawn_with, Actor, ActorRef, ActorType, AskFuture, AsyncHandler, BoxError,
     Context, Handler, Handles, Ignore, Message, ReplyToken, Spawn, TellFuture, TimerHandle,
-    DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT, TELL_MANY_BATCH,
 };
-pub use error::{Error, Report, Result, TellError};
+pub use error::{Error, Report, Result, TellError, TellManyError};
 pub use process::{
     active_children, configured_start_method, exit_join_timeout, init, runtime_snapshot,
     set_exit_join_timeout, set_start_method, shutdown_signal, start_method, stop_all, ActiveChild,

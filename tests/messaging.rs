@@ -953,3 +953,97 @@ fn actor_whose_create_fails_yields_start_failed_with_the_error_text() {
         other => panic!("expected StartFailed(Failed), got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// tell_many: batches under one take of the lock.
+
+#[test]
+fn tell_many_delivers_a_burst_larger_than_the_mailbox_in_order() {
+    // 4 frames of capacity against batches of up to 128: every batch waits for room
+    // several times, and nothing is lost or reordered.
+    let keeper: ActorRef<Gatekeeper> = procession::spawn_with(
+        Gatekeeper::default(),
+        SpawnOptions::new().capacity(SMALL_CAPACITY),
+    )
+    .unwrap();
+    keeper.tell_many((0..2_000).map(Tick)).unwrap();
+    assert_eq!(keeper.ask(Ticks).unwrap(), (0..2_000).collect::<Vec<_>>());
+    assert_eq!(keeper.bad_frames(), 0);
+    stop_and_join(&keeper);
+}
+
+#[test]
+fn tell_many_from_four_threads_keeps_each_threads_order() {
+    let checker: ActorRef<OrderChecker> = procession::spawn(OrderChecker::default()).unwrap();
+    std::thread::scope(|s| {
+        for sender in 0..4u32 {
+            let checker = checker.clone();
+            s.spawn(move || {
+                checker
+                    .tell_many((0..5_000).map(|seq| Numbered { sender, seq }))
+                    .unwrap()
+            });
+        }
+    });
+    let stats = checker.ask(Stats).unwrap();
+    assert_eq!((stats.count, stats.order_violations), (20_000, 0));
+    assert!(stats.next.values().all(|&n| n == 5_000), "{:?}", stats.next);
+    stop_and_join(&checker);
+}
+
+#[derive(Serialize, Deserialize, Message)]
+struct Blob(ByteBuf);
+
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Vec<usize>)]
+struct Lengths;
+
+#[derive(Serialize, Deserialize, Actor, Default)]
+#[actor(handles(Blob, Lengths))]
+struct LengthLog {
+    lengths: Vec<usize>,
+}
+
+impl Handler<Blob> for LengthLog {
+    fn handle(&mut self, Blob(b): Blob, _cx: &mut Context<Self>) {
+        self.lengths.push(b.len());
+    }
+}
+
+impl Handler<Lengths> for LengthLog {
+    fn handle(&mut self, _: Lengths, _cx: &mut Context<Self>) -> Vec<usize> {
+        self.lengths.clone()
+    }
+}
+
+#[test]
+fn tell_many_stops_at_a_message_too_large_and_says_how_many_were_sent() {
+    let log: ActorRef<LengthLog> =
+        procession::spawn_with(LengthLog::default(), SpawnOptions::new().max_frame(1024)).unwrap();
+    let sizes = [10, 20, 30, 5_000, 40];
+    let err = log
+        .tell_many(sizes.iter().map(|&n| Blob(ByteBuf::from(vec![7u8; n]))))
+        .unwrap_err();
+    assert_eq!(err.sent, 3);
+    match err.error {
+        TellError::TooLarge { msg, max, .. } => {
+            assert_eq!((msg.0.len(), max), (5_000, 1024));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    // The three before it were delivered; the one after it was not sent.
+    assert_eq!(log.ask(Lengths).unwrap(), vec![10, 20, 30]);
+    stop_and_join(&log);
+}
+
+#[test]
+fn tell_many_to_an_actor_that_has_exited_gives_the_first_message_back_as_dead() {
+    let keeper: ActorRef<Gatekeeper> = procession::spawn(Gatekeeper::default()).unwrap();
+    stop_and_join(&keeper);
+    let err = keeper.tell_many((7..10).map(Tick)).unwrap_err();
+    assert_eq!(err.sent, 0);
+    match err.error {
+        TellError::Dead(first) => assert_eq!(first, Tick(7)),
+        other => panic!("expected Dead, got {other:?}"),
+    }
+}

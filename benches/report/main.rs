@@ -571,9 +571,13 @@ fn main() {
     }
     if cfg.wants("tell") {
         for p in payloads() {
-            for senders in [1, 4] {
-                let id = format!("tell.{}.{senders}", p.name);
-                section(t0, &id, || bench_tell(&cfg, &p, senders));
+            for (senders, many) in [(1, false), (4, false), (1, true), (4, true)] {
+                let id = format!(
+                    "tell.{}.{senders}{}",
+                    p.name,
+                    if many { "_many" } else { "" }
+                );
+                section(t0, &id, || bench_tell(&cfg, &p, senders, many));
             }
         }
     }

@@ -102,6 +102,9 @@ pub(crate) fn with_frame<T: Serialize + ?Sized, R>(
     })
 }
 
+/// The most messages [`ActorRef::tell_many`] sends under one take of the mailbox's lock.
+pub const TELL_MANY_BATCH: usize = 128;
+
 impl<A: Dispatch> ActorRef<A> {
     pub(crate) fn from_mailbox(mb: Arc<Mailbox>) -> Self {
         ActorRef {
@@ -182,6 +185,105 @@ impl<A: Dispatch> ActorRef<A> {
         A: Handles<M>,
     {
         self.tell_with(msg, Wait::from_timeout(Some(timeout)))
+    }
+
+    /// Sends every message of `msgs`, in order, as [`tell`](Self::tell) would, but takes
+    /// the mailbox's lock once for a batch of them (up to [`TELL_MANY_BATCH`] messages or
+    /// 64 KiB) and publishes the batch with one update and at most one wake-up of the
+    /// actor. For a burst of small messages this costs a fraction of a `tell` each. Waits
+    /// for room like `tell` (backpressure). Messages from one thread still arrive in the
+    /// order sent, and those of a batch arrive without other senders' frames between them
+    /// unless the ring fills mid-batch.
+    ///
+    /// ```no_run
+    /// # use procession::prelude::*;
+    /// # #[derive(Serialize, Deserialize, Message)] struct Tick(u64);
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Tick))] struct Sink;
+    /// # impl Handler<Tick> for Sink { fn handle(&mut self, _: Tick, _: &mut Context<Self>) {} }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sink = procession::spawn(Sink)?;
+    /// sink.tell_many((0..100_000).map(Tick))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`TellManyError`](crate::TellManyError): how many were sent, and the
+    /// [`TellError`] of the first that was not (as `tell`'s, holding that message). The
+    /// messages after it are not sent.
+    pub fn tell_many<M: Message>(
+        &self,
+        msgs: impl IntoIterator<Item = M>,
+    ) -> std::result::Result<(), crate::TellManyError<M>>
+    where
+        A: Handles<M>,
+    {
+        let header = FrameHeader {
+            kind: FrameKind::Tell,
+            tag: M::TAG_ID,
+            corr: 0,
+            reply_to: 0,
+        };
+        let mut msgs = msgs.into_iter();
+        let mut batch: Vec<M> = Vec::new();
+        let mut buf = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut sent = 0;
+        loop {
+            batch.clear();
+            buf.clear();
+            ends.clear();
+            for msg in msgs.by_ref() {
+                let start = buf.len();
+                header.write_into(&mut buf);
+                let encoded =
+                    encode_body(&msg, &mut buf).and_then(|()| FrameHeader::seal(&mut buf[start..]));
+                if let Err(error) = encoded {
+                    // Send what came before it, then report it.
+                    buf.truncate(start);
+                    let (n, r) = self.send_batch(&buf, &ends);
+                    sent += n;
+                    let error = match r {
+                        Err((fail, len)) => {
+                            let m = batch.swap_remove(n);
+                            TellError::from_fail(fail, m, len, self.mb.max_frame())
+                        }
+                        Ok(()) => TellError::Encode { msg, error },
+                    };
+                    return Err(crate::TellManyError { sent, error });
+                }
+                ends.push(buf.len());
+                batch.push(msg);
+                if batch.len() >= TELL_MANY_BATCH || buf.len() >= 64 << 10 {
+                    break;
+                }
+            }
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let (n, r) = self.send_batch(&buf, &ends);
+            sent += n;
+            if let Err((fail, len)) = r {
+                let m = batch.swap_remove(n);
+                let error = TellError::from_fail(fail, m, len, self.mb.max_frame());
+                return Err(crate::TellManyError { sent, error });
+            }
+        }
+    }
+
+    /// Sends the frames of `buf` (each ending at the next of `ends`) as one batch.
+    fn send_batch(
+        &self,
+        buf: &[u8],
+        ends: &[usize],
+    ) -> (usize, std::result::Result<(), (SendFail, u64)>) {
+        let mut frames = Vec::with_capacity(ends.len());
+        let mut start = 0;
+        for &end in ends {
+            frames.push(&buf[start..end]);
+            start = end;
+        }
+        let (n, r) = self.mb.send_many(&frames, Wait::Forever);
+        (n, r.map_err(|fail| (fail, frames[n].len() as u64)))
     }
 
     /// Sends `msg` and waits for the reply, at most [`DEFAULT_ASK_TIMEOUT`] (5 s).

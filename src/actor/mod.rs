@@ -14,6 +14,7 @@ mod traits;
 pub(crate) use actor_ref::{send_stop, send_stop_as, with_frame};
 pub use actor_ref::{
     spawn, spawn_named, spawn_with, ActorRef, Spawn, DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT,
+    TELL_MANY_BATCH,
 };
 pub use ask::late_replies;
 pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};

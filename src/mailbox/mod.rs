@@ -607,11 +607,7 @@ impl Mailbox {
     /// sent while a supervised actor is between incarnations waits for the next one.
     pub fn send(&self, frame: &[u8], wait: Wait) -> Result<(), SendFail> {
         if self.is_gone() {
-            return Err(if self.is_lost() {
-                SendFail::Lost
-            } else {
-                SendFail::Dead
-            });
+            return Err(self.gone_fail());
         }
         let sent = ring::send(&self.region, frame, wait, spin_budget(), &|| {
             probe_runtime();
@@ -620,6 +616,30 @@ impl Mailbox {
         match sent {
             Err(SendFail::Dead) if self.is_lost() => Err(SendFail::Lost),
             other => other,
+        }
+    }
+
+    /// Sends several complete frames in order under one take of the producers' lock
+    /// (see [`ring::send_many`]); returns how many were sent, and why the next was not.
+    pub fn send_many(&self, frames: &[&[u8]], wait: Wait) -> (usize, Result<(), SendFail>) {
+        if self.is_gone() {
+            return (0, Err(self.gone_fail()));
+        }
+        let (sent, result) = ring::send_many(&self.region, frames, wait, spin_budget(), &|| {
+            probe_runtime();
+            !self.is_gone()
+        });
+        match result {
+            Err(SendFail::Dead) if self.is_lost() => (sent, Err(SendFail::Lost)),
+            other => (sent, other),
+        }
+    }
+
+    fn gone_fail(&self) -> SendFail {
+        if self.is_lost() {
+            SendFail::Lost
+        } else {
+            SendFail::Dead
         }
     }
 
