@@ -341,7 +341,7 @@ impl<M> TellError<M> {
 /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Tick))] struct Sink;
 /// # impl Handler<Tick> for Sink { fn handle(&mut self, _: Tick, _: &mut Context<Self>) {} }
 /// # fn main() -> procession::Result<()> {
-/// let sink = procession::spawn(Sink)?;
+/// let sink: ActorRef<Sink> = procession::spawn(Sink)?;
 /// if let Err(e) = sink.tell_many((0..1000).map(Tick)) {
 ///     eprintln!("{} sent, then: {}", e.sent, e.error);
 /// }

@@ -201,7 +201,7 @@ impl<A: Dispatch> ActorRef<A> {
     /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles(Tick))] struct Sink;
     /// # impl Handler<Tick> for Sink { fn handle(&mut self, _: Tick, _: &mut Context<Self>) {} }
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let sink = procession::spawn(Sink)?;
+    /// let sink: ActorRef<Sink> = procession::spawn(Sink)?;
     /// sink.tell_many((0..100_000).map(Tick))?;
     /// # Ok(()) }
     /// ```
