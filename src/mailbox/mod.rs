@@ -10,6 +10,15 @@
 //! consumer spins briefly (`PROCESSION_SPIN_US`, default 50 µs) before it sleeps, because
 //! waking an idle vCPU costs tens of microseconds on small VMs.
 //!
+//! Each side writes per message only lines the other reads rarely: the producers write
+//! `tail` and `frames_sent`, the consumer `head` and `frames_taken` (frames queued is the
+//! difference; no counter is changed by both sides), and each re-reads the other's words
+//! only when what it saw last is used up. The sleep words (`consumer_waiting`,
+//! `producers_waiting`) have lines of their own, written only by a side going to sleep.
+//! A producer that finds the ring full spins until a quarter of it is free, then its
+//! sleeping wait takes any room; [`Mailbox::send_many`] writes a batch under one take of
+//! the lock and publishes it with one `tail` store and at most one wake-up.
+//!
 //! We chose this over the alternatives by their limits: unix datagram sockets queue at
 //! most `net.unix.max_dgram_qlen` (10 here) datagrams; pipe writes are atomic only up to
 //! 4096 bytes, so many writers need a lock anyway and large messages cost two syscalls
