@@ -102,6 +102,16 @@ pub(crate) fn with_frame<T: Serialize + ?Sized, R>(
     })
 }
 
+/// The header of a tell of `M`.
+fn tell_header<M: Message>() -> FrameHeader {
+    FrameHeader {
+        kind: FrameKind::Tell,
+        tag: M::TAG_ID,
+        corr: 0,
+        reply_to: 0,
+    }
+}
+
 /// The most messages [`ActorRef::tell_many`] sends under one take of the mailbox's lock.
 pub const TELL_MANY_BATCH: usize = 128;
 
@@ -127,12 +137,7 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        let header = FrameHeader {
-            kind: FrameKind::Tell,
-            tag: M::TAG_ID,
-            corr: 0,
-            reply_to: 0,
-        };
+        let header = tell_header::<M>();
         let sent = with_frame(header, &msg, |frame| {
             self.mb
                 .send(frame, wait)
@@ -217,12 +222,7 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        let header = FrameHeader {
-            kind: FrameKind::Tell,
-            tag: M::TAG_ID,
-            corr: 0,
-            reply_to: 0,
-        };
+        let header = tell_header::<M>();
         let mut msgs = msgs.into_iter();
         let mut batch: Vec<M> = Vec::new();
         let mut buf = Vec::new();

@@ -379,8 +379,8 @@ pub fn send_many(
         }
         let whole = REC + padded(frame.len() as u64);
         let sent = h.prod.frames_sent.load(Relaxed);
-        let room =
-            whole <= r.ring_size() && room_after(r, at, sent + pending, whole, 1) == Ok(true);
+        let room = whole <= r.ring_size()
+            && room_after(r, at, sent.wrapping_add(pending), whole, 1) == Ok(true);
         if !room {
             // Publish what is written, then wait for room (or stream a large frame) as a
             // single send does.
