@@ -141,6 +141,10 @@ pub enum Error {
     /// (match the [`SupervisorError`](crate::supervisor::SupervisorError) inside).
     #[error("supervisor: {0}")]
     Supervisor(#[from] crate::supervisor::SupervisorError),
+    /// A call on an actor on another host failed in the cluster: its host, its gateway,
+    /// or this host's (match the [`RemoteError`](crate::RemoteError) inside).
+    #[error("remote: {0}")]
+    Remote(#[from] crate::remote::RemoteError),
 }
 
 impl Error {
@@ -285,6 +289,15 @@ pub enum TellError<M> {
         /// Why.
         error: WireError,
     },
+    /// A send to an actor on another host did not reach this host's gateway (see
+    /// [`RemoteError`](crate::RemoteError)).
+    #[error("remote: {error}")]
+    Remote {
+        /// The message.
+        msg: M,
+        /// Why.
+        error: crate::remote::RemoteError,
+    },
 }
 
 impl<M> TellError<M> {
@@ -311,7 +324,9 @@ impl<M> TellError<M> {
             | TellError::Corrupt(m)
             | TellError::RuntimeLost(m)
             | TellError::ShutDown(m) => m,
-            TellError::TooLarge { msg, .. } | TellError::Encode { msg, .. } => msg,
+            TellError::TooLarge { msg, .. }
+            | TellError::Encode { msg, .. }
+            | TellError::Remote { msg, .. } => msg,
         }
     }
 
@@ -392,6 +407,7 @@ impl<M> From<TellError<M>> for Error {
             TellError::ShutDown(_) => Error::Runtime("the queue is shut down or closed".into()),
             TellError::TooLarge { len, max, .. } => Error::Wire(WireError::TooLarge { len, max }),
             TellError::Encode { error, .. } => Error::Wire(error),
+            TellError::Remote { error, .. } => Error::Remote(error),
         }
     }
 }

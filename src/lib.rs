@@ -49,6 +49,7 @@ mod os;
 pub mod pool;
 pub mod process;
 pub mod queue;
+pub mod remote;
 pub mod shared;
 pub mod supervisor;
 pub mod sync;
@@ -70,6 +71,7 @@ pub use process::{
     StartMethod, DEFAULT_START_TIMEOUT, EXIT_WAIT_NOTICE, SIGNAL_SHUTDOWN_ALLOWANCE,
 };
 pub use procession_macros::{child_init, Actor, Message};
+pub use remote::{spawn_on, RemoteError};
 /// A byte string for messages (from `serde_bytes`): encoded as one CBOR byte string, and
 /// copied into the target's mailbox and out again. Right for small payloads; for
 /// megabytes, or bytes sent to several actors, use [`SharedBytes`], which travels as a

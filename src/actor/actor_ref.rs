@@ -13,6 +13,7 @@ use crate::error::{Error, Result, TellError};
 use crate::mailbox::{Mailbox, SendFail, Wait, LIVENESS_SLICE, STATE_EXITED};
 use crate::process::forkserver::ConsumerStatus;
 use crate::process::{fork, runtime, Exit, SpawnOptions};
+use crate::remote::{self, RemoteAddr, RemoteError};
 use crate::wire::{encode_body, FrameHeader, FrameKind};
 
 /// The default timeout of [`ActorRef::ask`]: 5 seconds.
@@ -41,14 +42,23 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// fn send(a: ActorRef<A>) { a.tell(Other).unwrap(); }
 /// ```
 pub struct ActorRef<A> {
-    mb: Arc<Mailbox>,
+    target: Target,
     _actor: PhantomData<fn() -> A>,
+}
+
+/// Where an [`ActorRef`] sends.
+#[derive(Clone)]
+enum Target {
+    /// A mailbox of this host's runtime.
+    Local(Arc<Mailbox>),
+    /// An actor on another host, reached through this host's gateway.
+    Remote(Arc<RemoteAddr>),
 }
 
 impl<A> Clone for ActorRef<A> {
     fn clone(&self) -> Self {
         ActorRef {
-            mb: self.mb.clone(),
+            target: self.target.clone(),
             _actor: PhantomData,
         }
     }
@@ -56,17 +66,31 @@ impl<A> Clone for ActorRef<A> {
 
 impl<A> std::fmt::Debug for ActorRef<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActorRef")
-            .field("actor", &self.mb.actor_name())
-            .field("mailbox", &format_args!("{:016x}", self.mb.id()))
-            .field("pid", &self.mb.pid())
-            .finish()
+        match &self.target {
+            Target::Local(mb) => f
+                .debug_struct("ActorRef")
+                .field("actor", &mb.actor_name())
+                .field("mailbox", &format_args!("{:016x}", mb.id()))
+                .field("pid", &mb.pid())
+                .finish(),
+            Target::Remote(to) => f
+                .debug_struct("ActorRef")
+                .field("actor", &to.actor)
+                .field("mailbox", &format_args!("{:016x}", to.mailbox))
+                .field("host", &to.host)
+                .field("epoch", &format_args!("{:x}", to.epoch))
+                .finish(),
+        }
     }
 }
 
 impl<A> PartialEq for ActorRef<A> {
     fn eq(&self, other: &Self) -> bool {
-        self.mb.id() == other.mb.id()
+        match (&self.target, &other.target) {
+            (Target::Local(a), Target::Local(b)) => a.id() == b.id(),
+            (Target::Remote(a), Target::Remote(b)) => a == b,
+            _ => false,
+        }
     }
 }
 
@@ -118,19 +142,49 @@ pub const TELL_MANY_BATCH: usize = 128;
 impl<A: Dispatch> ActorRef<A> {
     pub(crate) fn from_mailbox(mb: Arc<Mailbox>) -> Self {
         ActorRef {
-            mb,
+            target: Target::Local(mb),
             _actor: PhantomData,
         }
     }
 
-    /// The actor's current pid (0 before it started).
-    pub fn pid(&self) -> u32 {
-        self.mb.pid()
+    pub(crate) fn from_remote(addr: RemoteAddr) -> Self {
+        ActorRef {
+            target: Target::Remote(Arc::new(addr)),
+            _actor: PhantomData,
+        }
     }
 
-    /// The mailbox id, the stable address of this actor.
+    /// The actor's current pid (0 before it started, and for an actor on another host).
+    pub fn pid(&self) -> u32 {
+        match &self.target {
+            Target::Local(mb) => mb.pid(),
+            Target::Remote(_) => 0,
+        }
+    }
+
+    /// The mailbox id, the stable address of this actor (on its host).
     pub fn id(&self) -> u64 {
-        self.mb.id()
+        match &self.target {
+            Target::Local(mb) => mb.id(),
+            Target::Remote(to) => to.mailbox,
+        }
+    }
+
+    /// The address of the actor on another host, for a ref to one; `None` for a ref to an
+    /// actor of this host.
+    pub fn remote_addr(&self) -> Option<&RemoteAddr> {
+        match &self.target {
+            Target::Local(_) => None,
+            Target::Remote(to) => Some(to),
+        }
+    }
+
+    /// The mailbox of a ref to a local actor, or `what` is not available remotely.
+    pub(crate) fn local(&self, what: &'static str) -> Result<&Arc<Mailbox>> {
+        match &self.target {
+            Target::Local(mb) => Ok(mb),
+            Target::Remote(_) => Err(Error::Remote(RemoteError::Unsupported(what.to_string()))),
+        }
     }
 
     fn tell_with<M: Message>(&self, msg: M, wait: Wait) -> Result<(), TellError<M>>
@@ -138,14 +192,25 @@ impl<A: Dispatch> ActorRef<A> {
         A: Handles<M>,
     {
         let header = tell_header::<M>();
+        let mb = match &self.target {
+            Target::Local(mb) => mb,
+            Target::Remote(to) => {
+                return match remote::send(to, header, &msg, wait) {
+                    Ok(()) => Ok(()),
+                    Err(remote::SendError::Remote(error)) => Err(TellError::Remote { msg, error }),
+                    Err(remote::SendError::Wire(error)) => Err(TellError::Encode { msg, error }),
+                    Err(remote::SendError::Local(fail, len)) => {
+                        Err(remote_send_fail(fail, msg, len))
+                    }
+                }
+            }
+        };
         let sent = with_frame(header, &msg, |frame| {
-            self.mb
-                .send(frame, wait)
-                .map_err(|f| (f, frame.len() as u64))
+            mb.send(frame, wait).map_err(|f| (f, frame.len() as u64))
         });
         match sent {
             Ok(Ok(())) => Ok(()),
-            Ok(Err((fail, len))) => Err(TellError::from_fail(fail, msg, len, self.mb.max_frame())),
+            Ok(Err((fail, len))) => Err(TellError::from_fail(fail, msg, len, mb.max_frame())),
             Err(error) => Err(TellError::Encode { msg, error }),
         }
     }
@@ -224,6 +289,18 @@ impl<A: Dispatch> ActorRef<A> {
     {
         let header = tell_header::<M>();
         let mut msgs = msgs.into_iter();
+        let mb = match &self.target {
+            Target::Local(mb) => mb,
+            Target::Remote(_) => {
+                // One Forward each: the gateway's publishes are what a batch would save.
+                for (sent, msg) in msgs.enumerate() {
+                    if let Err(error) = self.tell(msg) {
+                        return Err(crate::TellManyError { sent, error });
+                    }
+                }
+                return Ok(());
+            }
+        };
         let mut batch: Vec<M> = Vec::new();
         let mut buf = Vec::new();
         let mut ends: Vec<usize> = Vec::new();
@@ -240,12 +317,12 @@ impl<A: Dispatch> ActorRef<A> {
                 if let Err(error) = encoded {
                     // Send what came before it, then report it.
                     buf.truncate(start);
-                    let (n, r) = self.send_batch(&buf, &ends);
+                    let (n, r) = send_batch(mb, &buf, &ends);
                     sent += n;
                     let error = match r {
                         Err((fail, len)) => {
                             let m = batch.swap_remove(n);
-                            TellError::from_fail(fail, m, len, self.mb.max_frame())
+                            TellError::from_fail(fail, m, len, mb.max_frame())
                         }
                         Ok(()) => TellError::Encode { msg, error },
                     };
@@ -260,30 +337,14 @@ impl<A: Dispatch> ActorRef<A> {
             if batch.is_empty() {
                 return Ok(());
             }
-            let (n, r) = self.send_batch(&buf, &ends);
+            let (n, r) = send_batch(mb, &buf, &ends);
             sent += n;
             if let Err((fail, len)) = r {
                 let m = batch.swap_remove(n);
-                let error = TellError::from_fail(fail, m, len, self.mb.max_frame());
+                let error = TellError::from_fail(fail, m, len, mb.max_frame());
                 return Err(crate::TellManyError { sent, error });
             }
         }
-    }
-
-    /// Sends the frames of `buf` (each ending at the next of `ends`) as one batch.
-    fn send_batch(
-        &self,
-        buf: &[u8],
-        ends: &[usize],
-    ) -> (usize, std::result::Result<(), (SendFail, u64)>) {
-        let mut frames = Vec::with_capacity(ends.len());
-        let mut start = 0;
-        for &end in ends {
-            frames.push(&buf[start..end]);
-            start = end;
-        }
-        let (n, r) = self.mb.send_many(&frames, Wait::Forever);
-        (n, r.map_err(|fail| (fail, frames[n].len() as u64)))
     }
 
     /// Sends `msg` and waits for the reply, at most [`DEFAULT_ASK_TIMEOUT`] (5 s).
@@ -312,7 +373,10 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        ask::ask(&self.mb, M::TAG_ID, &msg, M::TAG, timeout)
+        match &self.target {
+            Target::Local(mb) => ask::ask(mb, M::TAG_ID, &msg, M::TAG, timeout),
+            Target::Remote(to) => remote::ask(to, M::TAG_ID, &msg, M::TAG, timeout),
+        }
     }
 
     /// Sends `msg` and resolves to the reply, without blocking the thread that polls
@@ -367,7 +431,10 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        crate::AskFuture::new(self.mb.clone(), M::TAG_ID, &msg, M::TAG, timeout)
+        match self.local("ask_async") {
+            Ok(mb) => crate::AskFuture::new(mb.clone(), M::TAG_ID, &msg, M::TAG, timeout),
+            Err(e) => crate::AskFuture::failed(e),
+        }
     }
 
     /// Queues `msg` without blocking the thread that polls the future: the async form of
@@ -380,7 +447,11 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        crate::TellFuture::new(self.mb.clone(), M::TAG_ID, msg)
+        match &self.target {
+            Target::Local(mb) => crate::TellFuture::new(mb.clone(), M::TAG_ID, msg),
+            // A remote tell waits only for the local gateway's mailbox.
+            Target::Remote(_) => crate::TellFuture::done(self.tell(msg)),
+        }
     }
 
     /// A blocking ask whose reply comes through the process's reply router and a
@@ -390,7 +461,13 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        super::router::router()?.ask_blocking(&self.mb, M::TAG_ID, &msg, M::TAG, timeout)
+        super::router::router()?.ask_blocking(
+            self.local("ask_routed")?,
+            M::TAG_ID,
+            &msg,
+            M::TAG,
+            timeout,
+        )
     }
 
     /// Asks the actor to stop gracefully: it handles what was sent before, runs its
@@ -428,12 +505,25 @@ impl<A: Dispatch> ActorRef<A> {
             reply_to: 0,
         };
         let wait = Wait::from_timeout(Some(timeout));
-        match with_frame(header, &(), |f| self.mb.send(f, wait))? {
+        let mb = match &self.target {
+            Target::Local(mb) => mb,
+            Target::Remote(to) => {
+                return match remote::send(to, header, &(), wait) {
+                    Ok(()) => Ok(()),
+                    Err(remote::SendError::Remote(e)) => Err(Error::Remote(e)),
+                    Err(remote::SendError::Wire(e)) => Err(Error::Wire(e)),
+                    Err(remote::SendError::Local(fail, len)) => {
+                        Err(Error::from(remote_send_fail(fail, (), len)))
+                    }
+                }
+            }
+        };
+        match with_frame(header, &(), |f| mb.send(f, wait))? {
             Ok(()) | Err(SendFail::Dead) => Ok(()),
             Err(SendFail::Timeout | SendFail::Full) => Err(Error::Timeout(timeout)),
             Err(SendFail::Lost) => Err(Error::RuntimeLost),
             Err(SendFail::Corrupt) => Err(Error::Corrupt {
-                actor: self.mb.actor_name().to_string(),
+                actor: mb.actor_name().to_string(),
             }),
             Err(SendFail::TooLarge) => Err(Error::Runtime(
                 "the actor's maximum frame size is too small for a stop request".into(),
@@ -460,24 +550,29 @@ impl<A: Dispatch> ActorRef<A> {
     /// [`Error::RuntimeLost`] if the runtime (its zygote) is gone. An actor that has
     /// already exited is not an error.
     pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<()> {
-        if self.mb.is_lost() {
+        let mb = self.local("signal")?;
+        if mb.is_lost() {
             return Err(Error::RuntimeLost);
         }
-        if self.mb.state() == STATE_EXITED && self.mb.is_gone() {
+        if mb.state() == STATE_EXITED && mb.is_gone() {
             return Ok(());
         }
-        if fork::signal_child(self.mb.id(), signal) {
+        if fork::signal_child(mb.id(), signal) {
             return Ok(());
         }
-        crate::process::signal_consumer(self.mb.id(), signal);
+        crate::process::signal_consumer(mb.id(), signal);
         Ok(())
     }
 
-    /// `true` until the actor's process has exited and been reaped.
+    /// `true` until the actor's process has exited and been reaped. For an actor on
+    /// another host, which this host cannot see, `true` (ask it, or stop it, to learn).
     pub fn is_alive(&self) -> bool {
+        let Target::Local(mb) = &self.target else {
+            return true;
+        };
         fork::reap();
         crate::mailbox::probe_runtime();
-        !self.mb.is_lost() && self.mb.state() != STATE_EXITED
+        !mb.is_lost() && mb.state() != STATE_EXITED
     }
 
     /// Waits for the actor's process to end and says how. For an actor that a supervisor
@@ -486,15 +581,16 @@ impl<A: Dispatch> ActorRef<A> {
     /// is lost meanwhile (its zygote died), returns [`Exit::RuntimeLost`].
     ///
     /// # Errors
-    /// None today (the `Result` leaves room); a lost runtime is the exit
-    /// [`Exit::RuntimeLost`].
+    /// [`Error::Remote`] ([`RemoteError::Unsupported`]) for an actor on another host;
+    /// otherwise none (a lost runtime is the exit [`Exit::RuntimeLost`]).
     pub fn join(&self) -> Result<Exit> {
+        let mb = self.local("join")?;
         let mut slices = 0u32;
         loop {
-            if let Some(exit) = self.try_join(slices) {
+            if let Some(exit) = try_join(mb, slices) {
                 return Ok(exit);
             }
-            self.mb.wait_state_change(self.mb.state(), LIVENESS_SLICE);
+            mb.wait_state_change(mb.state(), LIVENESS_SLICE);
             slices += 1;
         }
     }
@@ -502,69 +598,101 @@ impl<A: Dispatch> ActorRef<A> {
     /// Waits at most `timeout` for the actor's process to end.
     ///
     /// # Errors
-    /// [`Error::Timeout`] if the process still runs after `timeout`.
+    /// [`Error::Timeout`] if the process still runs after `timeout`;
+    /// [`Error::Remote`] ([`RemoteError::Unsupported`]) for an actor on another host.
     pub fn join_timeout(&self, timeout: Duration) -> Result<Exit> {
+        let mb = self.local("join_timeout")?;
         let deadline = Instant::now() + timeout;
         let mut slices = 0u32;
         loop {
-            if let Some(exit) = self.try_join(slices) {
+            if let Some(exit) = try_join(mb, slices) {
                 return Ok(exit);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::Timeout(timeout));
             }
-            self.mb
-                .wait_state_change(self.mb.state(), left.min(LIVENESS_SLICE));
+            mb.wait_state_change(mb.state(), left.min(LIVENESS_SLICE));
             slices += 1;
         }
     }
 
-    /// The exit, if the process has ended. After one slice of a wait, and every 16th
-    /// after that, it also asks the
-    /// zygote, whose own record of the exit does not depend on the mailbox file (which
-    /// any process of the same user can write over).
-    fn try_join(&self, slices: u32) -> Option<Exit> {
-        fork::reap();
-        crate::mailbox::probe_runtime();
-        if self.mb.is_lost() {
-            return Some(Exit::RuntimeLost);
-        }
-        if self.mb.state() == STATE_EXITED {
-            return Some(Exit::from_raw(self.mb.raw_exit()));
-        }
-        // (While STARTING, a supervised actor may be between incarnations: the zygote's
-        // record of the last one is not the end of the next.)
-        if slices % 16 == 1 && self.mb.state() != crate::mailbox::STATE_STARTING {
-            if let ConsumerStatus::Exited { exit, .. } =
-                crate::process::consumer_status(self.mb.id())
-            {
-                if self.mb.state() != STATE_EXITED {
-                    tracing::warn!(actor = self.mb.actor_name(), %exit, "the mailbox shows no exit, but the zygote recorded one");
-                }
-                return Some(exit);
-            }
-        }
-        None
-    }
-
     /// The actor's counters and its process's usage now (see
     /// [`ActorStats`](crate::ActorStats)). Reads shared memory and `/proc`; sends nothing.
+    /// An actor on another host has none here: all zero.
     pub fn stats(&self) -> crate::ActorStats {
-        crate::ActorStats::of(&self.mb)
+        match &self.target {
+            Target::Local(mb) => crate::ActorStats::of(mb),
+            Target::Remote(_) => crate::ActorStats::default(),
+        }
     }
 
     /// Frames this actor rejected as malformed so far.
     #[doc(hidden)]
     pub fn bad_frames(&self) -> u64 {
-        self.mb.bad_frames()
+        self.local("bad_frames").map_or(0, |mb| mb.bad_frames())
     }
 
-    /// The underlying mailbox (tests use it to write malformed frames).
+    /// The underlying mailbox (tests use it to write malformed frames). Panics for a
+    /// ref to an actor on another host.
     #[doc(hidden)]
     pub fn mailbox(&self) -> &Arc<Mailbox> {
-        &self.mb
+        self.local("mailbox")
+            .expect("mailbox() of a ref to an actor on another host")
     }
+}
+
+/// The error for a remote send that the local gateway's mailbox refused.
+fn remote_send_fail<M>(fail: SendFail, msg: M, len: u64) -> TellError<M> {
+    match fail {
+        // The gateway is gone for good, not the remote actor.
+        SendFail::Dead => TellError::Remote {
+            msg,
+            error: RemoteError::NoGateway,
+        },
+        other => TellError::from_fail(other, msg, len, crate::wire::DEFAULT_MAX_FRAME as u64),
+    }
+}
+
+/// Sends the frames of `buf` (each ending at the next of `ends`) to `mb` as one batch.
+fn send_batch(
+    mb: &Mailbox,
+    buf: &[u8],
+    ends: &[usize],
+) -> (usize, std::result::Result<(), (SendFail, u64)>) {
+    let mut frames = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for &end in ends {
+        frames.push(&buf[start..end]);
+        start = end;
+    }
+    let (n, r) = mb.send_many(&frames, Wait::Forever);
+    (n, r.map_err(|fail| (fail, frames[n].len() as u64)))
+}
+
+/// The exit, if the process of `mb`'s actor has ended. After one slice of a wait, and
+/// every 16th after that, it also asks the zygote, whose own record of the exit does not
+/// depend on the mailbox file (which any process of the same user can write over).
+fn try_join(mb: &Mailbox, slices: u32) -> Option<Exit> {
+    fork::reap();
+    crate::mailbox::probe_runtime();
+    if mb.is_lost() {
+        return Some(Exit::RuntimeLost);
+    }
+    if mb.state() == STATE_EXITED {
+        return Some(Exit::from_raw(mb.raw_exit()));
+    }
+    // (While STARTING, a supervised actor may be between incarnations: the zygote's
+    // record of the last one is not the end of the next.)
+    if slices % 16 == 1 && mb.state() != crate::mailbox::STATE_STARTING {
+        if let ConsumerStatus::Exited { exit, .. } = crate::process::consumer_status(mb.id()) {
+            if mb.state() != STATE_EXITED {
+                tracing::warn!(actor = mb.actor_name(), %exit, "the mailbox shows no exit, but the zygote recorded one");
+            }
+            return Some(exit);
+        }
+    }
+    None
 }
 
 /// Queues a graceful stop for the incarnation `incarnation` of the actor that consumes
@@ -714,30 +842,53 @@ pub fn spawn_named(name: &str, args: Vec<u8>, opts: SpawnOptions) -> Result<u32>
     Ok(mb.pid())
 }
 
+/// An `ActorRef` on the wire: the mailbox and actor type, and the host and its epoch
+/// (absent when this runtime has no host identity; such a ref is local wherever read).
 #[derive(Serialize, Deserialize)]
 struct WireRef {
     mailbox: u64,
     actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    #[serde(default)]
+    epoch: u64,
 }
 
 impl<A: Dispatch> crate::Waitable for ActorRef<A> {
     /// Ready: the actor's process has ended (and [`join`](ActorRef::join) returns at once).
+    /// Never, for an actor on another host.
     fn is_ready(&self) -> bool {
         !self.is_alive()
     }
 
     fn wait_ready(&self, timeout: Duration) {
-        self.mb.wait_state_change(self.mb.state(), timeout);
+        match &self.target {
+            Target::Local(mb) => mb.wait_state_change(mb.state(), timeout),
+            Target::Remote(_) => std::thread::sleep(timeout),
+        }
     }
 }
 
 impl<A: Dispatch> Serialize for ActorRef<A> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        WireRef {
-            mailbox: self.mb.id(),
-            actor: A::NAME.to_string(),
-        }
-        .serialize(s)
+        let w = match &self.target {
+            Target::Local(mb) => {
+                let here = remote::this_host();
+                WireRef {
+                    mailbox: mb.id(),
+                    actor: A::NAME.to_string(),
+                    host: here.as_ref().map(|h| h.host.clone()),
+                    epoch: here.map_or(0, |h| h.epoch),
+                }
+            }
+            Target::Remote(to) => WireRef {
+                mailbox: to.mailbox,
+                actor: A::NAME.to_string(),
+                host: Some(to.host.clone()),
+                epoch: to.epoch,
+            },
+        };
+        w.serialize(s)
     }
 }
 
@@ -751,6 +902,14 @@ impl<'de, A: Dispatch> Deserialize<'de> for ActorRef<A> {
                 w.actor,
                 A::NAME
             )));
+        }
+        if !remote::is_here(w.host.as_deref(), w.epoch) {
+            return Ok(ActorRef::from_remote(RemoteAddr {
+                host: w.host.unwrap_or_default(),
+                epoch: w.epoch,
+                mailbox: w.mailbox,
+                actor: w.actor,
+            }));
         }
         let rt = runtime::current()
             .ok_or_else(|| D::Error::custom("this process has no procession runtime yet"))?;

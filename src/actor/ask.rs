@@ -84,6 +84,29 @@ pub(crate) fn ask<Q: Serialize, R: DeserializeOwned>(
     what: &'static str,
     timeout: Duration,
 ) -> Result<R> {
+    ask_with(
+        target,
+        tag,
+        timeout,
+        |header, deadline| {
+            with_frame(header, msg, |frame| {
+                (frame.len(), target.send(frame, Wait::Until(deadline)))
+            })
+            .map_err(Error::from)
+        },
+        |kind, _frame, body| interpret_reply(target, kind, body, what),
+    )
+}
+
+/// An ask through this thread's inbox: `send` queues the request with the header it is
+/// given, `finish` reads the matching reply frame (its kind, the whole frame, its body).
+fn ask_with<R>(
+    target: &Mailbox,
+    tag: u64,
+    timeout: Duration,
+    send: impl FnOnce(FrameHeader, Instant) -> Result<(usize, std::result::Result<(), SendFail>)>,
+    finish: impl FnOnce(FrameKind, &[u8], &[u8]) -> Result<R>,
+) -> Result<R> {
     let deadline = Instant::now() + timeout;
     INBOX.with(|cell| {
         let mut slot = cell
@@ -117,7 +140,17 @@ pub(crate) fn ask<Q: Serialize, R: DeserializeOwned>(
         let corr = inbox.next_corr;
         inbox.next_corr += 1;
         inbox.mb.set_waiting_corr(corr);
-        let result = round_trip(target, inbox, tag, corr, msg, what, deadline, timeout);
+        let header = FrameHeader {
+            kind: FrameKind::Ask,
+            tag,
+            corr,
+            reply_to: inbox.mb.id(),
+        };
+        let result = match send(header, deadline) {
+            Err(e) => Err(e),
+            Ok((len, Err(fail))) => Err(send_error(target, fail, len, timeout)),
+            Ok((_, Ok(()))) => await_reply(target, inbox, corr, deadline, timeout, finish),
+        };
         inbox.mb.set_waiting_corr(0);
         result
     })
@@ -162,23 +195,35 @@ pub(crate) fn interpret_reply<R: DeserializeOwned>(
     body: &[u8],
     what: &'static str,
 ) -> Result<R> {
+    interpret_reply_from(target.actor_name(), target.pid(), kind, body, what)
+}
+
+/// What a reply frame of `kind` with `body` means, from an actor of type `actor` whose
+/// pid (0: unknown) is `pid`.
+pub(crate) fn interpret_reply_from<R: DeserializeOwned>(
+    actor: &str,
+    pid: u32,
+    kind: FrameKind,
+    body: &[u8],
+    what: &'static str,
+) -> Result<R> {
     match kind {
         FrameKind::Reply => Ok(decode_body(body, what)?),
         FrameKind::ReplyError => match decode_body::<ReplyFailure>(body, "ReplyFailure")? {
             ReplyFailure::Rejected(source) => Err(Error::Rejected {
-                actor: target.actor_name().to_string(),
+                actor: actor.to_string(),
                 source,
             }),
-            ReplyFailure::Died(exit, pid) => Err(Error::ActorDied {
-                actor: target.actor_name().to_string(),
-                pid: if pid != 0 { pid } else { target.pid() },
+            ReplyFailure::Died(exit, died_pid) => Err(Error::ActorDied {
+                actor: actor.to_string(),
+                pid: if died_pid != 0 { died_pid } else { pid },
                 exit: Some(exit),
             }),
             ReplyFailure::NoReply => Err(Error::NoReply {
-                actor: target.actor_name().to_string(),
+                actor: actor.to_string(),
             }),
             ReplyFailure::TooLarge { len, max } => Err(Error::ReplyTooLarge {
-                actor: target.actor_name().to_string(),
+                actor: actor.to_string(),
                 len,
                 max,
             }),
@@ -187,6 +232,21 @@ pub(crate) fn interpret_reply<R: DeserializeOwned>(
             "unexpected {other:?} frame in a reply inbox"
         )))),
     }
+}
+
+/// A `ReplyError` frame carrying `failure`, for an ask of message type `tag`.
+pub(crate) fn failure_frame(tag: u64, failure: ReplyFailure) -> Result<Vec<u8>> {
+    let mut frame = Vec::with_capacity(64);
+    FrameHeader {
+        kind: FrameKind::ReplyError,
+        tag,
+        corr: 0,
+        reply_to: 0,
+    }
+    .write_into(&mut frame);
+    crate::wire::encode_body(&failure, &mut frame)?;
+    FrameHeader::seal(&mut frame)?;
+    Ok(frame)
 }
 
 pub(crate) fn died(target: &Mailbox) -> Error {
@@ -198,29 +258,16 @@ pub(crate) fn died(target: &Mailbox) -> Error {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn round_trip<Q: Serialize, R: DeserializeOwned>(
+/// Reads `inbox` until the reply to `corr` comes, the deadline passes, or `target` is
+/// gone for good.
+fn await_reply<R>(
     target: &Mailbox,
     inbox: &mut Inbox,
-    tag: u64,
     corr: u64,
-    msg: &Q,
-    what: &'static str,
     deadline: Instant,
     timeout: Duration,
+    finish: impl FnOnce(FrameKind, &[u8], &[u8]) -> Result<R>,
 ) -> Result<R> {
-    let header = FrameHeader {
-        kind: FrameKind::Ask,
-        tag,
-        corr,
-        reply_to: inbox.mb.id(),
-    };
-    let sent = with_frame(header, msg, |frame| {
-        (frame.len(), target.send(frame, Wait::Until(deadline)))
-    })?;
-    if let (len, Err(fail)) = sent {
-        return Err(send_error(target, fail, len, timeout));
-    }
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -241,7 +288,7 @@ fn round_trip<Q: Serialize, R: DeserializeOwned>(
                     LATE_REPLIES.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                return interpret_reply(target, h.kind, body, what);
+                return finish(h.kind, frame, body);
             }
             Received::Bad(e) => tracing::warn!(error = %e, "malformed reply frame dropped"),
             Received::TimedOut => {

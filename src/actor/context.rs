@@ -397,13 +397,13 @@ impl<A: Dispatch> Context<A> {
     ///
     /// # Errors
     /// [`Error::Runtime`] if the target already has the maximum number of monitors and
-    /// links.
+    /// links; [`Error::Remote`] for an actor on another host (not yet available).
     pub fn monitor<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()>
     where
         A: Handles<Down>,
     {
         let me = self.me.id();
-        let mb = target.mailbox();
+        let mb = target.local("monitor")?;
         if !mb.add_watcher(me, false) {
             return Err(Error::Runtime(format!(
                 "actor {} has too many monitors and links",
@@ -425,7 +425,9 @@ impl<A: Dispatch> Context<A> {
 
     /// Stops monitoring `target`; `true` if a monitor was removed before it fired.
     pub fn demonitor<B: Dispatch>(&self, target: &ActorRef<B>) -> bool {
-        target.mailbox().remove_watcher(self.me.id(), false)
+        target
+            .local("demonitor")
+            .is_ok_and(|mb| mb.remove_watcher(self.me.id(), false))
     }
 
     /// Links this actor with `target`, both ways, with OTP's rules. When either exits:
@@ -441,9 +443,10 @@ impl<A: Dispatch> Context<A> {
     ///
     /// # Errors
     /// [`Error::ActorDied`] if `target` has already exited; [`Error::Runtime`] if
-    /// either side has the maximum number of monitors and links.
+    /// either side has the maximum number of monitors and links; [`Error::Remote`] for an
+    /// actor on another host (not yet available).
     pub fn link<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()> {
-        let (me, them) = (self.me.mailbox(), target.mailbox());
+        let (me, them) = (self.me.mailbox(), target.local("link")?);
         if them.is_gone() {
             return Err(Error::ActorDied {
                 actor: them.actor_name().to_string(),
@@ -460,8 +463,10 @@ impl<A: Dispatch> Context<A> {
 
     /// Removes a link made with [`Context::link`].
     pub fn unlink<B: Dispatch>(&self, target: &ActorRef<B>) {
-        target.mailbox().remove_watcher(self.me.id(), true);
-        self.me.mailbox().remove_watcher(target.id(), true);
+        if let Ok(them) = target.local("unlink") {
+            them.remove_watcher(self.me.id(), true);
+            self.me.mailbox().remove_watcher(target.id(), true);
+        }
     }
 
     /// Whether this actor traps exits: with `true`, every exit of a linked actor arrives

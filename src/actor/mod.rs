@@ -17,11 +17,13 @@ pub use actor_ref::{
     TELL_MANY_BATCH,
 };
 pub use ask::late_replies;
-pub(crate) use ask::{Pipeline, PipelinedReply, ReplyFailure};
+pub(crate) use ask::{
+    ask as ask_mailbox, failure_frame, interpret_reply_from, Pipeline, PipelinedReply, ReplyFailure,
+};
 pub use context::{Context, TimerHandle};
 pub use reply::ReplyToken;
+pub(crate) use router::{router, Routed, StreamItem};
 pub use router::{AskFuture, TellFuture};
-pub(crate) use router::{Routed, StreamItem};
 
 /// The file of this process's reply router inbox, if it has one.
 pub(crate) fn router_inbox_path() -> Option<std::path::PathBuf> {

@@ -338,6 +338,29 @@ impl Router {
         }
     }
 
+    /// Queues `frame`, an ask frame whose correlation id and reply inbox are set here, in
+    /// `target`'s mailbox, waiting at most until `deadline` for room; the reply (or the
+    /// router's verdict) comes on the returned channel. Queued in the caller's order: a
+    /// gateway calls it from the one thread that delivers a host's frames in turn.
+    pub(crate) fn start_raw_ask(
+        self: &Arc<Self>,
+        target: &Arc<Mailbox>,
+        frame: &mut [u8],
+        deadline: Instant,
+    ) -> std::result::Result<(u64, Receiver<Routed>), SendFail> {
+        let corr = self.corr();
+        frame[16..24].copy_from_slice(&corr.to_le_bytes());
+        frame[24..32].copy_from_slice(&self.mb.id().to_le_bytes());
+        let rx = self.register(corr, target.clone(), deadline, None);
+        match target.send(frame, Wait::Until(deadline)) {
+            Ok(()) => Ok((corr, rx)),
+            Err(fail) => {
+                self.unregister(corr);
+                Err(fail)
+            }
+        }
+    }
+
     /// The router thread: reads replies, delivers them, and sweeps deadlines and
     /// liveness at least once per [`LIVENESS_SLICE`].
     fn run(self: Arc<Self>) {
@@ -507,7 +530,8 @@ enum AskState {
 /// [`late_replies`](crate::late_replies). (A request already queued is still handled.)
 #[must_use = "a future does nothing unless polled"]
 pub struct AskFuture<R> {
-    target: Arc<Mailbox>,
+    /// `None` only for a future that failed before it started ([`AskFuture::failed`]).
+    target: Option<Arc<Mailbox>>,
     frame: Vec<u8>,
     what: &'static str,
     timeout: Duration,
@@ -544,7 +568,7 @@ impl<R: DeserializeOwned> AskFuture<R> {
             .err()
             .map(Error::from);
         AskFuture {
-            target,
+            target: Some(target),
             frame,
             what,
             timeout,
@@ -555,16 +579,36 @@ impl<R: DeserializeOwned> AskFuture<R> {
         }
     }
 
+    /// A future that resolves to `error` at its first poll.
+    pub(crate) fn failed(error: Error) -> Self {
+        AskFuture {
+            target: None,
+            frame: Vec::new(),
+            what: "",
+            timeout: Duration::ZERO,
+            state: AskState::Sending,
+            reg: None,
+            early: Some(error),
+            _reply: PhantomData,
+        }
+    }
+
+    fn target(&self) -> &Arc<Mailbox> {
+        self.target
+            .as_ref()
+            .expect("an AskFuture without a target fails at its first poll")
+    }
+
     fn start(&mut self) -> Result<()> {
         if let Some(e) = self.early.take() {
             return Err(e);
         }
-        if self.target.is_lost() {
+        if self.target().is_lost() {
             return Err(Error::RuntimeLost);
         }
-        if super::run::is_own_mailbox(self.target.id()) {
+        if super::run::is_own_mailbox(self.target().id()) {
             return Err(Error::AskedItself {
-                actor: self.target.actor_name().to_string(),
+                actor: self.target().actor_name().to_string(),
             });
         }
         let router = router()?;
@@ -574,7 +618,7 @@ impl<R: DeserializeOwned> AskFuture<R> {
         self.frame[24..32].copy_from_slice(&router.inbox_id().to_le_bytes());
         let slot: WakerSlot = Arc::new(Mutex::new(None));
         let deadline = Instant::now() + self.timeout;
-        let rx = router.register(corr, self.target.clone(), deadline, Some(slot.clone()));
+        let rx = router.register(corr, self.target().clone(), deadline, Some(slot.clone()));
         self.reg = Some((router, corr, rx, slot));
         Ok(())
     }
@@ -609,7 +653,7 @@ impl<R: DeserializeOwned> Future for AskFuture<R> {
             // Whatever the router decided (a reply, a deadline, a death) comes first.
             match rx.try_recv() {
                 Ok(routed) => {
-                    let r = routed_result(&this.target, routed, this.what, this.timeout);
+                    let r = routed_result(this.target(), routed, this.what, this.timeout);
                     return this.finish(r);
                 }
                 Err(TryRecvError::Disconnected) => {
@@ -617,10 +661,11 @@ impl<R: DeserializeOwned> Future for AskFuture<R> {
                 }
                 Err(TryRecvError::Empty) => {}
             }
-            if matches!(this.state, AskState::Sending) && is_large(&this.target, &this.frame) {
+            if matches!(this.state, AskState::Sending) && is_large(this.target(), &this.frame) {
                 let deadline = Instant::now() + this.timeout;
                 let frame = std::mem::take(&mut this.frame);
-                let slot = send_on_a_thread(this.target.clone(), frame, Wait::Until(deadline), cx);
+                let slot =
+                    send_on_a_thread(this.target().clone(), frame, Wait::Until(deadline), cx);
                 this.state = AskState::SendingLarge(slot);
             }
             let large = match &this.state {
@@ -636,14 +681,14 @@ impl<R: DeserializeOwned> Future for AskFuture<R> {
                     continue;
                 }
                 Some(Some(Err(fail))) => {
-                    let e = send_error(&this.target, fail, 0, this.timeout);
+                    let e = send_error(this.target(), fail, 0, this.timeout);
                     return this.finish(Err(e));
                 }
                 None => {}
             }
             match this.state {
                 AskState::SendingLarge(_) => unreachable!("handled above"),
-                AskState::Sending => match this.target.send(&this.frame, Wait::Never) {
+                AskState::Sending => match this.target().send(&this.frame, Wait::Never) {
                     Ok(()) => {
                         this.state = AskState::Waiting;
                         this.frame = Vec::new();
@@ -654,7 +699,7 @@ impl<R: DeserializeOwned> Future for AskFuture<R> {
                         return Poll::Pending;
                     }
                     Err(fail) => {
-                        let e = send_error(&this.target, fail, this.frame.len(), this.timeout);
+                        let e = send_error(this.target(), fail, this.frame.len(), this.timeout);
                         return this.finish(Err(e));
                     }
                 },
@@ -717,11 +762,14 @@ fn send_on_a_thread(
 /// Dropping it before it resolves sends nothing.
 #[must_use = "a future does nothing unless polled"]
 pub struct TellFuture<M> {
-    target: Arc<Mailbox>,
+    /// `None` only for a future whose outcome is known ([`TellFuture::done`]).
+    target: Option<Arc<Mailbox>>,
     msg: Option<M>,
     frame: Result<Vec<u8>, crate::wire::WireError>,
     /// A frame larger than the ring, being sent by a helper thread.
     large: Option<SendSlot>,
+    /// The outcome, known before the first poll ([`TellFuture::done`]).
+    ready: Option<Result<(), TellError<M>>>,
 }
 
 impl<M> Unpin for TellFuture<M> {}
@@ -736,10 +784,22 @@ impl<M: serde::Serialize> TellFuture<M> {
         };
         let frame = super::actor_ref::with_frame(header, &msg, |f| f.to_vec());
         TellFuture {
-            target,
+            target: Some(target),
             msg: Some(msg),
             frame,
             large: None,
+            ready: None,
+        }
+    }
+
+    /// A future that resolves to `outcome` at its first poll.
+    pub(crate) fn done(outcome: Result<(), TellError<M>>) -> Self {
+        TellFuture {
+            target: None,
+            msg: None,
+            frame: Ok(Vec::new()),
+            large: None,
+            ready: Some(outcome),
         }
     }
 }
@@ -749,9 +809,16 @@ impl<M: serde::Serialize> Future for TellFuture<M> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if let Some(outcome) = this.ready.take() {
+            return Poll::Ready(outcome);
+        }
         let Some(msg) = this.msg.take() else {
             panic!("a TellFuture was polled after it completed");
         };
+        let target = this
+            .target
+            .clone()
+            .expect("a TellFuture without an outcome has a target");
         let frame = match &mut this.frame {
             Ok(f) => f,
             Err(e) => {
@@ -761,14 +828,9 @@ impl<M: serde::Serialize> Future for TellFuture<M> {
                 }))
             }
         };
-        if this.large.is_none() && is_large(&this.target, frame) {
+        if this.large.is_none() && is_large(&target, frame) {
             let taken = std::mem::take(frame);
-            this.large = Some(send_on_a_thread(
-                this.target.clone(),
-                taken,
-                Wait::Forever,
-                cx,
-            ));
+            this.large = Some(send_on_a_thread(target.clone(), taken, Wait::Forever, cx));
         }
         if let Some(slot) = &this.large {
             let outcome = lock(slot).take();
@@ -778,15 +840,12 @@ impl<M: serde::Serialize> Future for TellFuture<M> {
                     Poll::Pending
                 }
                 Some(Ok(())) => Poll::Ready(Ok(())),
-                Some(Err(fail)) => Poll::Ready(Err(TellError::from_fail(
-                    fail,
-                    msg,
-                    0,
-                    this.target.max_frame(),
-                ))),
+                Some(Err(fail)) => {
+                    Poll::Ready(Err(TellError::from_fail(fail, msg, 0, target.max_frame())))
+                }
             };
         }
-        match this.target.send(frame, Wait::Never) {
+        match target.send(frame, Wait::Never) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(SendFail::Full) => match router() {
                 Ok(r) => {
@@ -802,7 +861,7 @@ impl<M: serde::Serialize> Future for TellFuture<M> {
                     fail,
                     msg,
                     len,
-                    this.target.max_frame(),
+                    target.max_frame(),
                 )))
             }
         }

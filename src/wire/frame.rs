@@ -3,7 +3,7 @@
 use super::WireError;
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Size of the frame header, length prefix included.
 pub const HEADER_LEN: usize = 32;
 
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn other_version_is_a_bad_header() {
         let mut f = frame(FrameKind::Tell, b"");
-        f[4] = 2;
+        f[4] = WIRE_VERSION + 1;
         assert!(matches!(
             FrameHeader::parse(&f),
             Err(WireError::BadHeader(_))

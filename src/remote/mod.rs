@@ -1,0 +1,705 @@
+//! Refs to actors on other hosts: the part of the cluster that lives in the core crate.
+//!
+//! The network itself is not here. A **gateway** (the crate `procession-nats`) is an
+//! actor in the local tree, registered under [`GATEWAY_NAME`]; it owns the connection to
+//! the cluster and bridges local mailboxes to it. This module gives what the rest of the
+//! core and a gateway share, with no network dependency:
+//!
+//! - [`RemoteAddr`]: what an [`ActorRef`](crate::ActorRef) to an actor on another host
+//!   carries: the host's name, the **epoch** of that host's runtime (a host that restarts
+//!   gets a new one, so a stale ref is refused rather than delivered to whoever took its
+//!   mailbox id), the mailbox id and the actor type.
+//! - [`HostIdentity`]: who this host is, published by its gateway into the runtime
+//!   directory so that every process of the runtime writes its refs with it.
+//! - The gateway protocol: [`Forward`] (a tell or a stop), [`ForwardAsk`] and
+//!   [`SpawnOn`], the messages a remote ref sends to the local gateway.
+//! - The receiving side's calls: [`deliver`], [`ask_local`] and [`spawn_local`], which a
+//!   gateway uses for what came from another host, checking it as untrusted input.
+//!
+//! A ref to a local actor pays nothing for any of this: the remote path is one branch,
+//! taken only by refs that name another host.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mailbox::{Mailbox, SendFail, Wait};
+use crate::process::{names, runtime};
+use crate::wire::{decode_body, encode_body, FrameHeader, FrameKind, WIRE_VERSION};
+use crate::{ByteBuf, Error, Message, Result};
+
+/// The name under which a host's gateway registers itself ([`register`](crate::register)).
+/// Remote refs send through the actor registered under it.
+pub const GATEWAY_NAME: &str = "procession.gateway";
+
+/// The address of an actor on another host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RemoteAddr {
+    /// The host's name in its cluster.
+    pub host: String,
+    /// The epoch of that host's runtime when the ref was made.
+    pub epoch: u64,
+    /// The actor's mailbox id on that host.
+    pub mailbox: u64,
+    /// The actor type's stable name.
+    pub actor: String,
+}
+
+/// Who this host is in its cluster: written by the gateway when it starts
+/// ([`publish_host`]), read by every process of the runtime ([`this_host`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIdentity {
+    /// The cluster's name (a prefix of every subject the gateway uses).
+    pub cluster: String,
+    /// This host's name in the cluster.
+    pub host: String,
+    /// This runtime's epoch: random, fixed for the life of the runtime (a restarted
+    /// gateway keeps it; a restarted host gets a new one).
+    pub epoch: u64,
+    /// The largest message the cluster's server takes, in bytes (NATS `max_payload`):
+    /// a remote send of more fails with [`RemoteError::TooLarge`] before it is queued.
+    pub max_payload: u64,
+}
+
+/// Why a send to, or a call on, an actor on another host failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// This host runs no gateway (none is registered under [`GATEWAY_NAME`]).
+    #[error("this host runs no gateway: start one (procession-nats) to reach other hosts")]
+    NoGateway,
+    /// The gateway is not connected to the cluster's server now (it reconnects on its own).
+    #[error("the gateway is not connected to the cluster")]
+    Disconnected,
+    /// No gateway of that host answers: the host is down, or not in this cluster.
+    #[error("host {host:?} is unreachable (no gateway of it answers)")]
+    HostUnreachable {
+        /// The host.
+        host: String,
+    },
+    /// The ref was made by an earlier run of that host: its actors are gone.
+    #[error("the ref names epoch {epoch:x} of host {host:?}, which now runs epoch {current:x}")]
+    StaleRef {
+        /// The host.
+        host: String,
+        /// The ref's epoch.
+        epoch: u64,
+        /// The host's epoch now.
+        current: u64,
+    },
+    /// The other side speaks another wire version.
+    #[error("host {host:?} speaks wire version {theirs}, this one {ours}")]
+    VersionMismatch {
+        /// The other host.
+        host: String,
+        /// This build's [`WIRE_VERSION`].
+        ours: u8,
+        /// Theirs.
+        theirs: u8,
+    },
+    /// The message is larger than the cluster's server takes (NATS `max_payload`).
+    #[error("message of {len} bytes exceeds the cluster's limit of {max} bytes")]
+    TooLarge {
+        /// Its size on the wire.
+        len: u64,
+        /// The server's `max_payload`.
+        max: u64,
+    },
+    /// No actor of the ref's type runs in that mailbox on that host.
+    #[error("host {host:?} has no {actor} at mailbox {mailbox:016x}")]
+    NoSuchActor {
+        /// The host.
+        host: String,
+        /// The actor type the ref names.
+        actor: String,
+        /// The mailbox id.
+        mailbox: u64,
+    },
+    /// The host cannot run that actor type (its binary does not link it).
+    #[error("host {host:?} cannot run actor type {actor:?}; it runs {known:?}")]
+    UnknownActorType {
+        /// The host.
+        host: String,
+        /// The type asked for.
+        actor: String,
+        /// The types it can run.
+        known: Vec<String>,
+    },
+    /// No answer within the time allowed.
+    #[error("no answer from the other host within {0:?}")]
+    Timeout(Duration),
+    /// Something that came from another host did not parse: it was dropped.
+    #[error("malformed input from another host: {0}")]
+    BadInput(String),
+    /// The other host could not do it (the reason is in the text).
+    #[error("host {host:?} refused: {reason}")]
+    Refused {
+        /// The host.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// The operation is not available on a ref to a remote actor.
+    #[error("{0} is not available on a ref to an actor on another host")]
+    Unsupported(String),
+}
+
+/// A tell or a stop for an actor on another host: `frame` is the complete frame to put
+/// in its mailbox there. A remote ref's [`tell`](crate::ActorRef::tell) sends this to
+/// the local gateway.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.Forward")]
+pub struct Forward {
+    /// Where it goes.
+    pub to: RemoteAddr,
+    /// The frame.
+    pub frame: ByteBuf,
+}
+
+/// An ask of an actor on another host: `frame` is the ask's frame (its correlation id
+/// and reply inbox are filled in there). The reply is the reply frame as it came back,
+/// which the asker checks like any frame from another process.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.ForwardAsk", reply = std::result::Result<ByteBuf, RemoteError>)]
+pub struct ForwardAsk {
+    /// Where it goes.
+    pub to: RemoteAddr,
+    /// The ask's frame.
+    pub frame: ByteBuf,
+    /// How long the asker waits.
+    pub timeout: Duration,
+}
+
+/// Spawn an actor of type `actor` with the encoded spawn arguments `args` on `host`:
+/// what [`spawn_on`] sends to the local gateway.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.SpawnOn", reply = std::result::Result<RemoteAddr, RemoteError>)]
+pub struct SpawnOn {
+    /// The host to run it on.
+    pub host: String,
+    /// The actor type's stable name.
+    pub actor: String,
+    /// Its spawn arguments, encoded.
+    pub args: ByteBuf,
+    /// How long the caller waits.
+    pub timeout: Duration,
+}
+
+// ---- who this host is ----
+
+fn host_file() -> Result<PathBuf> {
+    Ok(runtime::get()?.dir().join("host"))
+}
+
+/// Publishes this host's identity for every process of the runtime (a gateway calls it
+/// once connected). The file is replaced atomically.
+///
+/// # Errors
+/// [`Error::Io`] if it cannot be written; [`Error::RuntimeLost`] without a runtime.
+pub fn publish_host(id: &HostIdentity) -> Result<()> {
+    let path = host_file()?;
+    let mut bytes = Vec::new();
+    encode_body(id, &mut bytes)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &bytes).map_err(|e| Error::io("cannot write the host file", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io("cannot publish the host file", e))?;
+    *HOST.lock().unwrap_or_else(|e| e.into_inner()) = (Some(Arc::new(id.clone())), None);
+    Ok(())
+}
+
+/// What [`this_host`] knows, and when it last looked for the file without finding it.
+type HostCache = (Option<Arc<HostIdentity>>, Option<Instant>);
+
+static HOST: Mutex<HostCache> = Mutex::new((None, None));
+
+/// How often a process without a host identity looks for the file again.
+const HOST_RECHECK: Duration = Duration::from_millis(100);
+
+/// This host's identity, once its gateway has published it; `None` on a host with no
+/// gateway. The file is in the runtime directory, which any process of the same user can
+/// write: a file that does not decode counts as none (and is logged).
+pub fn this_host() -> Option<Arc<HostIdentity>> {
+    let mut cache = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(id) = &cache.0 {
+        return Some(id.clone());
+    }
+    if cache.1.is_some_and(|t| t.elapsed() < HOST_RECHECK) {
+        return None;
+    }
+    cache.1 = Some(Instant::now());
+    let bytes = std::fs::read(host_file().ok()?).ok()?;
+    match decode_body::<HostIdentity>(&bytes, "HostIdentity") {
+        Ok(id) => {
+            let id = Arc::new(id);
+            cache.0 = Some(id.clone());
+            Some(id)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the runtime's host file does not decode; ignored");
+            None
+        }
+    }
+}
+
+/// `true` if `host`/`epoch` name this runtime (or name no host at all).
+pub(crate) fn is_here(host: Option<&str>, epoch: u64) -> bool {
+    match host {
+        None => true,
+        Some(h) => this_host().is_some_and(|id| id.host == h && id.epoch == epoch),
+    }
+}
+
+// ---- the sending side ----
+
+static GATEWAY: Mutex<Option<Arc<Mailbox>>> = Mutex::new(None);
+
+/// The local gateway's mailbox.
+fn gateway() -> std::result::Result<Arc<Mailbox>, RemoteError> {
+    let mut cached = GATEWAY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(mb) = cached.as_ref() {
+        if !mb.is_gone() {
+            return Ok(mb.clone());
+        }
+    }
+    let rt = runtime::get().map_err(|_| RemoteError::NoGateway)?;
+    let (id, _) = names::lookup(rt.dir(), GATEWAY_NAME).ok_or(RemoteError::NoGateway)?;
+    let mb = Mailbox::open(rt.dir(), id).map_err(|_| RemoteError::NoGateway)?;
+    if mb.is_gone() {
+        return Err(RemoteError::NoGateway);
+    }
+    *cached = Some(mb.clone());
+    Ok(mb)
+}
+
+/// The borrowed form of [`Forward`], encoded the same way.
+#[derive(Serialize)]
+struct ForwardRef<'a> {
+    to: &'a RemoteAddr,
+    frame: &'a serde_bytes::Bytes,
+}
+
+/// The borrowed form of [`ForwardAsk`].
+#[derive(Serialize)]
+struct ForwardAskRef<'a> {
+    to: &'a RemoteAddr,
+    frame: &'a serde_bytes::Bytes,
+    timeout: Duration,
+}
+
+/// Why a remote send did not go.
+pub(crate) enum SendError {
+    /// The local gateway's mailbox refused it.
+    Local(SendFail, u64),
+    /// Before it reached the gateway.
+    Remote(RemoteError),
+    /// The message did not encode.
+    Wire(crate::wire::WireError),
+}
+
+/// Builds the frame of a message for `to` (its header, then `body` encoded).
+fn frame_of<T: Serialize + ?Sized>(header: FrameHeader, body: &T) -> Result<Vec<u8>, SendError> {
+    let mut frame = Vec::new();
+    header.write_into(&mut frame);
+    encode_body(body, &mut frame).map_err(SendError::Wire)?;
+    FrameHeader::seal(&mut frame).map_err(SendError::Wire)?;
+    if let Some(id) = this_host() {
+        if frame.len() as u64 > id.max_payload {
+            return Err(SendError::Remote(RemoteError::TooLarge {
+                len: frame.len() as u64,
+                max: id.max_payload,
+            }));
+        }
+    }
+    Ok(frame)
+}
+
+/// Sends a tell (or a stop, by its header) to an actor on another host, through the
+/// gateway; returns once the gateway has it.
+pub(crate) fn send<T: Serialize + ?Sized>(
+    to: &RemoteAddr,
+    header: FrameHeader,
+    body: &T,
+    wait: Wait,
+) -> std::result::Result<(), SendError> {
+    let frame = frame_of(header, body)?;
+    let gw = gateway().map_err(SendError::Remote)?;
+    let fwd = ForwardRef {
+        to,
+        frame: serde_bytes::Bytes::new(&frame),
+    };
+    let header = FrameHeader {
+        kind: FrameKind::Tell,
+        tag: Forward::TAG_ID,
+        corr: 0,
+        reply_to: 0,
+    };
+    let sent = crate::actor::with_frame(header, &fwd, |f| {
+        gw.send(f, wait).map_err(|e| (e, f.len() as u64))
+    })
+    .map_err(SendError::Wire)?;
+    sent.map_err(|(fail, len)| SendError::Local(fail, len))
+}
+
+/// Asks an actor on another host, through the gateway, and returns the reply frame's
+/// kind and body, checked.
+pub(crate) fn ask<Q: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+    to: &RemoteAddr,
+    tag: u64,
+    msg: &Q,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<R> {
+    let header = FrameHeader {
+        kind: FrameKind::Ask,
+        tag,
+        corr: 0,
+        reply_to: 0,
+    };
+    let frame = match frame_of(header, msg) {
+        Ok(f) => f,
+        Err(SendError::Wire(e)) => return Err(Error::Wire(e)),
+        Err(SendError::Remote(e)) => return Err(Error::Remote(e)),
+        Err(SendError::Local(..)) => unreachable!("frame_of sends nothing"),
+    };
+    let gw = gateway().map_err(Error::Remote)?;
+    let req = ForwardAskRef {
+        to,
+        frame: serde_bytes::Bytes::new(&frame),
+        timeout,
+    };
+    // The gateway answers by the request's own timeout; the margin is for its own hop.
+    let reply: std::result::Result<ByteBuf, RemoteError> = crate::actor::ask_mailbox(
+        &gw,
+        ForwardAsk::TAG_ID,
+        &req,
+        "ForwardAsk",
+        timeout + GATEWAY_MARGIN,
+    )
+    .map_err(|e| match e {
+        Error::Timeout(_) => Error::Timeout(timeout),
+        other => other,
+    })?;
+    let reply = reply.map_err(|e| match e {
+        RemoteError::Timeout(_) => Error::Timeout(timeout),
+        e => Error::Remote(e),
+    })?;
+    let (h, body) = FrameHeader::parse(&reply)
+        .map_err(|e| Error::Remote(RemoteError::BadInput(format!("reply frame: {e}"))))?;
+    crate::actor::interpret_reply_from(&to.actor, 0, h.kind, body, what)
+}
+
+/// What a call through the gateway waits beyond the caller's own timeout.
+const GATEWAY_MARGIN: Duration = Duration::from_secs(1);
+
+/// Spawns an actor of type `A` on `host` (through this host's gateway) and returns its
+/// ref: Erlang's `spawn(Node, ...)`. The host must link `A` (the same binary, or one that
+/// has the same actor type under the same stable name); it runs the actor as a child of
+/// its gateway, so the actor ends if that gateway's process ends.
+///
+/// # Errors
+/// [`Error::Remote`] with [`RemoteError::UnknownActorType`] if the host cannot run `A`,
+/// [`RemoteError::HostUnreachable`], [`RemoteError::NoGateway`],
+/// [`RemoteError::Disconnected`] or [`RemoteError::Refused`] (its spawn failed);
+/// [`Error::Timeout`] after `timeout`; [`Error::Wire`] if the arguments do not encode.
+pub fn spawn_on<A: crate::ActorType>(
+    host: &str,
+    args: A::Args,
+    timeout: Duration,
+) -> Result<crate::ActorRef<A>> {
+    let mut bytes = Vec::new();
+    encode_body(&args, &mut bytes)?;
+    let gw = gateway().map_err(Error::Remote)?;
+    let req = SpawnOn {
+        host: host.to_string(),
+        actor: A::NAME.to_string(),
+        args: ByteBuf::from(bytes),
+        timeout,
+    };
+    let addr: std::result::Result<RemoteAddr, RemoteError> = crate::actor::ask_mailbox(
+        &gw,
+        SpawnOn::TAG_ID,
+        &req,
+        "SpawnOn",
+        timeout + GATEWAY_MARGIN,
+    )?;
+    let addr = addr.map_err(|e| match e {
+        RemoteError::Timeout(_) => Error::Timeout(timeout),
+        e => Error::Remote(e),
+    })?;
+    if addr.actor != A::NAME || addr.host != host {
+        return Err(Error::Remote(RemoteError::BadInput(format!(
+            "asked {host:?} for a {}, got a ref to a {} on {:?}",
+            A::NAME,
+            addr.actor,
+            addr.host
+        ))));
+    }
+    ref_to(addr)
+}
+
+// ---- the receiving side (a gateway's calls) ----
+
+/// Checks a frame that came from another host: it parses, and its kind is one of `kinds`.
+fn check_frame<'a>(
+    frame: &'a [u8],
+    kinds: &[FrameKind],
+) -> std::result::Result<(FrameHeader, &'a [u8]), RemoteError> {
+    let (h, body) = FrameHeader::parse(frame).map_err(|e| RemoteError::BadInput(e.to_string()))?;
+    if !kinds.contains(&h.kind) {
+        return Err(RemoteError::BadInput(format!(
+            "a {:?} frame where {kinds:?} was expected",
+            h.kind
+        )));
+    }
+    Ok((h, body))
+}
+
+/// The local mailbox `mailbox`, if it holds an actor of type `actor` that is not gone.
+fn local_target(mailbox: u64, actor: &str) -> std::result::Result<Arc<Mailbox>, RemoteError> {
+    let no_such = || RemoteError::NoSuchActor {
+        host: this_host().map(|h| h.host.clone()).unwrap_or_default(),
+        actor: actor.to_string(),
+        mailbox,
+    };
+    let rt = runtime::get().map_err(|_| no_such())?;
+    let mb = Mailbox::open(rt.dir(), mailbox).map_err(|_| no_such())?;
+    if mb.actor_name() != actor || mb.is_gone() {
+        return Err(no_such());
+    }
+    Ok(mb)
+}
+
+/// Puts a tell or stop frame that came from another host into the local mailbox
+/// `mailbox`, which must hold an actor of type `actor`. Waits at most `timeout` for room.
+/// The frame is untrusted: one that does not parse, or is not a plain tell or stop, is
+/// refused with [`RemoteError::BadInput`] and nothing is queued.
+///
+/// # Errors
+/// [`RemoteError::BadInput`], [`RemoteError::NoSuchActor`] (also for an actor gone
+/// meanwhile), [`RemoteError::Timeout`] if the mailbox stayed full,
+/// [`RemoteError::TooLarge`] above the mailbox's maximum frame.
+pub fn deliver(
+    mailbox: u64,
+    actor: &str,
+    frame: &[u8],
+    timeout: Duration,
+) -> std::result::Result<(), RemoteError> {
+    let (h, _) = check_frame(frame, &[FrameKind::Tell, FrameKind::Stop])?;
+    if h.corr != 0 || h.reply_to != 0 {
+        return Err(RemoteError::BadInput(
+            "a tell or stop from another host carries no correlation id or reply inbox".into(),
+        ));
+    }
+    let mb = local_target(mailbox, actor)?;
+    match mb.send(frame, Wait::from_timeout(Some(timeout))) {
+        Ok(()) => Ok(()),
+        Err(SendFail::Timeout | SendFail::Full) => Err(RemoteError::Timeout(timeout)),
+        Err(SendFail::TooLarge) => Err(RemoteError::TooLarge {
+            len: frame.len() as u64,
+            max: mb.max_frame(),
+        }),
+        Err(SendFail::Dead | SendFail::Lost | SendFail::Corrupt) => Err(RemoteError::NoSuchActor {
+            host: this_host().map(|h| h.host.clone()).unwrap_or_default(),
+            actor: actor.to_string(),
+            mailbox,
+        }),
+    }
+}
+
+/// An ask that came from another host, queued in a local mailbox by [`start_ask`]:
+/// [`wait`](Self::wait) gives the reply frame to send back.
+#[must_use = "wait gives the reply"]
+pub struct LocalAsk {
+    target: Arc<Mailbox>,
+    tag: u64,
+    rx: crossbeam_channel::Receiver<crate::actor::Routed>,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for LocalAsk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAsk")
+            .field("actor", &self.target.actor_name())
+            .field("tag", &self.tag)
+            .finish()
+    }
+}
+
+fn this_host_name() -> String {
+    this_host().map(|h| h.host.clone()).unwrap_or_default()
+}
+
+/// Queues an ask frame that came from another host in the local mailbox `mailbox`, which
+/// must hold an actor of type `actor`, waiting at most `timeout` for room. It is queued
+/// before this returns, so a gateway that calls this and [`deliver`] from one thread keeps
+/// each sender's order. The frame is untrusted: it must parse and be an ask; its
+/// correlation id and reply inbox are replaced by this process's own.
+///
+/// # Errors
+/// [`RemoteError::BadInput`], [`RemoteError::NoSuchActor`], [`RemoteError::Timeout`] if
+/// the mailbox stayed full, [`RemoteError::TooLarge`], [`RemoteError::Refused`] if this
+/// process cannot take replies.
+pub fn start_ask(
+    mailbox: u64,
+    actor: &str,
+    frame: &[u8],
+    timeout: Duration,
+) -> std::result::Result<LocalAsk, RemoteError> {
+    let (h, _) = check_frame(frame, &[FrameKind::Ask])?;
+    let target = local_target(mailbox, actor)?;
+    let router = crate::actor::router().map_err(|e| RemoteError::Refused {
+        host: this_host_name(),
+        reason: e.to_string(),
+    })?;
+    let deadline = Instant::now() + timeout;
+    let mut frame = frame.to_vec();
+    match router.start_raw_ask(&target, &mut frame, deadline) {
+        Ok((_, rx)) => Ok(LocalAsk {
+            target,
+            tag: h.tag,
+            rx,
+            deadline,
+            timeout,
+        }),
+        Err(SendFail::Timeout | SendFail::Full) => Err(RemoteError::Timeout(timeout)),
+        Err(SendFail::TooLarge) => Err(RemoteError::TooLarge {
+            len: frame.len() as u64,
+            max: target.max_frame(),
+        }),
+        Err(SendFail::Dead | SendFail::Lost | SendFail::Corrupt) => Err(RemoteError::NoSuchActor {
+            host: this_host_name(),
+            actor: actor.to_string(),
+            mailbox,
+        }),
+    }
+}
+
+impl LocalAsk {
+    /// Waits (blocking, at most the ask's timeout) for the reply, and returns the reply
+    /// frame to send to the asker's host. An actor that died handling it gives a reply
+    /// frame that says so, as a local asker would hear it.
+    ///
+    /// # Errors
+    /// [`RemoteError::Timeout`]; [`RemoteError::Refused`] if this host's runtime was lost.
+    pub fn wait(self) -> std::result::Result<Vec<u8>, RemoteError> {
+        use crate::actor::Routed;
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let routed = self
+            .rx
+            .recv_timeout(left + crate::mailbox::LIVENESS_SLICE * 4)
+            .unwrap_or(Routed::TimedOut);
+        let refused = |reason: String| RemoteError::Refused {
+            host: this_host_name(),
+            reason,
+        };
+        match routed {
+            Routed::Reply(kind, body) => {
+                let mut frame = Vec::with_capacity(crate::wire::HEADER_LEN + body.len());
+                FrameHeader {
+                    kind,
+                    tag: self.tag,
+                    corr: 0,
+                    reply_to: 0,
+                }
+                .write_into(&mut frame);
+                frame.extend_from_slice(&body);
+                FrameHeader::seal(&mut frame).map_err(|e| refused(e.to_string()))?;
+                Ok(frame)
+            }
+            Routed::TimedOut => Err(RemoteError::Timeout(self.timeout)),
+            Routed::Died => {
+                let exit = if self.target.state() == crate::mailbox::STATE_EXITED {
+                    crate::Exit::from_raw(self.target.raw_exit())
+                } else {
+                    crate::Exit::RuntimeLost
+                };
+                let failure = crate::actor::ReplyFailure::Died(exit, self.target.pid());
+                crate::actor::failure_frame(self.tag, failure).map_err(|e| refused(e.to_string()))
+            }
+            Routed::Lost => Err(refused("this host's runtime was lost".into())),
+        }
+    }
+}
+
+/// The address of the actor registered under `name` in this runtime
+/// ([`register`](crate::register)), as another host would use it; `None` if no live actor
+/// holds the name, or this host has no identity yet.
+pub fn lookup_local(name: &str) -> Option<RemoteAddr> {
+    let id = this_host()?;
+    let rt = runtime::get().ok()?;
+    let (mailbox, actor) = names::lookup(rt.dir(), name)?;
+    local_target(mailbox, &actor).ok()?;
+    Some(RemoteAddr {
+        host: id.host.clone(),
+        epoch: id.epoch,
+        mailbox,
+        actor,
+    })
+}
+
+/// A ref to the actor at `addr`: local if `addr` names this host's runtime, remote
+/// otherwise. For gateways, which learn addresses from other hosts.
+///
+/// # Errors
+/// [`Error::Remote`] ([`RemoteError::NoSuchActor`]) if `addr` is of this host and no
+/// `A` is there; [`Error::BadRef`] if `addr` names another actor type than `A`.
+pub fn ref_to<A: crate::ActorType>(addr: RemoteAddr) -> Result<crate::ActorRef<A>> {
+    if addr.actor != A::NAME {
+        return Err(Error::BadRef(format!(
+            "a ref to a {} used as a ref to a {}",
+            addr.actor,
+            A::NAME
+        )));
+    }
+    if is_here(Some(&addr.host), addr.epoch) {
+        let mb = local_target(addr.mailbox, &addr.actor).map_err(Error::Remote)?;
+        return Ok(crate::ActorRef::from_mailbox(mb));
+    }
+    Ok(crate::ActorRef::from_remote(addr))
+}
+
+/// The actor types this binary can run, by stable name.
+pub fn actor_types() -> Vec<String> {
+    crate::process::registry::ACTORS
+        .iter()
+        .map(|e| e.name.to_string())
+        .collect()
+}
+
+/// Spawns, in this host, an actor of type `actor` with encoded arguments that came from
+/// another host, as a child of the calling process; returns its address.
+///
+/// # Errors
+/// [`RemoteError::UnknownActorType`] if this binary does not link `actor`;
+/// [`RemoteError::Refused`] if the spawn failed (its `create` failed, or the arguments
+/// did not decode); [`RemoteError::NoGateway`] if this host has no identity yet.
+pub fn spawn_local(actor: &str, args: Vec<u8>) -> std::result::Result<RemoteAddr, RemoteError> {
+    let id = this_host().ok_or(RemoteError::NoGateway)?;
+    if crate::process::registry::find(actor).is_none() {
+        return Err(RemoteError::UnknownActorType {
+            host: id.host.clone(),
+            actor: actor.to_string(),
+            known: actor_types(),
+        });
+    }
+    let mb = crate::process::start(actor, args, &crate::SpawnOptions::default()).map_err(|e| {
+        RemoteError::Refused {
+            host: id.host.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(RemoteAddr {
+        host: id.host.clone(),
+        epoch: id.epoch,
+        mailbox: mb.id(),
+        actor: actor.to_string(),
+    })
+}
+
+/// The wire version a gateway puts on what it sends, and checks on what it receives.
+pub const fn wire_version() -> u8 {
+    WIRE_VERSION
+}
