@@ -106,24 +106,29 @@ pub(crate) fn with_frame<T: Serialize + ?Sized, R>(
     body: &T,
     f: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, crate::wire::WireError> {
-    SCRATCH.with(|cell| {
-        let mut buf = cell
-            .try_borrow_mut()
-            .map(|mut b| std::mem::take(&mut *b))
-            .unwrap_or_default();
-        buf.clear();
-        header.write_into(&mut buf);
-        let res = encode_body(body, &mut buf).and_then(|()| FrameHeader::seal(&mut buf));
-        let out = res.map(|()| f(&buf));
-        // Keep the buffer for the next send (a fresh multi-MiB buffer costs a page fault
-        // per 4 KiB), unless it grew beyond the default maximum frame.
-        if buf.capacity() <= crate::wire::DEFAULT_MAX_FRAME {
+    // The buffer is taken out while `f` runs (a nested call gets a fresh one), and at
+    // thread exit, when it may be gone, a fresh one serves.
+    let mut buf = SCRATCH
+        .try_with(|cell| {
+            cell.try_borrow_mut()
+                .map(|mut b| std::mem::take(&mut *b))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    buf.clear();
+    header.write_into(&mut buf);
+    let res = encode_body(body, &mut buf).and_then(|()| FrameHeader::seal(&mut buf));
+    let out = res.map(|()| f(&buf));
+    // Keep the buffer for the next send (a fresh multi-MiB buffer costs a page fault per
+    // 4 KiB), unless it grew beyond the default maximum frame.
+    if buf.capacity() <= crate::wire::DEFAULT_MAX_FRAME {
+        let _ = SCRATCH.try_with(|cell| {
             if let Ok(mut b) = cell.try_borrow_mut() {
                 *b = buf;
             }
-        }
-        out
-    })
+        });
+    }
+    out
 }
 
 /// The header of a tell of `M`.

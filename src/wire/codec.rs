@@ -37,7 +37,9 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Resu
         // zero-fills a fresh 4 KiB one for every value. A per-thread buffer, as large as
         // the body (at least 4 KiB), costs nothing per decode and moves a large payload in
         // one piece instead of 4 KiB at a time into a growing Vec.
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        // (At thread exit the buffer may be gone already: decode without it then.)
+        let mut fallback = rest;
+        let scratch = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) => {
                 if scratch.len() < body.len().max(4096) {
                     scratch.resize(body.len().max(4096), 0);
@@ -49,7 +51,15 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8], what: &'static str) -> Resu
                 res
             }
             Err(_) => ciborium::from_reader(&mut rest),
-        })
+        });
+        match scratch {
+            Ok(res) => res,
+            Err(_) => {
+                let res = ciborium::from_reader(&mut fallback);
+                rest = fallback;
+                res
+            }
+        }
     };
     let value = decoded.map_err(|e| WireError::Decode {
         tag: what.into(),
