@@ -14,7 +14,7 @@
 //!   host b's process.
 //!
 //! Knobs: `PB_REPS` (default 3; the value is the median), `PB_N` (asks per repetition,
-//! default 5000), `PB_TELLS` (tells per repetition, default 200000).
+//! default 5000), `PB_TELLS` (tells per repetition, default 50000).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -161,7 +161,7 @@ fn main() {
     }
     let reps = env_usize("PB_REPS", 3);
     let n = env_usize("PB_N", 5000);
-    let tells = env_usize("PB_TELLS", 200_000);
+    let tells = env_usize("PB_TELLS", 50_000);
     let server = NatsServer::start().expect("a nats-server");
     let url = server.url();
     let mut b = Command::new(std::env::current_exe().unwrap())
@@ -226,13 +226,13 @@ fn main() {
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for r in 0..reps {
         eprintln!("tell rep {r}");
-        let before = sink.ask(Count).unwrap();
+        let before = sink.ask_timeout(Count, Duration::from_secs(120)).unwrap();
         let t = Instant::now();
         for i in 0..tells {
             sink.tell(Tick(i as u64)).unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while sink.ask(Count).unwrap() < before + tells as u64 {
+        while sink.ask_timeout(Count, Duration::from_secs(120)).unwrap() < before + tells as u64 {
             assert!(
                 Instant::now() < deadline,
                 "remote tells were lost (see the gateway's log)"

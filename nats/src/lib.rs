@@ -151,6 +151,9 @@ pub struct GatewayStatus {
     pub undelivered: u64,
     /// Input from other hosts refused as malformed, of another version, or stale.
     pub refused: u64,
+    /// Times the NATS client dropped messages addressed to this host because the gateway
+    /// fell behind (slow-consumer events; each was logged).
+    pub slow_consumer: u64,
 }
 
 /// Asks a gateway for its [`GatewayStatus`].
@@ -266,7 +269,12 @@ struct Shared {
     delivered: AtomicU64,
     undelivered: AtomicU64,
     refused: AtomicU64,
+    /// Slow-consumer events: messages from other hosts that the client dropped.
+    slow: Arc<AtomicU64>,
 }
+
+/// How many messages from other hosts may wait in this gateway's subscription.
+const SUBSCRIPTION_CAPACITY: usize = 1 << 18;
 
 impl Shared {
     fn identity(&self) -> HostIdentity {
@@ -324,7 +332,8 @@ impl Actor for Gateway {
             Some(id) if id.cluster == cfg.cluster && id.host == cfg.host => id.epoch,
             _ => random_epoch()?,
         };
-        let (client, connected) = rt.block_on(connect(&cfg))?;
+        let slow = Arc::new(AtomicU64::new(0));
+        let (client, connected) = rt.block_on(connect(&cfg, slow.clone()))?;
         let max_payload = client.server_info().max_payload as u64;
         let shared = Arc::new(Shared {
             cfg,
@@ -342,6 +351,7 @@ impl Actor for Gateway {
             delivered: AtomicU64::new(0),
             undelivered: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            slow,
         });
         remote::publish_host(&shared.identity())?;
         let sub = rt.block_on(
@@ -400,6 +410,7 @@ fn random_epoch() -> std::io::Result<u64> {
 /// connects when it is back. The channel says when the connection comes and goes.
 async fn connect(
     cfg: &GatewayConfig,
+    dropped: Arc<AtomicU64>,
 ) -> Result<
     (
         async_nats::Client,
@@ -409,6 +420,9 @@ async fn connect(
 > {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut opts = async_nats::ConnectOptions::new()
+        // Core NATS has no backpressure: a subscriber that falls behind by this many
+        // messages loses the next ones (a "slow consumer"), which is counted and logged.
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
         .name(format!("procession-gateway {}/{}", cfg.cluster, cfg.host))
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -416,6 +430,7 @@ async fn connect(
         .connection_timeout(Duration::from_secs(2))
         .event_callback(move |event| {
             let tx = tx.clone();
+            let dropped = dropped.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
@@ -423,6 +438,10 @@ async fn connect(
                     }
                     async_nats::Event::Disconnected => {
                         let _ = tx.send(false);
+                    }
+                    async_nats::Event::SlowConsumer(sid) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(sid, "messages from other hosts were dropped: this gateway fell behind (slow consumer)");
                     }
                     other => tracing::debug!(event = %other, "nats event"),
                 }
@@ -1001,6 +1020,7 @@ impl Handler<Status> for Gateway {
             delivered: s.delivered.load(Ordering::Relaxed),
             undelivered: s.undelivered.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
+            slow_consumer: s.slow.load(Ordering::Relaxed),
         }
     }
 }

@@ -456,6 +456,14 @@ fn check_frame<'a>(
     Ok((h, body))
 }
 
+/// The local mailboxes that other hosts' messages went to lately, kept mapped: a gateway
+/// delivers many messages to few mailboxes, and a mapping per message would cost an
+/// open, an mmap and an munmap each.
+static TARGETS: Mutex<Option<std::collections::HashMap<u64, Arc<Mailbox>>>> = Mutex::new(None);
+
+/// How many such mailboxes stay mapped.
+const MAX_TARGETS: usize = 1024;
+
 /// The local mailbox `mailbox`, if it holds an actor of type `actor` that is not gone.
 fn local_target(mailbox: u64, actor: &str) -> std::result::Result<Arc<Mailbox>, RemoteError> {
     let no_such = || RemoteError::NoSuchActor {
@@ -463,8 +471,23 @@ fn local_target(mailbox: u64, actor: &str) -> std::result::Result<Arc<Mailbox>, 
         actor: actor.to_string(),
         mailbox,
     };
-    let rt = runtime::get().map_err(|_| no_such())?;
-    let mb = Mailbox::open(rt.dir(), mailbox).map_err(|_| no_such())?;
+    let mut targets = TARGETS.lock().unwrap_or_else(|e| e.into_inner());
+    let targets = targets.get_or_insert_with(Default::default);
+    let mb = match targets.get(&mailbox) {
+        Some(mb) if !mb.is_gone() => mb.clone(),
+        _ => {
+            let rt = runtime::get().map_err(|_| no_such())?;
+            let mb = Mailbox::open(rt.dir(), mailbox).map_err(|_| no_such())?;
+            if targets.len() >= MAX_TARGETS {
+                targets.retain(|_, mb| !mb.is_gone());
+                if targets.len() >= MAX_TARGETS {
+                    targets.clear();
+                }
+            }
+            targets.insert(mailbox, mb.clone());
+            mb
+        }
+    };
     if mb.actor_name() != actor || mb.is_gone() {
         return Err(no_such());
     }
