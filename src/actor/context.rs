@@ -397,12 +397,20 @@ impl<A: Dispatch> Context<A> {
     ///
     /// # Errors
     /// [`Error::Runtime`] if the target already has the maximum number of monitors and
-    /// links; [`Error::Remote`] for an actor on another host (not yet available).
+    /// links; [`Error::Remote`] ([`RemoteError::NoGateway`](crate::RemoteError::NoGateway))
+    /// for an actor on another host when this host runs no gateway.
+    ///
+    /// An actor on another host is monitored through the two hosts' gateways: its `Down`
+    /// comes when it exits there, or with [`Exit::HostLost`] when its host is lost first
+    /// (no heartbeat within the lease time, as Erlang's `noconnection`).
     pub fn monitor<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()>
     where
         A: Handles<Down>,
     {
         let me = self.me.id();
+        if let Some(addr) = target.remote_addr() {
+            return crate::remote::monitor(me, addr);
+        }
         let mb = target.local("monitor")?;
         if !mb.add_watcher(me, false) {
             return Err(Error::Runtime(format!(
@@ -425,6 +433,9 @@ impl<A: Dispatch> Context<A> {
 
     /// Stops monitoring `target`; `true` if a monitor was removed before it fired.
     pub fn demonitor<B: Dispatch>(&self, target: &ActorRef<B>) -> bool {
+        if let Some(addr) = target.remote_addr() {
+            return crate::remote::demonitor(self.me.id(), addr);
+        }
         target
             .local("demonitor")
             .is_ok_and(|mb| mb.remove_watcher(self.me.id(), false))

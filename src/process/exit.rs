@@ -54,6 +54,14 @@ pub enum Exit {
         /// The limit, in bytes.
         limit: u64,
     },
+    /// The actor ran on another host, and that host was lost: its lease ran out (no
+    /// heartbeat from its gateway within the lease time) or it came back as a new run.
+    /// What became of the actor is unknown. Erlang's `noconnection`. Only a monitor of a
+    /// remote ref receives it.
+    HostLost {
+        /// The host's name.
+        host: String,
+    },
 }
 
 impl Exit {
@@ -87,7 +95,7 @@ impl Exit {
             Exit::Signaled(s) => Some(-s),
             Exit::OutOfMemory { .. } => Some(-libc::SIGABRT),
             Exit::Panicked { .. } | Exit::Failed(_) => Some(1),
-            Exit::RuntimeLost => None,
+            Exit::RuntimeLost | Exit::HostLost { .. } => None,
         }
     }
 
@@ -135,6 +143,7 @@ impl std::fmt::Display for Exit {
             Exit::Failed(why) => write!(f, "failed: {why}"),
             Exit::Shutdown(why) => write!(f, "shut down: {why}"),
             Exit::RuntimeLost => f.write_str("lost with its runtime (the zygote died)"),
+            Exit::HostLost { host } => write!(f, "lost with its host {host:?} (no connection)"),
             Exit::Exited(n) => write!(f, "exited with status {n}"),
             Exit::Ignored => f.write_str("ignored its start (create returned Ignore)"),
             Exit::OutOfMemory { limit } => {

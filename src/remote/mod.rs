@@ -187,6 +187,29 @@ pub struct SpawnOn {
     pub timeout: Duration,
 }
 
+/// Local mailbox `watcher` monitors `target`, an actor on another host: what
+/// [`Context::monitor`](crate::Context::monitor) of a remote ref sends to the local
+/// gateway. The `Down` comes as for a local monitor, with
+/// [`Exit::HostLost`](crate::Exit::HostLost) if the target's host is lost first.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.Monitor")]
+pub struct Monitor {
+    /// The local mailbox that gets the `Down`.
+    pub watcher: u64,
+    /// The actor monitored.
+    pub target: RemoteAddr,
+}
+
+/// Local mailbox `watcher` no longer monitors `target` ([`Context::demonitor`](crate::Context::demonitor)).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.Demonitor")]
+pub struct Demonitor {
+    /// The local mailbox.
+    pub watcher: u64,
+    /// The actor it monitored.
+    pub target: RemoteAddr,
+}
+
 // ---- who this host is ----
 
 fn host_file() -> Result<PathBuf> {
@@ -383,11 +406,54 @@ pub(crate) fn ask<Q: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
     })?;
     let reply = reply.map_err(|e| match e {
         RemoteError::Timeout(_) => Error::Timeout(timeout),
+        // The other host knows the type by its id only when no such actor is there.
+        RemoteError::NoSuchActor { host, mailbox, .. } => Error::Remote(RemoteError::NoSuchActor {
+            host,
+            actor: to.actor.clone(),
+            mailbox,
+        }),
         e => Error::Remote(e),
     })?;
     let (h, body) = FrameHeader::parse(&reply)
         .map_err(|e| Error::Remote(RemoteError::BadInput(format!("reply frame: {e}"))))?;
     crate::actor::interpret_reply_from(&to.actor, 0, h.kind, body, what)
+}
+
+/// Tells the gateway that local mailbox `watcher` monitors `target`.
+pub(crate) fn monitor(watcher: u64, target: &RemoteAddr) -> Result<()> {
+    let gw = gateway().map_err(Error::Remote)?;
+    let m = Monitor {
+        watcher,
+        target: target.clone(),
+    };
+    send_to_gateway(&gw, Monitor::TAG_ID, &m)
+}
+
+/// Tells the gateway that local mailbox `watcher` no longer monitors `target`; `false` if
+/// there is no gateway to tell.
+pub(crate) fn demonitor(watcher: u64, target: &RemoteAddr) -> bool {
+    let Ok(gw) = gateway() else { return false };
+    let m = Demonitor {
+        watcher,
+        target: target.clone(),
+    };
+    send_to_gateway(&gw, Demonitor::TAG_ID, &m).is_ok()
+}
+
+/// A tell of `msg` (of message type `tag`) to the gateway, waiting at most 5 s for room.
+fn send_to_gateway<T: Serialize>(gw: &Mailbox, tag: u64, msg: &T) -> Result<()> {
+    let header = FrameHeader {
+        kind: FrameKind::Tell,
+        tag,
+        corr: 0,
+        reply_to: 0,
+    };
+    let wait = Wait::from_timeout(Some(crate::DEFAULT_STOP_TIMEOUT));
+    match crate::actor::with_frame(header, msg, |f| gw.send(f, wait))? {
+        Ok(()) => Ok(()),
+        Err(SendFail::Dead | SendFail::Lost) => Err(Error::Remote(RemoteError::NoGateway)),
+        Err(_) => Err(Error::Timeout(crate::DEFAULT_STOP_TIMEOUT)),
+    }
 }
 
 /// What a call through the gateway waits beyond the caller's own timeout.
@@ -464,11 +530,18 @@ static TARGETS: Mutex<Option<std::collections::HashMap<u64, Arc<Mailbox>>>> = Mu
 /// How many such mailboxes stay mapped.
 const MAX_TARGETS: usize = 1024;
 
-/// The local mailbox `mailbox`, if it holds an actor of type `actor` that is not gone.
-fn local_target(mailbox: u64, actor: &str) -> std::result::Result<Arc<Mailbox>, RemoteError> {
+/// The id of an actor type on the wire between gateways: [`tag_id`](crate::wire::tag_id)
+/// of its stable name.
+pub const fn actor_id(name: &str) -> u64 {
+    crate::wire::tag_id(name)
+}
+
+/// The local mailbox `mailbox`, if it holds an actor whose type has the id `actor` (see
+/// [`actor_id`]) and that is not gone.
+fn local_target(mailbox: u64, actor: u64) -> std::result::Result<Arc<Mailbox>, RemoteError> {
     let no_such = || RemoteError::NoSuchActor {
         host: this_host().map(|h| h.host.clone()).unwrap_or_default(),
-        actor: actor.to_string(),
+        actor: format!("{actor:016x}"),
         mailbox,
     };
     let mut targets = TARGETS.lock().unwrap_or_else(|e| e.into_inner());
@@ -488,14 +561,15 @@ fn local_target(mailbox: u64, actor: &str) -> std::result::Result<Arc<Mailbox>, 
             mb
         }
     };
-    if mb.actor_name() != actor || mb.is_gone() {
+    if actor_id(mb.actor_name()) != actor || mb.is_gone() {
         return Err(no_such());
     }
     Ok(mb)
 }
 
 /// Puts a tell or stop frame that came from another host into the local mailbox
-/// `mailbox`, which must hold an actor of type `actor`. Waits at most `timeout` for room.
+/// `mailbox`, which must hold an actor whose type has the id `actor` ([`actor_id`]).
+/// Waits at most `timeout` for room.
 /// The frame is untrusted: one that does not parse, or is not a plain tell or stop, is
 /// refused with [`RemoteError::BadInput`] and nothing is queued.
 ///
@@ -505,7 +579,7 @@ fn local_target(mailbox: u64, actor: &str) -> std::result::Result<Arc<Mailbox>, 
 /// [`RemoteError::TooLarge`] above the mailbox's maximum frame.
 pub fn deliver(
     mailbox: u64,
-    actor: &str,
+    actor: u64,
     frame: &[u8],
     timeout: Duration,
 ) -> std::result::Result<(), RemoteError> {
@@ -525,7 +599,7 @@ pub fn deliver(
         }),
         Err(SendFail::Dead | SendFail::Lost | SendFail::Corrupt) => Err(RemoteError::NoSuchActor {
             host: this_host().map(|h| h.host.clone()).unwrap_or_default(),
-            actor: actor.to_string(),
+            actor: mb.actor_name().to_string(),
             mailbox,
         }),
     }
@@ -556,7 +630,7 @@ fn this_host_name() -> String {
 }
 
 /// Queues an ask frame that came from another host in the local mailbox `mailbox`, which
-/// must hold an actor of type `actor`, waiting at most `timeout` for room. It is queued
+/// must hold an actor whose type has the id `actor` ([`actor_id`]), waiting at most `timeout` for room. It is queued
 /// before this returns, so a gateway that calls this and [`deliver`] from one thread keeps
 /// each sender's order. The frame is untrusted: it must parse and be an ask; its
 /// correlation id and reply inbox are replaced by this process's own.
@@ -567,7 +641,7 @@ fn this_host_name() -> String {
 /// process cannot take replies.
 pub fn start_ask(
     mailbox: u64,
-    actor: &str,
+    actor: u64,
     frame: &[u8],
     timeout: Duration,
 ) -> std::result::Result<LocalAsk, RemoteError> {
@@ -594,7 +668,7 @@ pub fn start_ask(
         }),
         Err(SendFail::Dead | SendFail::Lost | SendFail::Corrupt) => Err(RemoteError::NoSuchActor {
             host: this_host_name(),
-            actor: actor.to_string(),
+            actor: target.actor_name().to_string(),
             mailbox,
         }),
     }
@@ -654,7 +728,7 @@ pub fn lookup_local(name: &str) -> Option<RemoteAddr> {
     let id = this_host()?;
     let rt = runtime::get().ok()?;
     let (mailbox, actor) = names::lookup(rt.dir(), name)?;
-    local_target(mailbox, &actor).ok()?;
+    local_target(mailbox, actor_id(&actor)).ok()?;
     Some(RemoteAddr {
         host: id.host.clone(),
         epoch: id.epoch,
@@ -678,7 +752,7 @@ pub fn ref_to<A: crate::ActorType>(addr: RemoteAddr) -> Result<crate::ActorRef<A
         )));
     }
     if is_here(Some(&addr.host), addr.epoch) {
-        let mb = local_target(addr.mailbox, &addr.actor).map_err(Error::Remote)?;
+        let mb = local_target(addr.mailbox, actor_id(&addr.actor)).map_err(Error::Remote)?;
         return Ok(crate::ActorRef::from_mailbox(mb));
     }
     Ok(crate::ActorRef::from_remote(addr))
@@ -720,6 +794,66 @@ pub fn spawn_local(actor: &str, args: Vec<u8>) -> std::result::Result<RemoteAddr
         mailbox: mb.id(),
         actor: actor.to_string(),
     })
+}
+
+/// Makes local mailbox `watcher` (a gateway's own) a monitor of the local actor at
+/// `target` (whose type has the id `actor`), for a monitor on another host: its `Down`
+/// then comes to `watcher`. If the actor has already exited, nothing is registered and
+/// its `Down` is returned at once.
+///
+/// # Errors
+/// [`RemoteError::NoSuchActor`] if there is no such actor; [`RemoteError::Refused`] if it
+/// already has the maximum number of monitors and links.
+pub fn watch_local(
+    target: u64,
+    actor: u64,
+    watcher: u64,
+) -> std::result::Result<Option<crate::Down>, RemoteError> {
+    let mb = local_target(target, actor)?;
+    let down = || crate::Down {
+        id: mb.id(),
+        actor: mb.actor_name().to_string(),
+        pid: mb.pid(),
+        exit: crate::Exit::from_raw(mb.raw_exit()),
+    };
+    if mb.state() == crate::mailbox::STATE_EXITED && mb.is_gone() {
+        return Ok(Some(down()));
+    }
+    if !mb.add_watcher(watcher, false) {
+        return Err(RemoteError::Refused {
+            host: this_host_name(),
+            reason: format!("actor {} has too many monitors and links", mb.actor_name()),
+        });
+    }
+    // Exited before we registered? Whoever removes the registration delivers.
+    if mb.state() == crate::mailbox::STATE_EXITED && mb.remove_watcher(watcher, false) {
+        return Ok(Some(down()));
+    }
+    Ok(None)
+}
+
+/// Stops local mailbox `watcher` monitoring the local actor at `target` (see
+/// [`watch_local`]).
+pub fn unwatch_local(target: u64, watcher: u64) {
+    if let Ok(rt) = runtime::get() {
+        if let Ok(mb) = Mailbox::open(rt.dir(), target) {
+            mb.remove_watcher(watcher, false);
+        }
+    }
+}
+
+/// Delivers `down` (an exit on another host, or its host's loss) to the local mailbox
+/// `watcher`, as the `Down` of its monitor; `false` if `watcher` is gone.
+pub fn notify_down(watcher: u64, down: &crate::Down) -> bool {
+    let Ok(rt) = runtime::get() else { return false };
+    let Ok(mb) = Mailbox::open(rt.dir(), watcher) else {
+        return false;
+    };
+    if mb.is_gone() {
+        return false;
+    }
+    crate::process::send_notice(&mb, crate::process::DOWN_TAG, down);
+    true
 }
 
 /// The wire version a gateway puts on what it sends, and checks on what it receives.

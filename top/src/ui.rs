@@ -346,6 +346,7 @@ pub fn exit_text(e: &Exit) -> String {
         Exit::Failed(_) => "failed".into(),
         Exit::Shutdown(_) => "shutdown".into(),
         Exit::RuntimeLost => "runtime lost".into(),
+        Exit::HostLost { .. } => "host lost".into(),
         Exit::Exited(n) => format!("exit {n}"),
         Exit::Ignored => "ignored".into(),
         Exit::OutOfMemory { .. } => "out of memory".into(),
