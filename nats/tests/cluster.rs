@@ -233,33 +233,37 @@ fn a_killed_gateway_is_restarted_by_its_supervisor_and_remote_asks_resume() {
     assert_eq!(counter.ask(Add(1)).unwrap(), 2);
 }
 
-/// A request from a raw NATS client (another host's gateway, gone wrong), and the
-/// gateway's typed refusal.
-fn raw_request(
-    url: &str,
-    subject: String,
-    headers: &[(&str, String)],
-    body: Vec<u8>,
-) -> RemoteError {
+/// The 24-byte envelope of a message between gateways (see `procession_nats`'s docs):
+/// magic, wire version, kind, epoch, and the actor type's id for a mailbox message.
+fn envelope(version: u8, kind: u8, epoch: u64, actor: u64, body: &[u8]) -> Vec<u8> {
+    let mut m = b"PROC".to_vec();
+    m.extend_from_slice(&[version, kind, 0, 0]);
+    m.extend_from_slice(&epoch.to_le_bytes());
+    m.extend_from_slice(&actor.to_le_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A request from a raw NATS client (another host's gateway, gone wrong), and what the
+/// gateway answered: the reply's envelope kind and its body.
+fn raw_request(url: &str, subject: String, payload: Vec<u8>) -> (u8, Vec<u8>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = async_nats::connect(url).await.unwrap();
-        let mut h = async_nats::HeaderMap::new();
-        for (k, v) in headers {
-            h.insert(*k, v.as_str());
-        }
-        let reply = tokio::time::timeout(T, client.request_with_headers(subject, h, body.into()))
+        let reply = tokio::time::timeout(T, client.request(subject, payload.into()))
             .await
             .expect("the gateway answers a bad request")
             .unwrap();
-        let status = reply
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Procession-Status"))
-            .map(|v| v.to_string());
-        assert_eq!(status.as_deref(), Some("err"));
-        procession::wire::decode_body::<RemoteError>(&reply.payload, "RemoteError").unwrap()
+        assert!(reply.payload.len() >= 24, "{:?}", reply.payload);
+        (reply.payload[5], reply.payload[24..].to_vec())
     })
+}
+
+/// As [`raw_request`], for a request the gateway refuses: its typed error.
+fn raw_refusal(url: &str, subject: String, payload: Vec<u8>) -> RemoteError {
+    let (kind, body) = raw_request(url, subject, payload);
+    assert_eq!(kind, 4, "an error reply");
+    procession::wire::decode_body::<RemoteError>(&body, "RemoteError").unwrap()
 }
 
 #[test]
@@ -267,46 +271,42 @@ fn a_request_of_another_wire_version_is_refused_with_version_mismatch() {
     let (c, _g) = cluster();
     let b = Host::start(c, "version-b");
     let subject = format!("proc.{}.{}.info", c.cluster, b.name);
-    let theirs = procession::wire::WIRE_VERSION + 1;
-    let e = raw_request(
-        &c.url,
-        subject,
-        &[
-            ("Procession-Wire", theirs.to_string()),
-            ("Procession-From", "old".into()),
-        ],
-        vec![],
-    );
-    assert_eq!(
-        e,
-        RemoteError::VersionMismatch {
-            host: "old".into(),
-            ours: procession::wire::WIRE_VERSION,
-            theirs
-        }
+    let ours = procession::wire::WIRE_VERSION;
+    let e = raw_refusal(&c.url, subject, envelope(ours + 1, 2, 0, 0, &[]));
+    assert!(
+        matches!(e, RemoteError::VersionMismatch { ours: o, theirs, .. } if o == ours && theirs == ours + 1),
+        "{e:?}"
     );
 }
 
 #[test]
-fn a_malformed_frame_from_another_host_gets_a_typed_error_and_the_gateway_lives_on() {
+fn a_malformed_message_from_another_host_gets_a_typed_error_and_the_gateway_lives_on() {
     let (c, _g) = cluster();
     let b = Host::start(c, "garbage-b");
     let counter: ActorRef<Counter> = find(&b.name, "counter");
     let to = counter.remote_addr().unwrap().clone();
     let subject = format!("proc.{}.{}.mb.{:x}", c.cluster, to.host, to.mailbox);
-    let headers = [
-        (
-            "Procession-Wire",
-            procession::wire::WIRE_VERSION.to_string(),
-        ),
-        ("Procession-Epoch", format!("{:x}", to.epoch)),
-        ("Procession-Actor", to.actor.clone()),
+    let v = procession::wire::WIRE_VERSION;
+    let id = procession::remote::actor_id(&to.actor);
+    let bad = [
+        vec![],                                    // no envelope
+        vec![0xff; 64],                            // not procession's
+        envelope(v, 9, to.epoch, id, &[]),         // no such kind
+        envelope(v, 1, to.epoch, id, &[0xff; 7]),  // a frame too short
+        envelope(v, 1, to.epoch, id, &[0xff; 64]), // a frame that does not parse
     ];
-    for body in [vec![], vec![0xff; 7], vec![0xff; 64]] {
-        let e = raw_request(&c.url, subject.clone(), &headers, body);
+    for payload in bad {
+        let e = raw_refusal(&c.url, subject.clone(), payload);
         assert!(matches!(e, RemoteError::BadInput(_)), "{e:?}");
     }
-    // A valid frame with a body that is not the message's CBOR reaches the actor, which
+    // The right envelope with another epoch: stale.
+    let e = raw_refusal(
+        &c.url,
+        subject.clone(),
+        envelope(v, 1, to.epoch ^ 1, id, &[]),
+    );
+    assert!(matches!(e, RemoteError::StaleRef { .. }), "{e:?}");
+    // A valid frame whose body is not the message's CBOR reaches the actor, which
     // rejects it: a typed error for the asker, and the actor lives on.
     let mut frame = Vec::new();
     procession::wire::FrameHeader {
@@ -318,21 +318,16 @@ fn a_malformed_frame_from_another_host_gets_a_typed_error_and_the_gateway_lives_
     .write_into(&mut frame);
     frame.extend_from_slice(&[0xff, 0x00, 0x13]);
     procession::wire::FrameHeader::seal(&mut frame).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let reply = rt.block_on(async {
-        let client = async_nats::connect(c.url.as_str()).await.unwrap();
-        let mut h = async_nats::HeaderMap::new();
-        for (k, v) in &headers {
-            h.insert(*k, v.as_str());
-        }
-        client
-            .request_with_headers(subject, h, frame.into())
-            .await
-            .unwrap()
-    });
-    let (h, _) = procession::wire::FrameHeader::parse(&reply.payload).unwrap();
+    let (kind, reply) = raw_request(&c.url, subject, envelope(v, 1, to.epoch, id, &frame));
+    assert_eq!(kind, 3, "the actor's reply");
+    let (h, _) = procession::wire::FrameHeader::parse(&reply).unwrap();
     assert_eq!(h.kind, procession::wire::FrameKind::ReplyError);
     assert_eq!(counter.ask(Add(1)).unwrap(), 1);
+    let status = procession_nats::gateway()
+        .unwrap()
+        .ask(procession_nats::Status)
+        .unwrap();
+    assert_eq!(status.refused, 0, "this host refused nothing: host b did");
 }
 
 #[test]
@@ -382,4 +377,90 @@ fn with_the_server_down_remote_asks_fail_typed_local_refs_work_and_the_gateways_
     }
     local.stop().unwrap();
     local.join().unwrap();
+}
+
+#[test]
+fn a_monitor_of_an_actor_on_another_host_gets_its_down_when_it_stops_there() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "mon-b");
+    let watcher = Watcher { downs: vec![] }.spawn().unwrap();
+    let target = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    watcher.ask(Watch(target.clone())).unwrap();
+    // The registration is on host b once an ask that went after it is answered there.
+    assert_eq!(target.ask(Add(1)).unwrap(), 1);
+    target.stop().unwrap();
+    let down = wait_down(&watcher, target.id(), T).expect("a Down from host b");
+    assert_eq!(down.exit, procession::Exit::Stopped);
+    assert_eq!(down.actor, target.remote_addr().unwrap().actor);
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
+}
+
+#[test]
+fn a_demonitored_actor_on_another_host_sends_no_down() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "demon-b");
+    let watcher = Watcher { downs: vec![] }.spawn().unwrap();
+    let target = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    let other = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    watcher.ask(Watch(target.clone())).unwrap();
+    watcher.ask(Watch(other.clone())).unwrap();
+    assert!(watcher.ask(Unwatch(target.clone())).unwrap());
+    target.stop().unwrap();
+    other.stop().unwrap();
+    // `other`'s Down went after `target`'s would have: once it is here, none can come.
+    wait_down(&watcher, other.id(), T).expect("the Down of the actor still monitored");
+    let downs = watcher.ask(Downs).unwrap();
+    assert!(downs.iter().all(|d| d.id != target.id()), "{downs:?}");
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
+}
+
+#[test]
+fn when_a_host_is_killed_its_monitors_get_host_lost_within_the_lease() {
+    let (c, _g) = cluster();
+    let mut b = Host::start(c, "lost-b");
+    let watcher = Watcher { downs: vec![] }.spawn().unwrap();
+    let target: ActorRef<Counter> = find(&b.name, "counter");
+    watcher.ask(Watch(target.clone())).unwrap();
+    assert_eq!(target.ask(Add(1)).unwrap(), 1);
+    let killed = Instant::now();
+    b.kill();
+    let lease = Duration::from_secs(3); // GatewayConfig's default, which host a uses
+    let down = wait_down(&watcher, target.id(), lease + T).expect("a HostLost Down");
+    let after = killed.elapsed();
+    assert_eq!(
+        down.exit,
+        procession::Exit::HostLost {
+            host: "lost-b".into()
+        }
+    );
+    // Within the lease, and a tenth of it for the check, with room for a loaded machine.
+    assert!(after <= lease + Duration::from_secs(2), "{after:?}");
+    eprintln!("HostLost {after:?} after the SIGKILL");
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
+}
+
+#[test]
+fn a_monitor_of_an_actor_gone_from_its_host_gets_down_at_once() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "noproc-b");
+    let watcher = Watcher { downs: vec![] }.spawn().unwrap();
+    let target = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    target.stop().unwrap();
+    // Stopped for good: the host says so to an ask.
+    let deadline = Instant::now() + T;
+    while target.ask(Get).is_ok() {
+        assert!(Instant::now() < deadline);
+    }
+    watcher.ask(Watch(target.clone())).unwrap();
+    let down = wait_down(&watcher, target.id(), T).expect("a Down at once");
+    assert!(
+        matches!(&down.exit, procession::Exit::Failed(why) if why.starts_with("noproc"))
+            || down.exit == procession::Exit::Stopped,
+        "{down:?}"
+    );
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
 }

@@ -277,3 +277,61 @@ pub fn find<A: procession::ActorType>(host: &str, name: &str) -> ActorRef<A> {
         .expect("whereis_on")
         .expect("the name is registered there")
 }
+
+// ---- a watcher, for remote monitors ----
+
+/// Monitor this counter (wherever it runs).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = ())]
+pub struct Watch(pub ActorRef<Counter>);
+
+/// Stop monitoring it; whether a monitor was removed.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = bool)]
+pub struct Unwatch(pub ActorRef<Counter>);
+
+/// The `Down`s received so far.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = Vec<procession::Down>)]
+pub struct Downs;
+
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(Watch, Unwatch, Downs, procession::Down))]
+pub struct Watcher {
+    pub downs: Vec<procession::Down>,
+}
+
+impl Handler<Watch> for Watcher {
+    fn handle(&mut self, Watch(c): Watch, cx: &mut Context<Self>) {
+        cx.monitor(&c).unwrap();
+    }
+}
+impl Handler<Unwatch> for Watcher {
+    fn handle(&mut self, Unwatch(c): Unwatch, cx: &mut Context<Self>) -> bool {
+        cx.demonitor(&c)
+    }
+}
+impl Handler<Downs> for Watcher {
+    fn handle(&mut self, _: Downs, _cx: &mut Context<Self>) -> Vec<procession::Down> {
+        self.downs.clone()
+    }
+}
+impl Handler<procession::Down> for Watcher {
+    fn handle(&mut self, d: procession::Down, _cx: &mut Context<Self>) {
+        self.downs.push(d);
+    }
+}
+
+/// Waits up to `timeout` for `w` to have received a `Down` of `id`, and returns it.
+pub fn wait_down(w: &ActorRef<Watcher>, id: u64, timeout: Duration) -> Option<procession::Down> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(d) = w.ask(Downs).unwrap().into_iter().find(|d| d.id == id) {
+            return Some(d);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

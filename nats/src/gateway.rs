@@ -1,0 +1,1099 @@
+//! The gateway actor and the tasks of its process: the publisher (one task, so that a
+//! sender's messages leave in order), the receiver (everything addressed to this host,
+//! checked as untrusted input), the delivering thread (frames into local mailboxes, in
+//! the order they came), heartbeats, and the lease checker that turns a silent host into
+//! `HostLost` for its monitors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use procession::prelude::*;
+use procession::remote::{
+    self, Demonitor, Forward, ForwardAsk, HostIdentity, Monitor, RemoteAddr, RemoteError, SpawnOn,
+    GATEWAY_NAME,
+};
+use procession::{Down, ReplyToken};
+
+use crate::envelope::{self, Kind};
+use crate::{GatewayConfig, GatewayStatus, HostInfo, Info, Status, WhereIs};
+
+/// How many messages from other hosts may wait in this gateway's subscription. Core NATS
+/// has no backpressure: past this, the client drops messages (a "slow consumer"), which
+/// is counted and logged.
+const SUBSCRIPTION_CAPACITY: usize = 1 << 18;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cbor<T: Serialize>(v: &T) -> Result<Vec<u8>, RemoteError> {
+    let mut b = Vec::new();
+    procession::wire::encode_body(v, &mut b).map_err(|e| RemoteError::BadInput(e.to_string()))?;
+    Ok(b)
+}
+
+fn uncbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &'static str) -> Result<T, RemoteError> {
+    procession::wire::decode_body(b, what).map_err(|e| RemoteError::BadInput(e.to_string()))
+}
+
+/// The body of a spawn request.
+#[derive(Serialize, Deserialize)]
+struct SpawnRequest {
+    actor: String,
+    args: ByteBuf,
+}
+
+/// The body of a monitor or demonitor request: host `from` watches mailbox `mailbox`
+/// (of the type with id `actor`) of the receiving host's epoch `epoch`.
+#[derive(Serialize, Deserialize)]
+struct WatchRequest {
+    from: String,
+    mailbox: u64,
+    actor: u64,
+    epoch: u64,
+}
+
+/// The body of a down notice: an actor of `host` (epoch `epoch`) exited.
+#[derive(Serialize, Deserialize)]
+struct RemoteDown {
+    host: String,
+    epoch: u64,
+    down: Down,
+}
+
+/// What waits for a reply from another host.
+enum Pending {
+    Ask(ReplyToken<Result<ByteBuf, RemoteError>>),
+    Spawn(ReplyToken<Result<RemoteAddr, RemoteError>>),
+    WhereIs(ReplyToken<Result<Option<RemoteAddr>, RemoteError>>),
+    Info(ReplyToken<Result<HostInfo, RemoteError>>),
+    /// A monitor's registration there; on failure its watchers get their `Down` now.
+    Monitor(RemoteAddr),
+}
+
+/// A job for the publisher task, in the order the gateway's mailbox gave them.
+enum Job {
+    Tell {
+        to: RemoteAddr,
+        frame: Vec<u8>,
+    },
+    Request {
+        host: String,
+        suffix: String,
+        body: Vec<u8>,
+        timeout: Duration,
+        pending: Pending,
+    },
+    Publish {
+        subject: String,
+        payload: Vec<u8>,
+    },
+}
+
+/// Who watches an actor of another host, here.
+struct Watched {
+    actor: String,
+    watchers: Vec<u64>,
+}
+
+/// When a host was last heard from, and in which epoch.
+#[derive(Clone, Copy)]
+struct Seen {
+    epoch: u64,
+    at: Instant,
+}
+
+/// State shared by the gateway's handlers and tasks.
+pub(crate) struct Shared {
+    cfg: GatewayConfig,
+    epoch: u64,
+    /// This gateway's mailbox: the watcher of local actors monitored from other hosts.
+    mailbox: u64,
+    client: async_nats::Client,
+    connected: AtomicBool,
+    max_payload: AtomicU64,
+    pending: Mutex<HashMap<u64, (String, Pending)>>,
+    next: AtomicU64,
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    undelivered: AtomicU64,
+    refused: AtomicU64,
+    slow: Arc<AtomicU64>,
+    /// Heartbeats: host → when last heard.
+    seen: Mutex<HashMap<String, Seen>>,
+    /// Monitors of actors of other hosts: (host, epoch) → mailbox → watchers here.
+    watches: Mutex<HashMap<(String, u64), HashMap<u64, Watched>>>,
+    /// Local actors monitored from other hosts: mailbox → hosts.
+    watched: Mutex<HashMap<u64, HashSet<String>>>,
+}
+
+impl Shared {
+    fn identity(&self) -> HostIdentity {
+        HostIdentity {
+            cluster: self.cfg.cluster.clone(),
+            host: self.cfg.host.clone(),
+            epoch: self.epoch,
+            max_payload: self.max_payload.load(Ordering::Relaxed),
+        }
+    }
+
+    fn take(&self, n: u64) -> Option<(String, Pending)> {
+        lock(&self.pending).remove(&n)
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+            || self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Gives every watcher of `targets` (actors of `host`) its `Down` with `exit`.
+    fn fire(&self, host: &str, targets: HashMap<u64, Watched>, exit: &Exit) {
+        for (id, w) in targets {
+            let down = Down {
+                id,
+                actor: w.actor,
+                pid: 0,
+                exit: exit.clone(),
+            };
+            for watcher in w.watchers {
+                remote::notify_down(watcher, &down);
+            }
+        }
+        tracing::debug!(host, %exit, "remote monitors fired");
+    }
+
+    /// The monitors of `to` end now with `exit` (its registration failed).
+    fn fail_watch(&self, to: &RemoteAddr, exit: Exit) {
+        let w = lock(&self.watches)
+            .get_mut(&(to.host.clone(), to.epoch))
+            .and_then(|t| t.remove(&to.mailbox));
+        if let Some(w) = w {
+            self.fire(&to.host, HashMap::from([(to.mailbox, w)]), &exit);
+        }
+    }
+
+    fn fail(&self, host: &str, p: Pending, e: RemoteError) {
+        let _ = match p {
+            Pending::Ask(t) => t.reply(Err(e)),
+            Pending::Spawn(t) => t.reply(Err(e)),
+            Pending::WhereIs(t) => t.reply(Err(e)),
+            Pending::Info(t) => t.reply(Err(e)),
+            Pending::Monitor(to) => {
+                let exit = match e {
+                    RemoteError::NoSuchActor { .. } => Exit::Failed(format!("noproc: {e}")),
+                    _ => Exit::HostLost {
+                        host: host.to_string(),
+                    },
+                };
+                self.fail_watch(&to, exit);
+                Ok(())
+            }
+        };
+    }
+
+    /// Sends `r` (a reply body, or an error) to `reply`, if the request wants one.
+    fn respond(&self, reply: Option<async_nats::Subject>, r: Result<Vec<u8>, RemoteError>) {
+        let Some(reply) = reply else { return };
+        let max = self.max_payload.load(Ordering::Relaxed) as usize;
+        let payload = match r {
+            Ok(body) if body.len() + envelope::LEN <= max => {
+                envelope::build(Kind::Ok, self.epoch, 0, &body)
+            }
+            // Never a reply that the server drops: the asker hears why instead.
+            Ok(body) => self.error_reply(RemoteError::TooLarge {
+                len: (body.len() + envelope::LEN) as u64,
+                max: max as u64,
+            }),
+            Err(e) => self.error_reply(e),
+        };
+        let client = self.client.clone();
+        // Replies need no order among themselves.
+        tokio::runtime::Handle::current().spawn(async move {
+            if let Err(e) = client.publish(reply, Bytes::from(payload)).await {
+                tracing::debug!(error = %e, "reply not published");
+            }
+        });
+    }
+
+    fn error_reply(&self, e: RemoteError) -> Vec<u8> {
+        let body = cbor(&e).unwrap_or_default();
+        envelope::build(Kind::Err, self.epoch, 0, &body)
+    }
+
+    fn respond_value<T: Serialize>(
+        &self,
+        reply: Option<async_nats::Subject>,
+        r: Result<T, RemoteError>,
+    ) {
+        self.respond(reply, r.and_then(|v| cbor(&v)));
+    }
+
+    fn refuse(&self, subject: &str, reply: Option<async_nats::Subject>, e: RemoteError) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, subject, "input from another host refused");
+        self.respond(reply, Err(e));
+    }
+}
+
+/// The gateway actor: one per host, registered under [`GATEWAY_NAME`]. Start it with
+/// [`start_gateway`](crate::start_gateway), or put [`gateway_child`](crate::gateway_child)
+/// in a supervisor. It runs a tokio runtime of its own in its process; a restart keeps the
+/// host's epoch (refs stay valid) and reconnects. The monitors it held for other hosts
+/// are lost with a crash of its process: their watchers then get no `Down` (a known
+/// limit).
+#[derive(Actor)]
+#[actor(
+    name = "procession.nats.Gateway",
+    args = GatewayConfig,
+    handles(Forward, ForwardAsk, SpawnOn, Monitor, Demonitor, Down, WhereIs, Info, Status)
+)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Actor for Gateway {
+    type Args = GatewayConfig;
+
+    fn create(cfg: GatewayConfig, cx: &mut Context<Self>) -> Result<Self, BoxError> {
+        cfg.check()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("procession-gateway")
+            .enable_all()
+            .build()?;
+        // A restarted gateway keeps the epoch of the runtime it serves.
+        let epoch = match remote::this_host() {
+            Some(id) if id.cluster == cfg.cluster && id.host == cfg.host => id.epoch,
+            _ => random_epoch()?,
+        };
+        let slow = Arc::new(AtomicU64::new(0));
+        let (client, connected) = rt.block_on(connect(&cfg, slow.clone()))?;
+        let max_payload = client.server_info().max_payload as u64;
+        let shared = Arc::new(Shared {
+            cfg,
+            epoch,
+            mailbox: cx.myself().id(),
+            client,
+            connected: AtomicBool::new(false),
+            max_payload: AtomicU64::new(if max_payload > 0 {
+                max_payload
+            } else {
+                1 << 20
+            }),
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            slow,
+            seen: Mutex::new(HashMap::new()),
+            watches: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashMap::new()),
+        });
+        remote::publish_host(&shared.identity())?;
+        let mine = shared.cfg.prefix(&shared.cfg.host);
+        let sub = rt.block_on(shared.client.subscribe(format!("{mine}.>")))?;
+        let beats = rt.block_on(
+            shared
+                .client
+                .subscribe(format!("proc.{}.hb.*", shared.cfg.cluster)),
+        )?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        let (inbound_tx, inbound_rx) = crossbeam_channel::bounded::<Inbound>(4096);
+        rt.spawn(publisher(shared.clone(), rx));
+        rt.spawn(receiver(shared.clone(), sub, inbound_tx));
+        rt.spawn(heartbeats(shared.clone(), beats));
+        rt.spawn(watch_connection(shared.clone(), connected));
+        let handle = rt.handle().clone();
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("procession-gateway-deliver".into())
+            .spawn(move || deliverer(s, handle, inbound_rx))?;
+        match procession::register(GATEWAY_NAME, &cx.myself()) {
+            Ok(()) => {}
+            Err(procession::Error::NameTaken(_))
+                if procession::whereis::<Gateway>(GATEWAY_NAME)
+                    .is_some_and(|g| g == cx.myself()) => {}
+            Err(e) => return Err(format!("cannot register as {GATEWAY_NAME}: {e}").into()),
+        }
+        tracing::info!(host = %shared.cfg.host, cluster = %shared.cfg.cluster, epoch = format_args!("{epoch:x}"), "gateway up");
+        Ok(Gateway {
+            shared,
+            jobs: tx,
+            rt: Some(rt),
+        })
+    }
+
+    fn stopping(&mut self, _cx: &mut Context<Self>) {
+        let pending: Vec<_> = lock(&self.shared.pending).drain().map(|(_, p)| p).collect();
+        for (host, p) in pending {
+            self.shared.fail(&host, p, RemoteError::Disconnected);
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+fn random_epoch() -> std::io::Result<u64> {
+    let mut b = [0u8; 8];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
+    Ok(u64::from_le_bytes(b) | 1)
+}
+
+/// Connects with retries in the background: the gateway comes up with the server down and
+/// connects when it is back. The channel says when the connection comes and goes;
+/// `dropped` counts slow-consumer events.
+async fn connect(
+    cfg: &GatewayConfig,
+    dropped: Arc<AtomicU64>,
+) -> Result<
+    (
+        async_nats::Client,
+        tokio::sync::mpsc::UnboundedReceiver<bool>,
+    ),
+    BoxError,
+> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(format!("procession-gateway {}/{}", cfg.cluster, cfg.host))
+        .subscription_capacity(SUBSCRIPTION_CAPACITY)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempt| {
+            Duration::from_millis((50 * attempt as u64).min(1000))
+        })
+        .connection_timeout(Duration::from_secs(2))
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            let dropped = dropped.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        let _ = tx.send(true);
+                    }
+                    async_nats::Event::Disconnected => {
+                        let _ = tx.send(false);
+                    }
+                    async_nats::Event::SlowConsumer(sid) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(sid, "messages from other hosts were dropped: this gateway fell behind (slow consumer)");
+                    }
+                    other => tracing::debug!(event = %other, "nats event"),
+                }
+            }
+        });
+    if let Some(t) = &cfg.token {
+        opts = opts.token(t.clone());
+    }
+    if let Some((u, p)) = &cfg.user_password {
+        opts = opts.user_and_password(u.clone(), p.clone());
+    }
+    if let Some(f) = &cfg.credentials_file {
+        opts = opts.credentials_file(f.clone()).await?;
+    }
+    if let Some(tls) = &cfg.tls {
+        opts = opts.require_tls(true);
+        for ca in &tls.root_certificates {
+            opts = opts.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &tls.client_cert {
+            opts = opts.add_client_certificate(cert.clone(), key.clone());
+        }
+    }
+    let client = opts.connect(cfg.url.as_str()).await?;
+    Ok((client, rx))
+}
+
+/// Follows the connection's state, and republishes the host identity with the server's
+/// `max_payload` once connected.
+async fn watch_connection(
+    shared: Arc<Shared>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<bool>,
+) {
+    if shared.client.connection_state() == async_nats::connection::State::Connected {
+        shared.connected.store(true, Ordering::Relaxed);
+    }
+    while let Some(up) = events.recv().await {
+        shared.connected.store(up, Ordering::Relaxed);
+        if up {
+            let max = shared.client.server_info().max_payload as u64;
+            if max > 0 && max != shared.max_payload.swap(max, Ordering::Relaxed) {
+                if let Err(e) = remote::publish_host(&shared.identity()) {
+                    tracing::warn!(error = %e, "cannot republish the host identity");
+                }
+            }
+            tracing::info!(host = %shared.cfg.host, "gateway connected");
+        } else {
+            tracing::warn!(host = %shared.cfg.host, "gateway disconnected; reconnecting");
+            // What waits for a reply over the lost connection will not get it.
+            let lost: Vec<_> = lock(&shared.pending).drain().map(|(_, p)| p).collect();
+            for (host, p) in lost {
+                shared.fail(&host, p, RemoteError::Disconnected);
+            }
+        }
+    }
+}
+
+/// Publishes jobs in the order they came, one at a time: a sender's tells and asks leave
+/// this host in its order.
+async fn publisher(shared: Arc<Shared>, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(256);
+    while jobs.recv_many(&mut batch, 256).await > 0 {
+        for job in batch.drain(..) {
+            publish(&shared, job).await;
+        }
+    }
+}
+
+async fn publish(shared: &Arc<Shared>, job: Job) {
+    match job {
+        Job::Tell { to, frame } => {
+            if !shared.is_connected() {
+                shared.undelivered.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(host = %to.host, actor = %to.actor, "remote tell dropped: the gateway is not connected");
+                return;
+            }
+            let subject = format!("{}.mb.{:x}", shared.cfg.prefix(&to.host), to.mailbox);
+            let payload =
+                envelope::build(Kind::Mail, to.epoch, remote::actor_id(&to.actor), &frame);
+            match shared.client.publish(subject, Bytes::from(payload)).await {
+                Ok(()) => {
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    shared.undelivered.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, host = %to.host, "remote tell not published");
+                }
+            }
+        }
+        Job::Publish { subject, payload } => {
+            if let Err(e) = shared.client.publish(subject, Bytes::from(payload)).await {
+                tracing::warn!(error = %e, "a notice to another host was not published");
+            }
+        }
+        Job::Request {
+            host,
+            suffix,
+            body,
+            timeout,
+            pending,
+        } => {
+            if !shared.is_connected() {
+                shared.fail(&host, pending, RemoteError::Disconnected);
+                return;
+            }
+            let max = shared.max_payload.load(Ordering::Relaxed);
+            if body.len() as u64 > max {
+                let e = RemoteError::TooLarge {
+                    len: body.len() as u64,
+                    max,
+                };
+                shared.fail(&host, pending, e);
+                return;
+            }
+            let n = shared.next.fetch_add(1, Ordering::Relaxed);
+            lock(&shared.pending).insert(n, (host.clone(), pending));
+            let subject = format!("{}.{suffix}", shared.cfg.prefix(&host));
+            let reply = format!("{}.reply.{n:x}", shared.cfg.prefix(&shared.cfg.host));
+            let published = shared
+                .client
+                .publish_with_reply(subject, reply, Bytes::from(body))
+                .await;
+            match published {
+                Ok(()) => {
+                    shared.sent.fetch_add(1, Ordering::Relaxed);
+                    let s = shared.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(timeout).await;
+                        if let Some((host, p)) = s.take(n) {
+                            s.fail(&host, p, RemoteError::Timeout(timeout));
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, host = %host, "remote request not published");
+                    if let Some((host, p)) = shared.take(n) {
+                        shared.fail(&host, p, RemoteError::Disconnected);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An ask or tell from another host, for the delivering thread.
+struct Inbound {
+    mailbox: u64,
+    actor: u64,
+    frame: Bytes,
+    reply: Option<async_nats::Subject>,
+    ask: bool,
+}
+
+/// The host that sent a request, from its reply subject (`proc.<cluster>.<host>.reply.<n>`).
+fn sender_of(cluster: &str, reply: Option<&async_nats::Subject>) -> String {
+    reply
+        .and_then(|r| r.as_str().strip_prefix("proc."))
+        .and_then(|r| r.strip_prefix(cluster))
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.split_once(".reply."))
+        .map_or_else(|| "?".to_string(), |(h, _)| h.to_string())
+}
+
+/// Reads everything addressed to this host, checks it, and routes it.
+async fn receiver(
+    shared: Arc<Shared>,
+    mut sub: async_nats::Subscriber,
+    inbound: crossbeam_channel::Sender<Inbound>,
+) {
+    let prefix = format!("{}.", shared.cfg.prefix(&shared.cfg.host));
+    while let Some(msg) = sub.next().await {
+        let Some(rest) = msg.subject.as_str().strip_prefix(&prefix) else {
+            continue;
+        };
+        if let Some(n) = rest.strip_prefix("reply.") {
+            on_reply(&shared, n, &msg);
+            continue;
+        }
+        // Everything else came from another host: untrusted.
+        let from = sender_of(&shared.cfg.cluster, msg.reply.as_ref());
+        let env = match envelope::parse(&msg.payload, &from) {
+            Ok(env) => env,
+            Err(e) => {
+                shared.refuse(msg.subject.as_str(), msg.reply.clone(), e);
+                continue;
+            }
+        };
+        let rest = rest.to_string();
+        if let Some(id) = rest.strip_prefix("mb.") {
+            let mailbox = match u64::from_str_radix(id, 16) {
+                Ok(m) if env.kind == Kind::Mail => m,
+                _ => {
+                    let e = RemoteError::BadInput(format!("a {:?} to mailbox {id:?}", env.kind));
+                    shared.refuse(msg.subject.as_str(), msg.reply.clone(), e);
+                    continue;
+                }
+            };
+            if env.epoch != shared.epoch {
+                let e = RemoteError::StaleRef {
+                    host: shared.cfg.host.clone(),
+                    epoch: env.epoch,
+                    current: shared.epoch,
+                };
+                shared.refuse(msg.subject.as_str(), msg.reply.clone(), e);
+                continue;
+            }
+            let item = Inbound {
+                mailbox,
+                actor: env.extra,
+                ask: env.body.get(5) == Some(&2),
+                frame: msg.payload.slice(envelope::LEN..),
+                reply: msg.reply.clone(),
+            };
+            if inbound.send(item).is_err() {
+                return;
+            }
+            continue;
+        }
+        match (rest.as_str(), env.kind) {
+            ("spawn", Kind::Request) => {
+                let s = shared.clone();
+                let body = msg.payload.slice(envelope::LEN..);
+                let reply = msg.reply.clone();
+                tokio::task::spawn_blocking(move || {
+                    let r = uncbor::<SpawnRequest>(&body, "SpawnRequest")
+                        .and_then(|req| remote::spawn_local(&req.actor, req.args.into_vec()));
+                    s.respond_value(reply, r);
+                });
+            }
+            ("whereis", Kind::Request) => {
+                let name = String::from_utf8_lossy(env.body).to_string();
+                let r: Result<Option<RemoteAddr>, RemoteError> = Ok(remote::lookup_local(&name));
+                shared.respond_value(msg.reply.clone(), r);
+            }
+            ("info", Kind::Request) => {
+                let info = HostInfo {
+                    host: shared.cfg.host.clone(),
+                    epoch: shared.epoch,
+                    wire_version: remote::wire_version(),
+                    actor_types: remote::actor_types(),
+                };
+                shared.respond_value(msg.reply.clone(), Ok::<_, RemoteError>(info));
+            }
+            ("monitor", Kind::Request) => {
+                let r = uncbor::<WatchRequest>(env.body, "WatchRequest")
+                    .and_then(|req| on_monitor(&shared, req));
+                shared.respond_value(msg.reply.clone(), r);
+            }
+            ("demonitor", Kind::Request) => {
+                if let Ok(req) = uncbor::<WatchRequest>(env.body, "WatchRequest") {
+                    let mut watched = lock(&shared.watched);
+                    if let Some(hosts) = watched.get_mut(&req.mailbox) {
+                        hosts.remove(&req.from);
+                        if hosts.is_empty() {
+                            watched.remove(&req.mailbox);
+                            remote::unwatch_local(req.mailbox, shared.mailbox);
+                        }
+                    }
+                }
+            }
+            ("down", Kind::Down) => match uncbor::<RemoteDown>(env.body, "RemoteDown") {
+                Ok(d) => {
+                    let w = lock(&shared.watches)
+                        .get_mut(&(d.host.clone(), d.epoch))
+                        .and_then(|t| t.remove(&d.down.id));
+                    if let Some(w) = w {
+                        for watcher in w.watchers {
+                            remote::notify_down(watcher, &d.down);
+                        }
+                    }
+                }
+                Err(e) => shared.refuse(msg.subject.as_str(), None, e),
+            },
+            _ => {
+                let e = RemoteError::BadInput(format!("a {:?} on {rest:?}", env.kind));
+                shared.refuse(msg.subject.as_str(), msg.reply.clone(), e);
+            }
+        }
+    }
+}
+
+/// Host `req.from` monitors a local actor: this gateway watches it in its place. One that
+/// has exited already gets its `Down` sent at once.
+fn on_monitor(shared: &Arc<Shared>, req: WatchRequest) -> Result<(), RemoteError> {
+    if req.epoch != shared.epoch {
+        return Err(RemoteError::StaleRef {
+            host: shared.cfg.host.clone(),
+            epoch: req.epoch,
+            current: shared.epoch,
+        });
+    }
+    lock(&shared.watched)
+        .entry(req.mailbox)
+        .or_default()
+        .insert(req.from.clone());
+    match remote::watch_local(req.mailbox, req.actor, shared.mailbox) {
+        Ok(None) => Ok(()),
+        Ok(Some(down)) => {
+            send_down(shared, down);
+            Ok(())
+        }
+        Err(e) => {
+            lock(&shared.watched).remove(&req.mailbox);
+            Err(e)
+        }
+    }
+}
+
+/// Sends the `Down` of a local actor to every host that monitors it.
+fn send_down(shared: &Shared, down: Down) {
+    let Some(hosts) = lock(&shared.watched).remove(&down.id) else {
+        return;
+    };
+    let body = RemoteDown {
+        host: shared.cfg.host.clone(),
+        epoch: shared.epoch,
+        down,
+    };
+    let Ok(body) = cbor(&body) else { return };
+    let payload = envelope::build(Kind::Down, shared.epoch, 0, &body);
+    for host in hosts {
+        let subject = format!("{}.down", shared.cfg.prefix(&host));
+        let client = shared.client.clone();
+        let payload = Bytes::from(payload.clone());
+        tokio::runtime::Handle::current().spawn(async move {
+            if let Err(e) = client.publish(subject, payload).await {
+                tracing::warn!(error = %e, "a Down for another host was not published");
+            }
+        });
+    }
+}
+
+/// A reply to one of this host's requests. It came from another host: untrusted.
+fn on_reply(shared: &Shared, n: &str, msg: &async_nats::Message) {
+    let Some((host, pending)) = u64::from_str_radix(n, 16).ok().and_then(|n| shared.take(n)) else {
+        return; // late (timed out), or not ours
+    };
+    if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+        shared.fail(
+            &host.clone(),
+            pending,
+            RemoteError::HostUnreachable { host },
+        );
+        return;
+    }
+    let env = match envelope::parse(&msg.payload, &host) {
+        Ok(env) => env,
+        Err(e) => {
+            shared.refused.fetch_add(1, Ordering::Relaxed);
+            shared.fail(&host, pending, e);
+            return;
+        }
+    };
+    let body = env.body;
+    match env.kind {
+        Kind::Ok => {}
+        Kind::Err => {
+            let e = uncbor::<RemoteError>(body, "RemoteError").unwrap_or_else(|e| {
+                RemoteError::BadInput(format!("an error reply that does not decode: {e}"))
+            });
+            shared.fail(&host, pending, e);
+            return;
+        }
+        other => {
+            let e = RemoteError::BadInput(format!("a {other:?} as a reply"));
+            shared.fail(&host, pending, e);
+            return;
+        }
+    }
+    let _ = match pending {
+        Pending::Ask(t) => t.reply(Ok(ByteBuf::from(body.to_vec()))),
+        Pending::Spawn(t) => t.reply(uncbor::<RemoteAddr>(body, "RemoteAddr")),
+        Pending::WhereIs(t) => t.reply(uncbor::<Option<RemoteAddr>>(body, "Option<RemoteAddr>")),
+        Pending::Info(t) => t.reply(uncbor::<HostInfo>(body, "HostInfo")),
+        Pending::Monitor(_) => Ok(()),
+    };
+}
+
+/// Says this host is up, every `heartbeat`; reads the others' heartbeats; and, every
+/// tenth of the lease, ends the monitors of hosts whose lease ran out (or that came back
+/// as a new run) with `HostLost`.
+async fn heartbeats(shared: Arc<Shared>, mut beats: async_nats::Subscriber) {
+    let s = shared.clone();
+    tokio::spawn(async move {
+        let subject = format!("proc.{}.hb.{}", s.cfg.cluster, s.cfg.host);
+        let payload = Bytes::from(envelope::build(Kind::Beat, s.epoch, 0, &[]));
+        let mut tick = tokio::time::interval(s.cfg.heartbeat);
+        loop {
+            tick.tick().await;
+            if s.is_connected() {
+                let _ = s.client.publish(subject.clone(), payload.clone()).await;
+            }
+        }
+    });
+    let s = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(s.cfg.lease / 10);
+        loop {
+            tick.tick().await;
+            check_leases(&s);
+        }
+    });
+    let prefix = format!("proc.{}.hb.", shared.cfg.cluster);
+    while let Some(msg) = beats.next().await {
+        let Some(host) = msg.subject.as_str().strip_prefix(&prefix) else {
+            continue;
+        };
+        if host == shared.cfg.host {
+            continue;
+        }
+        match envelope::parse(&msg.payload, host) {
+            Ok(env) if env.kind == Kind::Beat => {
+                let seen = Seen {
+                    epoch: env.epoch,
+                    at: Instant::now(),
+                };
+                lock(&shared.seen).insert(host.to_string(), seen);
+            }
+            Ok(_) | Err(_) => {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Ends the monitors of every host whose lease ran out, or that runs another epoch now.
+fn check_leases(shared: &Shared) {
+    let now = Instant::now();
+    let lost: Vec<(String, u64)> = {
+        let seen = lock(&shared.seen);
+        lock(&shared.watches)
+            .keys()
+            .filter(|(host, epoch)| match seen.get(host) {
+                Some(s) => s.epoch != *epoch || now.duration_since(s.at) > shared.cfg.lease,
+                None => true,
+            })
+            .cloned()
+            .collect()
+    };
+    for key in lost {
+        let targets = lock(&shared.watches).remove(&key);
+        if let Some(targets) = targets {
+            tracing::warn!(host = %key.0, "host lost: its lease ran out");
+            let exit = Exit::HostLost {
+                host: key.0.clone(),
+            };
+            shared.fire(&key.0, targets, &exit);
+        }
+    }
+}
+
+/// The thread that puts what came from other hosts into local mailboxes, in the order it
+/// came: tells and the sending of asks (whose replies are awaited on other threads).
+fn deliverer(
+    shared: Arc<Shared>,
+    rt: tokio::runtime::Handle,
+    inbound: crossbeam_channel::Receiver<Inbound>,
+) {
+    let _g = rt.enter();
+    let timeout = shared.cfg.deliver_timeout;
+    for item in inbound {
+        if item.ask {
+            match remote::start_ask(item.mailbox, item.actor, &item.frame, timeout) {
+                Ok(ask) => {
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                    let s = shared.clone();
+                    let reply = item.reply;
+                    rt.spawn_blocking(move || {
+                        let r = ask.wait();
+                        s.respond(reply, r);
+                    });
+                }
+                Err(e) => {
+                    if matches!(e, RemoteError::BadInput(_)) {
+                        shared.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    shared.respond(item.reply, Err(e));
+                }
+            }
+        } else {
+            match remote::deliver(item.mailbox, item.actor, &item.frame, timeout) {
+                Ok(()) => {
+                    shared.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if matches!(e, RemoteError::BadInput(_)) {
+                        shared.refused.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        shared.undelivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::warn!(error = %e, mailbox = format_args!("{:016x}", item.mailbox), "a tell from another host was not delivered");
+                    shared.respond(item.reply, Err(e));
+                }
+            }
+        }
+    }
+}
+
+impl Gateway {
+    fn queue(&self, job: Job) {
+        if let Err(tokio::sync::mpsc::error::SendError(job)) = self.jobs.blocking_send(job) {
+            match job {
+                Job::Tell { to, .. } => {
+                    self.shared.undelivered.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(host = %to.host, "remote tell dropped: the gateway is stopping");
+                }
+                Job::Request { host, pending, .. } => {
+                    self.shared.fail(&host, pending, RemoteError::Disconnected)
+                }
+                Job::Publish { .. } => {}
+            }
+        }
+    }
+
+    fn request(
+        &self,
+        host: &str,
+        suffix: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+        pending: Pending,
+    ) {
+        let body = envelope::build(Kind::Request, self.shared.epoch, 0, &body);
+        self.queue(Job::Request {
+            host: host.to_string(),
+            suffix: suffix.to_string(),
+            body,
+            timeout,
+            pending,
+        });
+    }
+}
+
+impl Handler<Forward> for Gateway {
+    fn handle(&mut self, m: Forward, _cx: &mut Context<Self>) {
+        self.queue(Job::Tell {
+            to: m.to,
+            frame: m.frame.into_vec(),
+        });
+    }
+}
+
+impl Handler<ForwardAsk> for Gateway {
+    fn handle(&mut self, m: ForwardAsk, cx: &mut Context<Self>) -> Result<ByteBuf, RemoteError> {
+        let Some(token) = cx.reply_later::<ForwardAsk>() else {
+            return Err(RemoteError::Unsupported(
+                "a ForwardAsk told, not asked".into(),
+            ));
+        };
+        // An ask is a mailbox message with a reply subject.
+        let to = m.to;
+        let body = envelope::build(Kind::Mail, to.epoch, remote::actor_id(&to.actor), &m.frame);
+        self.queue(Job::Request {
+            suffix: format!("mb.{:x}", to.mailbox),
+            host: to.host,
+            body,
+            timeout: m.timeout,
+            pending: Pending::Ask(token),
+        });
+        Err(RemoteError::Disconnected) // not sent: the token answers
+    }
+}
+
+impl Handler<SpawnOn> for Gateway {
+    fn handle(&mut self, m: SpawnOn, cx: &mut Context<Self>) -> Result<RemoteAddr, RemoteError> {
+        let Some(token) = cx.reply_later::<SpawnOn>() else {
+            return Err(RemoteError::Unsupported("a SpawnOn told, not asked".into()));
+        };
+        let req = SpawnRequest {
+            actor: m.actor,
+            args: m.args,
+        };
+        match cbor(&req) {
+            Ok(body) => self.request(&m.host, "spawn", body, m.timeout, Pending::Spawn(token)),
+            Err(e) => {
+                let _ = token.reply(Err(e));
+            }
+        }
+        Err(RemoteError::Disconnected) // not sent: the token answers
+    }
+}
+
+impl Handler<Monitor> for Gateway {
+    fn handle(&mut self, m: Monitor, _cx: &mut Context<Self>) {
+        let to = m.target;
+        let first = {
+            let mut watches = lock(&self.shared.watches);
+            let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
+            let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
+                actor: to.actor.clone(),
+                watchers: Vec::new(),
+            });
+            if !w.watchers.contains(&m.watcher) {
+                w.watchers.push(m.watcher);
+            }
+            w.watchers.len() == 1
+        };
+        // The lease starts now if the host was not heard from yet.
+        lock(&self.shared.seen)
+            .entry(to.host.clone())
+            .or_insert(Seen {
+                epoch: to.epoch,
+                at: Instant::now(),
+            });
+        if first {
+            let req = WatchRequest {
+                from: self.shared.cfg.host.clone(),
+                mailbox: to.mailbox,
+                actor: remote::actor_id(&to.actor),
+                epoch: to.epoch,
+            };
+            if let Ok(body) = cbor(&req) {
+                let timeout = self.shared.cfg.lease;
+                self.request(
+                    &to.host.clone(),
+                    "monitor",
+                    body,
+                    timeout,
+                    Pending::Monitor(to),
+                );
+            }
+        }
+    }
+}
+
+impl Handler<Demonitor> for Gateway {
+    fn handle(&mut self, m: Demonitor, _cx: &mut Context<Self>) {
+        let to = m.target;
+        let last = {
+            let mut watches = lock(&self.shared.watches);
+            let key = (to.host.clone(), to.epoch);
+            let Some(targets) = watches.get_mut(&key) else {
+                return;
+            };
+            let Some(w) = targets.get_mut(&to.mailbox) else {
+                return;
+            };
+            w.watchers.retain(|&x| x != m.watcher);
+            let last = w.watchers.is_empty();
+            if last {
+                targets.remove(&to.mailbox);
+                if targets.is_empty() {
+                    watches.remove(&key);
+                }
+            }
+            last
+        };
+        if last {
+            let req = WatchRequest {
+                from: self.shared.cfg.host.clone(),
+                mailbox: to.mailbox,
+                actor: remote::actor_id(&to.actor),
+                epoch: to.epoch,
+            };
+            if let Ok(body) = cbor(&req) {
+                self.queue(Job::Publish {
+                    subject: format!("{}.demonitor", self.shared.cfg.prefix(&to.host)),
+                    payload: envelope::build(Kind::Request, self.shared.epoch, 0, &body),
+                });
+            }
+        }
+    }
+}
+
+impl Handler<Down> for Gateway {
+    /// A local actor that other hosts monitor has exited.
+    fn handle(&mut self, down: Down, _cx: &mut Context<Self>) {
+        let _g = self.rt.as_ref().map(|rt| rt.enter());
+        send_down(&self.shared, down);
+    }
+}
+
+impl Handler<WhereIs> for Gateway {
+    fn handle(
+        &mut self,
+        m: WhereIs,
+        cx: &mut Context<Self>,
+    ) -> Result<Option<RemoteAddr>, RemoteError> {
+        let Some(token) = cx.reply_later::<WhereIs>() else {
+            return Err(RemoteError::Unsupported("a WhereIs told, not asked".into()));
+        };
+        let body = m.name.into_bytes();
+        self.request(&m.host, "whereis", body, m.timeout, Pending::WhereIs(token));
+        Err(RemoteError::Disconnected) // not sent: the token answers
+    }
+}
+
+impl Handler<Info> for Gateway {
+    fn handle(&mut self, m: Info, cx: &mut Context<Self>) -> Result<HostInfo, RemoteError> {
+        let Some(token) = cx.reply_later::<Info>() else {
+            return Err(RemoteError::Unsupported("an Info told, not asked".into()));
+        };
+        self.request(&m.host, "info", Vec::new(), m.timeout, Pending::Info(token));
+        Err(RemoteError::Disconnected) // not sent: the token answers
+    }
+}
+
+impl Handler<Status> for Gateway {
+    fn handle(&mut self, _: Status, _cx: &mut Context<Self>) -> GatewayStatus {
+        let s = &self.shared;
+        GatewayStatus {
+            connected: s.is_connected(),
+            epoch: s.epoch,
+            max_payload: s.max_payload.load(Ordering::Relaxed),
+            sent: s.sent.load(Ordering::Relaxed),
+            delivered: s.delivered.load(Ordering::Relaxed),
+            undelivered: s.undelivered.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
+            slow_consumer: s.slow.load(Ordering::Relaxed),
+        }
+    }
+}
