@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     undelivered: AtomicU64,
     refused: AtomicU64,
     slow: Arc<AtomicU64>,
+    /// Frames from other hosts waiting for the delivering thread.
+    backlog: std::sync::atomic::AtomicUsize,
     /// Heartbeats: host → when last heard.
     seen: Mutex<HashMap<String, Seen>>,
     /// Monitors of actors of other hosts: (host, epoch) → mailbox → watchers here.
@@ -195,11 +197,39 @@ impl Shared {
         };
     }
 
-    /// Sends `r` (a reply body, or an error) to `reply`, if the request wants one.
+    /// Sends `r` (a reply body, or an error) to `reply`, if the request wants one, from
+    /// a task of the runtime (it spawns the publish).
     fn respond(&self, reply: Option<async_nats::Subject>, r: Result<Vec<u8>, RemoteError>) {
         let Some(reply) = reply else { return };
+        let payload = self.reply_payload(r);
+        let client = self.client.clone();
+        // Replies need no order among themselves.
+        tokio::runtime::Handle::current().spawn(async move {
+            if let Err(e) = client.publish(reply, Bytes::from(payload)).await {
+                tracing::debug!(error = %e, "reply not published");
+            }
+        });
+    }
+
+    /// As [`respond`](Self::respond), from a thread outside the runtime's workers (the
+    /// delivering thread, a blocking task): it publishes in place, one hand-off fewer.
+    fn respond_blocking(
+        &self,
+        reply: Option<async_nats::Subject>,
+        r: Result<Vec<u8>, RemoteError>,
+    ) {
+        let Some(reply) = reply else { return };
+        let payload = self.reply_payload(r);
+        let publish = self.client.publish(reply, Bytes::from(payload));
+        if let Err(e) = tokio::runtime::Handle::current().block_on(publish) {
+            tracing::debug!(error = %e, "reply not published");
+        }
+    }
+
+    /// The reply message for `r`, within the server's `max_payload`.
+    fn reply_payload(&self, r: Result<Vec<u8>, RemoteError>) -> Vec<u8> {
         let max = self.max_payload.load(Ordering::Relaxed) as usize;
-        let payload = match r {
+        match r {
             Ok(body) if body.len() + envelope::LEN <= max => {
                 envelope::build(Kind::Ok, self.epoch, 0, &body)
             }
@@ -209,14 +239,7 @@ impl Shared {
                 max: max as u64,
             }),
             Err(e) => self.error_reply(e),
-        };
-        let client = self.client.clone();
-        // Replies need no order among themselves.
-        tokio::runtime::Handle::current().spawn(async move {
-            if let Err(e) = client.publish(reply, Bytes::from(payload)).await {
-                tracing::debug!(error = %e, "reply not published");
-            }
-        });
+        }
     }
 
     fn error_reply(&self, e: RemoteError) -> Vec<u8> {
@@ -253,7 +276,6 @@ impl Shared {
 )]
 pub struct Gateway {
     shared: Arc<Shared>,
-    jobs: tokio::sync::mpsc::Sender<Job>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -293,6 +315,7 @@ impl Actor for Gateway {
             undelivered: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             slow,
+            backlog: std::sync::atomic::AtomicUsize::new(0),
             seen: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
@@ -305,9 +328,7 @@ impl Actor for Gateway {
                 .client
                 .subscribe(format!("proc.{}.hb.*", shared.cfg.cluster)),
         )?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let (inbound_tx, inbound_rx) = crossbeam_channel::bounded::<Inbound>(4096);
-        rt.spawn(publisher(shared.clone(), rx));
         rt.spawn(receiver(shared.clone(), sub, inbound_tx));
         rt.spawn(heartbeats(shared.clone(), beats));
         rt.spawn(watch_connection(shared.clone(), connected));
@@ -326,7 +347,6 @@ impl Actor for Gateway {
         tracing::info!(host = %shared.cfg.host, cluster = %shared.cfg.cluster, epoch = format_args!("{epoch:x}"), "gateway up");
         Ok(Gateway {
             shared,
-            jobs: tx,
             rt: Some(rt),
         })
     }
@@ -442,17 +462,8 @@ async fn watch_connection(
     }
 }
 
-/// Publishes jobs in the order they came, one at a time: a sender's tells and asks leave
-/// this host in its order.
-async fn publisher(shared: Arc<Shared>, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(256);
-    while jobs.recv_many(&mut batch, 256).await > 0 {
-        for job in batch.drain(..) {
-            publish(&shared, job).await;
-        }
-    }
-}
-
+/// Publishes one job. The gateway's actor thread runs it in place for each message it
+/// handles, so a sender's tells and asks leave this host in its order.
 async fn publish(shared: &Arc<Shared>, job: Job) {
     match job {
         Job::Tell { to, frame } => {
@@ -598,6 +609,16 @@ async fn receiver(
                 frame: msg.payload.slice(envelope::LEN..),
                 reply: msg.reply.clone(),
             };
+            // In place, unless the delivering thread has some waiting (then after them).
+            let item = if shared.backlog.load(Ordering::Acquire) == 0 {
+                match deliver_one(&shared, item, Duration::ZERO, true) {
+                    None => continue,
+                    Some(item) => item,
+                }
+            } else {
+                item
+            };
+            shared.backlog.fetch_add(1, Ordering::AcqRel);
             if inbound.send(item).is_err() {
                 return;
             }
@@ -836,56 +857,78 @@ fn check_leases(shared: &Shared) {
     }
 }
 
-/// The thread that puts what came from other hosts into local mailboxes, in the order it
-/// came: tells and the sending of asks (whose replies are awaited on other threads).
+/// Puts a frame from another host into its local mailbox (a tell or stop), or queues it
+/// there and has a blocking task await the reply (an ask). With `room` zero, a full
+/// mailbox gives the item back, for the delivering thread. `in_task`: called from a
+/// runtime task (else from a thread outside the workers).
+fn deliver_one(
+    shared: &Arc<Shared>,
+    item: Inbound,
+    room: Duration,
+    in_task: bool,
+) -> Option<Inbound> {
+    let respond = |reply, r| {
+        if in_task {
+            shared.respond(reply, r)
+        } else {
+            shared.respond_blocking(reply, r)
+        }
+    };
+    let result = if item.ask {
+        let timeout = shared.cfg.deliver_timeout;
+        match remote::start_ask(item.mailbox, item.actor, &item.frame, room, timeout) {
+            Ok(ask) => {
+                let s = shared.clone();
+                let reply = item.reply.clone();
+                tokio::runtime::Handle::current().spawn_blocking(move || {
+                    let r = ask.wait();
+                    s.respond_blocking(reply, r);
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        remote::deliver(item.mailbox, item.actor, &item.frame, room)
+    };
+    match result {
+        Ok(()) => {
+            shared.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+        // Full: the delivering thread waits for room, and keeps the order.
+        Err(RemoteError::Timeout(d)) if room.is_zero() && d.is_zero() => return Some(item),
+        Err(e) => {
+            if matches!(e, RemoteError::BadInput(_)) {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+            } else if !item.ask {
+                shared.undelivered.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, mailbox = format_args!("{:016x}", item.mailbox), "a tell from another host was not delivered");
+            }
+            respond(item.reply, Err(e));
+        }
+    }
+    None
+}
+
+/// The thread that delivers what the receiver could not at once (a full mailbox), in the
+/// order it came, waiting for room up to the configured time each.
 fn deliverer(
     shared: Arc<Shared>,
     rt: tokio::runtime::Handle,
     inbound: crossbeam_channel::Receiver<Inbound>,
 ) {
     let _g = rt.enter();
-    let timeout = shared.cfg.deliver_timeout;
     for item in inbound {
-        if item.ask {
-            match remote::start_ask(item.mailbox, item.actor, &item.frame, timeout) {
-                Ok(ask) => {
-                    shared.delivered.fetch_add(1, Ordering::Relaxed);
-                    let s = shared.clone();
-                    let reply = item.reply;
-                    rt.spawn_blocking(move || {
-                        let r = ask.wait();
-                        s.respond(reply, r);
-                    });
-                }
-                Err(e) => {
-                    if matches!(e, RemoteError::BadInput(_)) {
-                        shared.refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                    shared.respond(item.reply, Err(e));
-                }
-            }
-        } else {
-            match remote::deliver(item.mailbox, item.actor, &item.frame, timeout) {
-                Ok(()) => {
-                    shared.delivered.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    if matches!(e, RemoteError::BadInput(_)) {
-                        shared.refused.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        shared.undelivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tracing::warn!(error = %e, mailbox = format_args!("{:016x}", item.mailbox), "a tell from another host was not delivered");
-                    shared.respond(item.reply, Err(e));
-                }
-            }
-        }
+        deliver_one(&shared, item, shared.cfg.deliver_timeout, false);
+        shared.backlog.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 impl Gateway {
     fn queue(&self, job: Job) {
-        if let Err(tokio::sync::mpsc::error::SendError(job)) = self.jobs.blocking_send(job) {
+        if let Some(rt) = &self.rt {
+            rt.block_on(publish(&self.shared, job));
+        } else {
             match job {
                 Job::Tell { to, .. } => {
                     self.shared.undelivered.fetch_add(1, Ordering::Relaxed);

@@ -339,20 +339,22 @@ impl Router {
     }
 
     /// Queues `frame`, an ask frame whose correlation id and reply inbox are set here, in
-    /// `target`'s mailbox, waiting at most until `deadline` for room; the reply (or the
-    /// router's verdict) comes on the returned channel. Queued in the caller's order: a
-    /// gateway calls it from the one thread that delivers a host's frames in turn.
+    /// `target`'s mailbox, waiting at most until `room` for room; the reply (or the
+    /// router's verdict, at `deadline` at the latest) comes on the returned channel.
+    /// Queued in the caller's order: a gateway calls it from the one thread that delivers
+    /// a host's frames in turn.
     pub(crate) fn start_raw_ask(
         self: &Arc<Self>,
         target: &Arc<Mailbox>,
         frame: &mut [u8],
+        room: Instant,
         deadline: Instant,
     ) -> std::result::Result<(u64, Receiver<Routed>), SendFail> {
         let corr = self.corr();
         frame[16..24].copy_from_slice(&corr.to_le_bytes());
         frame[24..32].copy_from_slice(&self.mb.id().to_le_bytes());
         let rx = self.register(corr, target.clone(), deadline, None);
-        match target.send(frame, Wait::Until(deadline)) {
+        match target.send(frame, Wait::Until(room)) {
             Ok(()) => Ok((corr, rx)),
             Err(fail) => {
                 self.unregister(corr);

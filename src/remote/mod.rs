@@ -630,19 +630,21 @@ fn this_host_name() -> String {
 }
 
 /// Queues an ask frame that came from another host in the local mailbox `mailbox`, which
-/// must hold an actor whose type has the id `actor` ([`actor_id`]), waiting at most `timeout` for room. It is queued
+/// must hold an actor whose type has the id `actor` ([`actor_id`]), waiting at most
+/// `room` for room in it (zero: not at all); the reply is awaited for `timeout`. It is queued
 /// before this returns, so a gateway that calls this and [`deliver`] from one thread keeps
 /// each sender's order. The frame is untrusted: it must parse and be an ask; its
 /// correlation id and reply inbox are replaced by this process's own.
 ///
 /// # Errors
-/// [`RemoteError::BadInput`], [`RemoteError::NoSuchActor`], [`RemoteError::Timeout`] if
-/// the mailbox stayed full, [`RemoteError::TooLarge`], [`RemoteError::Refused`] if this
-/// process cannot take replies.
+/// [`RemoteError::BadInput`], [`RemoteError::NoSuchActor`], [`RemoteError::Timeout`]
+/// (with `room`) if the mailbox stayed full, [`RemoteError::TooLarge`],
+/// [`RemoteError::Refused`] if this process cannot take replies.
 pub fn start_ask(
     mailbox: u64,
     actor: u64,
     frame: &[u8],
+    room: Duration,
     timeout: Duration,
 ) -> std::result::Result<LocalAsk, RemoteError> {
     let (h, _) = check_frame(frame, &[FrameKind::Ask])?;
@@ -651,9 +653,10 @@ pub fn start_ask(
         host: this_host_name(),
         reason: e.to_string(),
     })?;
-    let deadline = Instant::now() + timeout;
+    let now = Instant::now();
+    let deadline = now + timeout;
     let mut frame = frame.to_vec();
-    match router.start_raw_ask(&target, &mut frame, deadline) {
+    match router.start_raw_ask(&target, &mut frame, now + room, deadline) {
         Ok((_, rx)) => Ok(LocalAsk {
             target,
             tag: h.tag,
@@ -661,7 +664,7 @@ pub fn start_ask(
             deadline,
             timeout,
         }),
-        Err(SendFail::Timeout | SendFail::Full) => Err(RemoteError::Timeout(timeout)),
+        Err(SendFail::Timeout | SendFail::Full) => Err(RemoteError::Timeout(room)),
         Err(SendFail::TooLarge) => Err(RemoteError::TooLarge {
             len: frame.len() as u64,
             max: target.max_frame(),
