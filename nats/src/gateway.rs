@@ -19,7 +19,10 @@ use procession::remote::{
 use procession::{Down, ReplyToken};
 
 use crate::envelope::{self, Kind};
-use crate::{GatewayConfig, GatewayStatus, HostInfo, Info, Status, WhereIs};
+use crate::{
+    GatewayConfig, GatewayStatus, HostInfo, Info, RegisterGlobal, Status, UnregisterGlobal,
+    WhereIs, WhereIsGlobal, NAME_TAKEN,
+};
 
 /// How many messages from other hosts may wait in this gateway's subscription. Core NATS
 /// has no backpressure: past this, the client drops messages (a "slow consumer"), which
@@ -131,6 +134,12 @@ pub(crate) struct Shared {
     watches: Mutex<HashMap<(String, u64), HashMap<u64, Watched>>>,
     /// Local actors monitored from other hosts: mailbox → hosts.
     watched: Mutex<HashMap<u64, HashSet<String>>>,
+    /// The cluster's registry, once opened.
+    names: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
+    /// Names this host holds in the registry: mailbox → (name, revision).
+    owned: Mutex<HashMap<u64, Vec<(String, u64)>>>,
+    /// When this gateway started: a host not heard from yet counts as up for one lease.
+    started: Instant,
 }
 
 impl Shared {
@@ -272,7 +281,20 @@ impl Shared {
 #[actor(
     name = "procession.nats.Gateway",
     args = GatewayConfig,
-    handles(Forward, ForwardAsk, SpawnOn, Monitor, Demonitor, Down, WhereIs, Info, Status)
+    handles(
+        Forward,
+        ForwardAsk,
+        SpawnOn,
+        Monitor,
+        Demonitor,
+        Down,
+        WhereIs,
+        Info,
+        Status,
+        RegisterGlobal,
+        WhereIsGlobal,
+        UnregisterGlobal
+    )
 )]
 pub struct Gateway {
     shared: Arc<Shared>,
@@ -319,6 +341,9 @@ impl Actor for Gateway {
             seen: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
+            names: tokio::sync::OnceCell::new(),
+            owned: Mutex::new(HashMap::new()),
+            started: Instant::now(),
         });
         remote::publish_host(&shared.identity())?;
         let mine = shared.cfg.prefix(&shared.cfg.host);
@@ -659,9 +684,12 @@ async fn receiver(
                     let mut watched = lock(&shared.watched);
                     if let Some(hosts) = watched.get_mut(&req.mailbox) {
                         hosts.remove(&req.from);
+                        // (The gateway still watches an actor whose registry names it holds.)
                         if hosts.is_empty() {
                             watched.remove(&req.mailbox);
-                            remote::unwatch_local(req.mailbox, shared.mailbox);
+                            if !lock(&shared.owned).contains_key(&req.mailbox) {
+                                remote::unwatch_local(req.mailbox, shared.mailbox);
+                            }
                         }
                     }
                 }
@@ -1096,6 +1124,18 @@ impl Handler<Down> for Gateway {
     /// A local actor that other hosts monitor has exited.
     fn handle(&mut self, down: Down, _cx: &mut Context<Self>) {
         let _g = self.rt.as_ref().map(|rt| rt.enter());
+        let names = lock(&self.shared.owned).remove(&down.id);
+        if let (Some(names), Some(rt)) = (names, &self.rt) {
+            // Its names in the cluster's registry go with it (unless taken over since).
+            let s = self.shared.clone();
+            rt.spawn(async move {
+                if let Ok(kv) = registry(&s).await {
+                    for (name, rev) in names {
+                        let _ = kv.delete_expect_revision(&name, Some(rev)).await;
+                    }
+                }
+            });
+        }
         send_down(&self.shared, down);
     }
 }
@@ -1138,5 +1178,186 @@ impl Handler<Status> for Gateway {
             refused: s.refused.load(Ordering::Relaxed),
             slow_consumer: s.slow.load(Ordering::Relaxed),
         }
+    }
+}
+
+// ---- the cluster's registry ----
+
+/// The registry's KV bucket, opened (or created) on first use.
+async fn registry(shared: &Shared) -> Result<&async_nats::jetstream::kv::Store, RemoteError> {
+    shared
+        .names
+        .get_or_try_init(|| async {
+            let js = async_nats::jetstream::new(shared.client.clone());
+            let config = async_nats::jetstream::kv::Config {
+                bucket: format!("procession_{}_names", shared.cfg.cluster),
+                history: 1,
+                storage: async_nats::jetstream::stream::StorageType::File,
+                ..Default::default()
+            };
+            js.create_or_update_key_value(config)
+                .await
+                .map_err(|e| RemoteError::Refused {
+                    host: shared.cfg.host.clone(),
+                    reason: format!("the cluster's registry (a JetStream KV bucket): {e}"),
+                })
+        })
+        .await
+}
+
+fn kv_error(shared: &Shared, e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::Refused {
+        host: shared.cfg.host.clone(),
+        reason: format!("the cluster's registry: {e}"),
+    }
+}
+
+/// Whether the actor at `addr` may still live: it lives here, or its host was heard from
+/// within the lease in that epoch (or this gateway is too young to know otherwise).
+fn may_live(shared: &Shared, addr: &RemoteAddr) -> bool {
+    if addr.host == shared.cfg.host {
+        return remote::is_alive_here(addr);
+    }
+    match lock(&shared.seen).get(&addr.host) {
+        Some(s) => s.epoch == addr.epoch && s.at.elapsed() <= shared.cfg.lease,
+        None => shared.started.elapsed() <= shared.cfg.lease,
+    }
+}
+
+/// The live binding of `name`, with its revision; a binding to an actor that is gone is
+/// none.
+async fn lookup(shared: &Shared, name: &str) -> Result<Option<(RemoteAddr, u64)>, RemoteError> {
+    let kv = registry(shared).await?;
+    let entry = kv.entry(name).await.map_err(|e| kv_error(shared, e))?;
+    let Some(entry) = entry else { return Ok(None) };
+    if entry.operation != async_nats::jetstream::kv::Operation::Put {
+        return Ok(None);
+    }
+    // The bucket is written by every host of the cluster: untrusted.
+    let Ok(addr) = uncbor::<RemoteAddr>(&entry.value, "RemoteAddr") else {
+        return Ok(None);
+    };
+    Ok(may_live(shared, &addr).then_some((addr, entry.revision)))
+}
+
+async fn register_global(
+    shared: Arc<Shared>,
+    name: String,
+    addr: RemoteAddr,
+) -> Result<(), RemoteError> {
+    if addr.host != shared.cfg.host || addr.epoch != shared.epoch {
+        return Err(RemoteError::Unsupported(
+            "registering another host's actor (register it there)".into(),
+        ));
+    }
+    let kv = registry(&shared).await?;
+    let value = Bytes::from(cbor(&addr)?);
+    let rev = match kv.create(&name, value.clone()).await {
+        Ok(rev) => rev,
+        Err(_) => {
+            // Taken, or held by an actor that is gone: take it over from the latter.
+            let entry = kv.entry(&name).await.map_err(|e| kv_error(&shared, e))?;
+            match entry {
+                Some(e) if e.operation == async_nats::jetstream::kv::Operation::Put => {
+                    let holder = uncbor::<RemoteAddr>(&e.value, "RemoteAddr").ok();
+                    if holder.as_ref().is_some_and(|h| may_live(&shared, h)) {
+                        return Err(RemoteError::Refused {
+                            host: shared.cfg.host.clone(),
+                            reason: NAME_TAKEN.into(),
+                        });
+                    }
+                    kv.update(&name, value, e.revision)
+                        .await
+                        .map_err(|e| kv_error(&shared, e))?
+                }
+                _ => kv
+                    .create(&name, value)
+                    .await
+                    .map_err(|e| kv_error(&shared, e))?,
+            }
+        }
+    };
+    // This gateway watches the actor, and deletes the name when it is gone.
+    lock(&shared.owned)
+        .entry(addr.mailbox)
+        .or_default()
+        .push((name.clone(), rev));
+    match remote::watch_local(addr.mailbox, remote::actor_id(&addr.actor), shared.mailbox) {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) | Err(_) => {
+            lock(&shared.owned).remove(&addr.mailbox);
+            let _ = kv.delete_expect_revision(&name, Some(rev)).await;
+            Err(RemoteError::NoSuchActor {
+                host: shared.cfg.host.clone(),
+                actor: addr.actor.clone(),
+                mailbox: addr.mailbox,
+            })
+        }
+    }
+}
+
+impl Handler<RegisterGlobal> for Gateway {
+    fn handle(&mut self, m: RegisterGlobal, cx: &mut Context<Self>) -> Result<(), RemoteError> {
+        let (Some(token), Some(rt)) = (cx.reply_later::<RegisterGlobal>(), &self.rt) else {
+            return Err(RemoteError::Unsupported(
+                "a RegisterGlobal told, not asked".into(),
+            ));
+        };
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            let _ = token.reply(register_global(s, m.name, m.addr).await);
+        });
+        Ok(()) // not sent: the token answers
+    }
+}
+
+impl Handler<WhereIsGlobal> for Gateway {
+    fn handle(
+        &mut self,
+        m: WhereIsGlobal,
+        cx: &mut Context<Self>,
+    ) -> Result<Option<RemoteAddr>, RemoteError> {
+        let (Some(token), Some(rt)) = (cx.reply_later::<WhereIsGlobal>(), &self.rt) else {
+            return Err(RemoteError::Unsupported(
+                "a WhereIsGlobal told, not asked".into(),
+            ));
+        };
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            let r = lookup(&s, &m.name).await.map(|b| b.map(|(addr, _)| addr));
+            let _ = token.reply(r);
+        });
+        Ok(None) // not sent: the token answers
+    }
+}
+
+impl Handler<UnregisterGlobal> for Gateway {
+    fn handle(&mut self, m: UnregisterGlobal, cx: &mut Context<Self>) -> Result<bool, RemoteError> {
+        let (Some(token), Some(rt)) = (cx.reply_later::<UnregisterGlobal>(), &self.rt) else {
+            return Err(RemoteError::Unsupported(
+                "an UnregisterGlobal told, not asked".into(),
+            ));
+        };
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            let r = async {
+                let Some((addr, rev)) = lookup(&s, &m.name).await? else {
+                    return Ok(false);
+                };
+                if addr != m.addr {
+                    return Ok(false);
+                }
+                let kv = registry(&s).await?;
+                kv.delete_expect_revision(&m.name, Some(rev))
+                    .await
+                    .map_err(|e| kv_error(&s, e))?;
+                if let Some(names) = lock(&s.owned).get_mut(&addr.mailbox) {
+                    names.retain(|(n, _)| *n != m.name);
+                }
+                Ok(true)
+            };
+            let _ = token.reply(r.await);
+        });
+        Ok(false) // not sent: the token answers
     }
 }

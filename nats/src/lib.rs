@@ -202,6 +202,36 @@ pub struct Info {
     pub timeout: Duration,
 }
 
+/// Binds `name` in the cluster's registry to `addr` (an actor of this host): what
+/// [`register_global`] sends to the gateway.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.nats.RegisterGlobal", reply = Result<(), RemoteError>)]
+pub struct RegisterGlobal {
+    /// The name.
+    pub name: String,
+    /// The actor.
+    pub addr: RemoteAddr,
+}
+
+/// Looks `name` up in the cluster's registry ([`whereis_global`]).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.nats.WhereIsGlobal", reply = Result<Option<RemoteAddr>, RemoteError>)]
+pub struct WhereIsGlobal {
+    /// The name.
+    pub name: String,
+}
+
+/// Removes the binding of `name` to `addr` ([`unregister_global`]); `true` if there was
+/// one.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.nats.UnregisterGlobal", reply = Result<bool, RemoteError>)]
+pub struct UnregisterGlobal {
+    /// The name.
+    pub name: String,
+    /// The actor it should be bound to.
+    pub addr: RemoteAddr,
+}
+
 /// What a host says of itself ([`host_info`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostInfo {
@@ -310,6 +340,111 @@ pub fn whereis_on<A: procession::ActorType>(
         None => Ok(None),
         Some(addr) => remote::ref_to::<A>(addr).map(Some),
     }
+}
+
+/// The cluster registry's view of a local ref: its address as other hosts use it.
+fn global_addr<A: procession::ActorType>(actor: &ActorRef<A>) -> procession::Result<RemoteAddr> {
+    if let Some(addr) = actor.remote_addr() {
+        return Ok(addr.clone());
+    }
+    let id = remote::this_host().ok_or(procession::Error::Remote(RemoteError::NoGateway))?;
+    Ok(RemoteAddr {
+        host: id.host.clone(),
+        epoch: id.epoch,
+        mailbox: actor.id(),
+        actor: A::NAME.to_string(),
+    })
+}
+
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `name` to `actor` in the cluster's registry (a JetStream KV bucket,
+/// `procession_<cluster>_names`): every host of the cluster finds it with
+/// [`whereis_global`]. `actor` must run on this host. The name is released when the
+/// actor is gone for good (this host's gateway deletes it), or when this host is lost:
+/// then lookups stop seeing it within the lease, and a new registration takes it over.
+/// Names are as for [`procession::register`], and of at most 100 characters.
+///
+/// # Errors
+/// [`procession::Error::NameTaken`] if a live actor holds it; [`procession::Error::BadName`];
+/// [`procession::Error::Remote`] ([`RemoteError::Unsupported`] for a ref to another host's
+/// actor, [`RemoteError::Refused`] if the server has no JetStream, ...).
+pub fn register_global<A: procession::ActorType>(
+    name: &str,
+    actor: &ActorRef<A>,
+) -> procession::Result<()> {
+    if !valid_key(name) {
+        return Err(procession::Error::BadName(name.to_string()));
+    }
+    let addr = global_addr(actor)?;
+    let gw = via_gateway()?;
+    match gw.ask_timeout(
+        RegisterGlobal {
+            name: name.into(),
+            addr,
+        },
+        REGISTRY_TIMEOUT,
+    )? {
+        Ok(()) => Ok(()),
+        Err(RemoteError::Refused { reason, .. }) if reason == NAME_TAKEN => {
+            Err(procession::Error::NameTaken(name.to_string()))
+        }
+        Err(e) => Err(procession::Error::Remote(e)),
+    }
+}
+
+/// The reason of the `Refused` that means the name is taken.
+pub(crate) const NAME_TAKEN: &str = "the name is taken by a live actor";
+
+/// A key of the KV bucket: procession's name rules (KV keys take no `:`).
+fn valid_key(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// The actor bound to `name` in the cluster's registry, if it lives and is an `A`.
+///
+/// # Errors
+/// [`procession::Error::Remote`] if the registry cannot be read;
+/// [`procession::Error::BadRef`] if the name is bound to another type.
+pub fn whereis_global<A: procession::ActorType>(
+    name: &str,
+) -> procession::Result<Option<ActorRef<A>>> {
+    if !valid_key(name) {
+        return Err(procession::Error::BadName(name.to_string()));
+    }
+    let gw = via_gateway()?;
+    let r = gw.ask_timeout(WhereIsGlobal { name: name.into() }, REGISTRY_TIMEOUT);
+    match flatten(r, REGISTRY_TIMEOUT)? {
+        None => Ok(None),
+        Some(addr) => remote::ref_to::<A>(addr).map(Some),
+    }
+}
+
+/// Removes the binding of `name` to `actor` from the cluster's registry; `true` if there
+/// was one.
+///
+/// # Errors
+/// As [`whereis_global`].
+pub fn unregister_global<A: procession::ActorType>(
+    name: &str,
+    actor: &ActorRef<A>,
+) -> procession::Result<bool> {
+    let addr = global_addr(actor)?;
+    let gw = via_gateway()?;
+    let r = gw.ask_timeout(
+        UnregisterGlobal {
+            name: name.into(),
+            addr,
+        },
+        REGISTRY_TIMEOUT,
+    );
+    flatten(r, REGISTRY_TIMEOUT)
 }
 
 /// Spawns an actor of type `A` on `host`: see [`procession::spawn_on`].

@@ -464,3 +464,83 @@ fn a_monitor_of_an_actor_gone_from_its_host_gets_down_at_once() {
     watcher.stop().unwrap();
     watcher.join().unwrap();
 }
+
+#[test]
+fn a_name_registered_in_the_cluster_is_found_from_another_host() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "reg-b");
+    let counter = procession_nats::whereis_global::<Counter>("reg-b-counter")
+        .unwrap()
+        .expect("host b registered its counter");
+    assert_eq!(counter.remote_addr().unwrap().host, "reg-b");
+    assert_eq!(counter.ask(WhoAmI).unwrap(), "reg-b");
+    assert!(
+        procession_nats::whereis_global::<Counter>("nobody-has-this")
+            .unwrap()
+            .is_none()
+    );
+    drop(b);
+}
+
+#[test]
+fn a_cluster_name_is_taken_while_its_actor_lives_and_released_when_it_stops() {
+    let (_c, _g) = cluster();
+    let first = Counter { n: 1 }.spawn().unwrap();
+    let second = Counter { n: 2 }.spawn().unwrap();
+    procession_nats::register_global("taken", &first).unwrap();
+    let err = procession_nats::register_global("taken", &second).unwrap_err();
+    assert!(
+        matches!(err, Error::NameTaken(ref n) if n == "taken"),
+        "{err}"
+    );
+    // Found here as a local ref.
+    let found = procession_nats::whereis_global::<Counter>("taken")
+        .unwrap()
+        .unwrap();
+    assert!(found.remote_addr().is_none());
+    assert_eq!(found.ask(Get).unwrap(), 1);
+    first.stop().unwrap();
+    first.join().unwrap();
+    let deadline = Instant::now() + T;
+    while procession_nats::whereis_global::<Counter>("taken")
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the name outlived its actor");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    procession_nats::register_global("taken", &second).unwrap();
+    assert!(procession_nats::unregister_global("taken", &second).unwrap());
+    assert!(procession_nats::whereis_global::<Counter>("taken")
+        .unwrap()
+        .is_none());
+    second.stop().unwrap();
+    second.join().unwrap();
+}
+
+#[test]
+fn a_cluster_name_held_on_a_lost_host_is_released_within_the_lease() {
+    let (c, _g) = cluster();
+    let mut b = Host::start(c, "regdead-b");
+    assert!(
+        procession_nats::whereis_global::<Counter>("regdead-b-counter")
+            .unwrap()
+            .is_some()
+    );
+    let killed = Instant::now();
+    b.kill();
+    let deadline = Instant::now() + T;
+    while procession_nats::whereis_global::<Counter>("regdead-b-counter")
+        .unwrap()
+        .is_some()
+    {
+        assert!(Instant::now() < deadline, "the name outlived its host");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("released {:?} after the SIGKILL", killed.elapsed());
+    // And another actor can take it over.
+    let mine = Counter { n: 0 }.spawn().unwrap();
+    procession_nats::register_global("regdead-b-counter", &mine).unwrap();
+    mine.stop().unwrap();
+    mine.join().unwrap();
+}

@@ -761,6 +761,13 @@ pub fn ref_to<A: crate::ActorType>(addr: RemoteAddr) -> Result<crate::ActorRef<A
     Ok(crate::ActorRef::from_remote(addr))
 }
 
+/// `true` if `addr` names this host's runtime and a live actor of its type is at its
+/// mailbox.
+pub fn is_alive_here(addr: &RemoteAddr) -> bool {
+    is_here(Some(&addr.host), addr.epoch)
+        && local_target(addr.mailbox, actor_id(&addr.actor)).is_ok()
+}
+
 /// The actor types this binary can run, by stable name.
 pub fn actor_types() -> Vec<String> {
     crate::process::registry::ACTORS

@@ -256,6 +256,7 @@ pub fn host_main() {
     procession::register("counter", &counter).unwrap();
     let relay = Relay.spawn().unwrap();
     procession::register("relay", &relay).unwrap();
+    procession_nats::register_global(&format!("{name}-counter"), &counter).unwrap();
     println!("HOST READY {name}");
     std::io::stdout().flush().unwrap();
     let mut line = String::new();
