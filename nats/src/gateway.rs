@@ -18,6 +18,7 @@ use procession::remote::{
 };
 use procession::{Down, ReplyToken};
 
+use crate::durable::{DurableOptions, DurablePublish, ServeDurable};
 use crate::envelope::{self, Kind};
 use crate::{
     GatewayConfig, GatewayStatus, HostInfo, Info, RegisterGlobal, Status, UnregisterGlobal,
@@ -140,6 +141,11 @@ pub(crate) struct Shared {
     owned: Mutex<HashMap<u64, Vec<(String, u64)>>>,
     /// When this gateway started: a host not heard from yet counts as up for one lease.
     started: Instant,
+    /// The stream of the cluster's durable mailboxes, once opened.
+    durable: tokio::sync::OnceCell<async_nats::jetstream::stream::Stream>,
+    durable_acked: AtomicU64,
+    durable_redelivered: AtomicU64,
+    durable_poisoned: AtomicU64,
 }
 
 impl Shared {
@@ -293,7 +299,9 @@ impl Shared {
         Status,
         RegisterGlobal,
         WhereIsGlobal,
-        UnregisterGlobal
+        UnregisterGlobal,
+        DurablePublish,
+        ServeDurable
     )
 )]
 pub struct Gateway {
@@ -344,6 +352,10 @@ impl Actor for Gateway {
             names: tokio::sync::OnceCell::new(),
             owned: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            durable: tokio::sync::OnceCell::new(),
+            durable_acked: AtomicU64::new(0),
+            durable_redelivered: AtomicU64::new(0),
+            durable_poisoned: AtomicU64::new(0),
         });
         remote::publish_host(&shared.identity())?;
         let mine = shared.cfg.prefix(&shared.cfg.host);
@@ -1177,6 +1189,9 @@ impl Handler<Status> for Gateway {
             undelivered: s.undelivered.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
             slow_consumer: s.slow.load(Ordering::Relaxed),
+            durable_acked: s.durable_acked.load(Ordering::Relaxed),
+            durable_redelivered: s.durable_redelivered.load(Ordering::Relaxed),
+            durable_poisoned: s.durable_poisoned.load(Ordering::Relaxed),
         }
     }
 }
@@ -1359,5 +1374,212 @@ impl Handler<UnregisterGlobal> for Gateway {
             let _ = token.reply(r.await);
         });
         Ok(false) // not sent: the token answers
+    }
+}
+
+// ---- durable mailboxes ----
+
+/// The subject of durable mailbox `name`.
+fn durable_subject(shared: &Shared, name: &str) -> String {
+    format!("proc.{}.durable.{name}", shared.cfg.cluster)
+}
+
+/// The stream of the cluster's durable mailboxes, opened (or created) on first use: a
+/// work queue on file storage, deduplicating message ids for 2 minutes.
+async fn durable_stream(
+    shared: &Shared,
+) -> Result<&async_nats::jetstream::stream::Stream, RemoteError> {
+    shared
+        .durable
+        .get_or_try_init(|| async {
+            let js = async_nats::jetstream::new(shared.client.clone());
+            let config = async_nats::jetstream::stream::Config {
+                name: format!("procession_{}_durable", shared.cfg.cluster),
+                subjects: vec![format!("proc.{}.durable.>", shared.cfg.cluster)],
+                retention: async_nats::jetstream::stream::RetentionPolicy::WorkQueue,
+                storage: async_nats::jetstream::stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            };
+            js.get_or_create_stream(config)
+                .await
+                .map_err(|e| kv_error(shared, format!("the durable mailboxes' stream: {e}")))
+        })
+        .await
+}
+
+async fn durable_publish(shared: &Shared, m: DurablePublish) -> Result<u64, RemoteError> {
+    if !shared.is_connected() {
+        return Err(RemoteError::Disconnected);
+    }
+    let max = shared.max_payload.load(Ordering::Relaxed);
+    if m.frame.len() as u64 > max {
+        return Err(RemoteError::TooLarge {
+            len: m.frame.len() as u64,
+            max,
+        });
+    }
+    durable_stream(shared).await?;
+    let js = async_nats::jetstream::new(shared.client.clone());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", m.msg_id.as_str());
+    let subject = durable_subject(shared, &m.name);
+    let ack = js
+        .publish_with_headers(subject, headers, Bytes::from(m.frame.into_vec()))
+        .await
+        .map_err(|e| kv_error(shared, format!("durable publish: {e}")))?;
+    let ack = ack
+        .await
+        .map_err(|e| kv_error(shared, format!("durable publish not acknowledged: {e}")))?;
+    Ok(ack.sequence)
+}
+
+/// Feeds the durable mailbox `m.name` into the local actor, one message at a time, for
+/// as long as the gateway runs; after a lost connection it starts over from the
+/// consumer's state on the server.
+async fn serve_durable(shared: Arc<Shared>, m: ServeDurable) {
+    let actor_id = remote::actor_id(&m.actor);
+    loop {
+        if let Err(e) = serve_once(&shared, &m, actor_id).await {
+            tracing::warn!(error = %e, name = %m.name, "durable mailbox: serving again shortly");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn durable_consumer(
+    shared: &Shared,
+    m: &ServeDurable,
+) -> Result<async_nats::jetstream::consumer::PullConsumer, RemoteError> {
+    let stream = durable_stream(shared).await?;
+    let opts: DurableOptions = m.opts;
+    let config = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some(format!("procession-{}", m.name)),
+        filter_subject: durable_subject(shared, &m.name),
+        ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: opts.ack_wait,
+        max_deliver: i64::from(opts.redeliver) + 1,
+        max_ack_pending: 1,
+        ..Default::default()
+    };
+    stream
+        .get_or_create_consumer(&format!("procession-{}", m.name), config)
+        .await
+        .map_err(|e| kv_error(shared, format!("durable consumer: {e}")))
+}
+
+async fn serve_once(
+    shared: &Arc<Shared>,
+    m: &ServeDurable,
+    actor_id: u64,
+) -> Result<(), RemoteError> {
+    let consumer = durable_consumer(shared, m).await?;
+    // Short pulls with heartbeats: after a lost connection the next pull goes out within
+    // a second, not at the default 30 s expiry.
+    let mut msgs = consumer
+        .stream()
+        .max_messages_per_batch(16)
+        .expires(Duration::from_secs(1))
+        .heartbeat(Duration::from_millis(400))
+        .messages()
+        .await
+        .map_err(|e| kv_error(shared, format!("durable messages: {e}")))?;
+    while let Some(msg) = msgs.next().await {
+        let msg = msg.map_err(|e| kv_error(shared, format!("durable message: {e}")))?;
+        let delivered = msg.info().map_or(1, |i| i.delivered);
+        if delivered > 1 {
+            shared.durable_redelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        let last_try = delivered > i64::from(m.opts.redeliver);
+        // The stream is written by every host of the cluster: its frames are untrusted
+        // like any (start_ask checks them).
+        let mut frame = msg.payload.to_vec();
+        if frame.len() > 5 {
+            frame[5] = procession::wire::FrameKind::Ask as u8;
+        }
+        let (mailbox, actor, ack_wait) = (m.mailbox, actor_id, m.opts.ack_wait);
+        let room = shared.cfg.deliver_timeout;
+        let outcome = tokio::task::spawn_blocking(move || {
+            remote::start_ask(mailbox, actor, &frame, room, ack_wait)
+                .and_then(|ask| ask.wait())
+                .map_err(procession::Error::Remote)
+                .and_then(|reply| remote::check_reply("durable", &reply))
+        })
+        .await
+        .unwrap_or_else(|e| Err(procession::Error::Runtime(e.to_string())));
+        let verdict = match outcome {
+            Ok(()) => async_nats::jetstream::AckKind::Ack,
+            Err(procession::Error::Rejected { source, .. }) => {
+                shared.durable_poisoned.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %source, name = %m.name, "durable message the actor cannot decode: dropped");
+                async_nats::jetstream::AckKind::Term
+            }
+            Err(e) if last_try => {
+                shared.durable_poisoned.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, name = %m.name, delivered, "durable message failed every delivery: dropped as poison");
+                async_nats::jetstream::AckKind::Term
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, name = %m.name, delivered, "durable message not handled: redelivered");
+                async_nats::jetstream::AckKind::Nak(None)
+            }
+        };
+        let acked = matches!(verdict, async_nats::jetstream::AckKind::Ack);
+        // Wait for the server to have the ack: after a crash here, an acked message is
+        // not delivered again.
+        // (A connection lost meanwhile loses the ack's answer, not the consumer: the ack is
+        // sent again until the server confirms it, or the message would wait for its
+        // ack_wait to be delivered again.)
+        let mut tries = 0;
+        while let Err(e) = msg.double_ack_with(verdict).await {
+            tries += 1;
+            if tries >= 20 {
+                return Err(kv_error(shared, format!("durable ack: {e}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if acked {
+            shared.durable_acked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+impl Handler<DurablePublish> for Gateway {
+    fn handle(&mut self, m: DurablePublish, cx: &mut Context<Self>) -> Result<u64, RemoteError> {
+        let (Some(token), Some(rt)) = (cx.reply_later::<DurablePublish>(), &self.rt) else {
+            return Err(RemoteError::Unsupported(
+                "a DurablePublish told, not asked".into(),
+            ));
+        };
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            let _ = token.reply(durable_publish(&s, m).await);
+        });
+        Ok(0) // not sent: the token answers
+    }
+}
+
+impl Handler<ServeDurable> for Gateway {
+    fn handle(&mut self, m: ServeDurable, cx: &mut Context<Self>) -> Result<(), RemoteError> {
+        let (Some(token), Some(rt)) = (cx.reply_later::<ServeDurable>(), &self.rt) else {
+            return Err(RemoteError::Unsupported(
+                "a ServeDurable told, not asked".into(),
+            ));
+        };
+        let s = self.shared.clone();
+        rt.spawn(async move {
+            // Check it can be served now; then serve for good.
+            match durable_consumer(&s, &m).await {
+                Ok(_) => {
+                    let _ = token.reply(Ok(()));
+                    serve_durable(s, m).await;
+                }
+                Err(e) => {
+                    let _ = token.reply(Err(e));
+                }
+            }
+        });
+        Ok(()) // not sent: the token answers
     }
 }

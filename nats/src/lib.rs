@@ -53,10 +53,12 @@ use procession::prelude::*;
 use procession::remote::{self, RemoteAddr, RemoteError, GATEWAY_NAME};
 use procession::supervisor::ChildSpec;
 
+mod durable;
 mod envelope;
 mod gateway;
 pub mod server;
 
+pub use durable::{Durable, DurableOptions, DurablePublish, ServeDurable};
 pub use gateway::Gateway;
 
 /// What a host's gateway connects to and who it is.
@@ -173,6 +175,13 @@ pub struct GatewayStatus {
     /// Times the NATS client dropped messages addressed to this host because the gateway
     /// fell behind (slow-consumer events; each was logged).
     pub slow_consumer: u64,
+    /// Messages of durable mailboxes served here, handled and acked.
+    pub durable_acked: u64,
+    /// Messages of durable mailboxes served here handed to the actor again (its handler
+    /// had not returned when it, or its host, died; or it did not answer in time).
+    pub durable_redelivered: u64,
+    /// Messages of durable mailboxes dropped as poison (each was logged).
+    pub durable_poisoned: u64,
 }
 
 /// Asks a gateway for its [`GatewayStatus`].
@@ -287,11 +296,11 @@ pub fn wait_connected(timeout: Duration) -> procession::Result<GatewayStatus> {
     }
 }
 
-fn via_gateway() -> procession::Result<ActorRef<Gateway>> {
+pub(crate) fn via_gateway() -> procession::Result<ActorRef<Gateway>> {
     gateway().ok_or(procession::Error::Remote(RemoteError::NoGateway))
 }
 
-fn flatten<T>(
+pub(crate) fn flatten<T>(
     r: procession::Result<Result<T, RemoteError>>,
     timeout: Duration,
 ) -> procession::Result<T> {

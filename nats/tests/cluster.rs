@@ -544,3 +544,224 @@ fn a_cluster_name_held_on_a_lost_host_is_released_within_the_lease() {
     mine.stop().unwrap();
     mine.join().unwrap();
 }
+
+// ---- durable mailboxes ----
+
+mod durable {
+    use super::*;
+    use procession::supervisor::{ChildSpec, Strategy, Supervisor};
+    use procession_nats::{Durable, DurableOptions};
+
+    /// Collects the ids the ledger handled, across the ledger's restarts.
+    #[derive(Debug, Serialize, Deserialize, Message)]
+    pub struct Seen(pub u64);
+
+    #[derive(Debug, Serialize, Deserialize, Message)]
+    #[message(reply = Vec<u64>)]
+    pub struct SeenSoFar;
+
+    #[derive(Serialize, Deserialize, Actor)]
+    #[actor(handles(Seen, SeenSoFar))]
+    pub struct Collector {
+        pub seen: Vec<u64>,
+    }
+
+    impl Handler<Seen> for Collector {
+        fn handle(&mut self, Seen(n): Seen, _cx: &mut Context<Self>) {
+            self.seen.push(n);
+        }
+    }
+    impl Handler<SeenSoFar> for Collector {
+        fn handle(&mut self, _: SeenSoFar, _cx: &mut Context<Self>) -> Vec<u64> {
+            self.seen.clone()
+        }
+    }
+
+    /// A durable message.
+    #[derive(Debug, Serialize, Deserialize, Message)]
+    pub struct Entry(pub u64);
+
+    /// Handles entries by passing them to the collector; aborts its process on the
+    /// entry `crash_on` (in its first incarnation only, unless `always`).
+    #[derive(Serialize, Deserialize, Actor)]
+    #[actor(handles(Entry))]
+    pub struct Ledger {
+        pub collector: ActorRef<Collector>,
+        pub crash_on: Option<u64>,
+        pub always: bool,
+        /// Time each entry takes.
+        pub delay_ms: u64,
+    }
+
+    impl Handler<Entry> for Ledger {
+        fn handle(&mut self, Entry(n): Entry, cx: &mut Context<Self>) {
+            if self.crash_on == Some(n) && (self.always || cx.incarnation() == 0) {
+                std::process::abort();
+            }
+            std::thread::sleep(Duration::from_millis(self.delay_ms));
+            self.collector.tell(Seen(n)).unwrap();
+        }
+    }
+
+    struct Setup {
+        collector: ActorRef<Collector>,
+        sup: ActorRef<procession::supervisor::SupervisorActor>,
+        jobs: Durable<Ledger>,
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = self.sup.stop();
+            let _ = self.sup.join();
+            let _ = self.collector.stop();
+            let _ = self.collector.join();
+        }
+    }
+
+    /// A supervised ledger serving the durable mailbox `name`.
+    fn setup(name: &str, crash_on: Option<u64>, always: bool, redeliver: u32) -> Setup {
+        setup_slow(name, crash_on, always, redeliver, 0)
+    }
+
+    fn setup_slow(
+        name: &str,
+        crash_on: Option<u64>,
+        always: bool,
+        redeliver: u32,
+        delay_ms: u64,
+    ) -> Setup {
+        let collector = Collector { seen: vec![] }.spawn().unwrap();
+        let ledger = Ledger {
+            collector: collector.clone(),
+            crash_on,
+            always,
+            delay_ms,
+        };
+        let sup = Supervisor::new(Strategy::OneForOne)
+            .intensity(20, Duration::from_secs(10))
+            .child(ChildSpec::worker::<Ledger>("ledger", ledger))
+            .spawn()
+            .unwrap();
+        let ledger: ActorRef<Ledger> = sup.child("ledger").unwrap();
+        let jobs = Durable::<Ledger>::new(name).unwrap();
+        let opts = DurableOptions {
+            redeliver,
+            ..DurableOptions::default()
+        };
+        jobs.serve(&ledger, opts).unwrap();
+        Setup {
+            collector,
+            sup,
+            jobs,
+        }
+    }
+
+    /// Waits until the collector has seen every id of `want`; returns what it saw.
+    fn wait_seen(c: &ActorRef<Collector>, want: &[u64], timeout: Duration) -> Vec<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = c.ask(SeenSoFar).unwrap();
+            if want.iter().all(|w| seen.contains(w)) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "still missing: {seen:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn durable_tells_are_handled_once_each_in_order() {
+        let (_c, _g) = cluster();
+        let s = setup("order", None, false, 3);
+        for n in 0..50 {
+            s.jobs.tell(Entry(n)).unwrap();
+        }
+        let want: Vec<u64> = (0..50).collect();
+        assert_eq!(wait_seen(&s.collector, &want, T), want);
+    }
+
+    #[test]
+    fn a_durable_message_whose_handler_dies_is_handled_by_the_next_incarnation() {
+        let (_c, _g) = cluster();
+        let s = setup("crash", Some(3), false, 3);
+        for n in 0..6 {
+            s.jobs.tell(Entry(n)).unwrap();
+        }
+        let seen = wait_seen(&s.collector, &[0, 1, 2, 3, 4, 5], T);
+        // In order, 3 included, each once: the crash came before 3 was handled.
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5]);
+        let status = procession_nats::gateway()
+            .unwrap()
+            .ask(procession_nats::Status)
+            .unwrap();
+        assert!(status.durable_redelivered >= 1, "{status:?}");
+    }
+
+    #[test]
+    fn a_durable_message_that_always_kills_its_handler_is_dropped_as_poison() {
+        let (_c, _g) = cluster();
+        let before = procession_nats::gateway()
+            .unwrap()
+            .ask(procession_nats::Status)
+            .unwrap();
+        let s = setup("poison", Some(2), true, 1);
+        for n in 0..5 {
+            s.jobs.tell(Entry(n)).unwrap();
+        }
+        let seen = wait_seen(&s.collector, &[0, 1, 3, 4], T);
+        assert_eq!(seen, vec![0, 1, 3, 4]);
+        let after = procession_nats::gateway()
+            .unwrap()
+            .ask(procession_nats::Status)
+            .unwrap();
+        assert_eq!(
+            after.durable_poisoned,
+            before.durable_poisoned + 1,
+            "{after:?}"
+        );
+    }
+
+    #[test]
+    fn a_durable_tell_with_the_same_id_is_stored_once() {
+        let (_c, _g) = cluster();
+        let s = setup("dedup", None, false, 3);
+        let first = s.jobs.tell_with_id(Entry(1), "the-one").unwrap();
+        let again = s.jobs.tell_with_id(Entry(1), "the-one").unwrap();
+        assert_eq!(first, again);
+        s.jobs.tell(Entry(2)).unwrap();
+        // 2 was stored after both sends of 1: once it is handled, a second 1 would be too.
+        assert_eq!(wait_seen(&s.collector, &[1, 2], T), vec![1, 2]);
+    }
+
+    #[test]
+    fn durable_messages_survive_a_sigkill_of_the_server() {
+        let (c, _g) = cluster();
+        // 5 ms an entry: the server dies with most of them still in the stream.
+        let s = setup_slow("survive", None, false, 3, 5);
+        let n = 200u64;
+        for i in 0..n {
+            s.jobs.tell(Entry(i)).unwrap();
+        }
+        // Kill it mid-stream: once some, not all, are handled.
+        let deadline = Instant::now() + T;
+        while s.collector.ask(SeenSoFar).unwrap().len() < 10 {
+            assert!(Instant::now() < deadline);
+        }
+        c.server.lock().unwrap().kill();
+        let at_kill = s.collector.ask(SeenSoFar).unwrap().len();
+        assert!(at_kill < n as usize, "the kill came after the last entry");
+        c.server.lock().unwrap().restart().unwrap();
+        procession_nats::wait_connected(T).unwrap();
+        let want: Vec<u64> = (0..n).collect();
+        let seen = wait_seen(&s.collector, &want, Duration::from_secs(60));
+        let mut distinct = seen.clone();
+        distinct.dedup();
+        eprintln!(
+            "{} handled before the kill, {} in all, {} distinct",
+            at_kill,
+            seen.len(),
+            distinct.len()
+        );
+        assert_eq!(distinct, want, "nothing lost, in order");
+    }
+}

@@ -761,6 +761,18 @@ pub fn ref_to<A: crate::ActorType>(addr: RemoteAddr) -> Result<crate::ActorRef<A
     Ok(crate::ActorRef::from_remote(addr))
 }
 
+/// What a reply frame (from [`LocalAsk::wait`]) says, for an ask whose reply the caller
+/// does not need: `Ok` if the handler returned, else the error an asker would get
+/// ([`Error::Rejected`], [`Error::ActorDied`], ...). `actor` names the actor in it.
+///
+/// # Errors
+/// That error; [`Error::Wire`] for a frame that does not parse.
+pub fn check_reply(actor: &str, frame: &[u8]) -> Result<()> {
+    let (h, body) = FrameHeader::parse(frame)?;
+    crate::actor::interpret_reply_from::<serde::de::IgnoredAny>(actor, 0, h.kind, body, "reply")
+        .map(|_| ())
+}
+
 /// `true` if `addr` names this host's runtime and a live actor of its type is at its
 /// mailbox.
 pub fn is_alive_here(addr: &RemoteAddr) -> bool {
