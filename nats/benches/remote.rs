@@ -13,52 +13,56 @@
 //!   handled); against `raw.publish.u64`, publishes of 8 bytes counted by a subscriber in
 //!   host b's process.
 //!
+//! - `remote.durable_tell.u64`: `Durable::tell` of a `u64` (each returns once the server
+//!   stored it) to a durable mailbox that host b serves, until the last is handled;
+//!   against `raw.js_publish.u64`, async-nats JetStream publishes of 8 bytes, each ack
+//!   awaited.
+//! - `remote.host_lost`: from a SIGKILL of another host's root process to the `Down`
+//!   with `HostLost` of a monitor of its actor, with the default 3 s lease.
+//!
 //! Knobs: `PB_REPS` (default 3; the value is the median), `PB_N` (asks per repetition,
 //! default 5000), `PB_TELLS` (tells per repetition, default 50000).
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use procession::prelude::*;
 use procession::supervisor::{Strategy, Supervisor};
 use procession_nats::{server::NatsServer, GatewayConfig};
 
-const T: Duration = Duration::from_secs(10);
+mod hosts;
+use hosts::{spawn_host, Count, Echo, Sink, Tick, T};
 
+/// Monitor this sink.
 #[derive(Serialize, Deserialize, Message)]
-#[message(reply = ByteBuf)]
-struct Echo(ByteBuf);
-
-#[derive(Serialize, Deserialize, Message)]
-struct Tick(u64);
+#[message(reply = ())]
+struct WatchSink(ActorRef<Sink>);
 
 #[derive(Serialize, Deserialize, Message)]
 #[message(reply = u64)]
-struct Count;
+struct DownCount;
 
+/// Counts the `HostLost` downs of the sinks it monitors.
 #[derive(Serialize, Deserialize, Actor)]
-#[actor(handles(Echo, Tick, Count))]
-struct Sink {
-    n: u64,
+#[actor(handles(WatchSink, DownCount, procession::Down))]
+struct Watcher {
+    downs: u64,
 }
 
-impl Handler<Echo> for Sink {
-    fn handle(&mut self, Echo(b): Echo, _cx: &mut Context<Self>) -> ByteBuf {
-        b
+impl Handler<WatchSink> for Watcher {
+    fn handle(&mut self, WatchSink(s): WatchSink, cx: &mut Context<Self>) {
+        cx.monitor(&s).unwrap();
     }
 }
-impl Handler<Tick> for Sink {
-    fn handle(&mut self, _: Tick, _cx: &mut Context<Self>) {
-        self.n += 1;
+impl Handler<DownCount> for Watcher {
+    fn handle(&mut self, _: DownCount, _cx: &mut Context<Self>) -> u64 {
+        self.downs
     }
 }
-impl Handler<Count> for Sink {
-    fn handle(&mut self, _: Count, _cx: &mut Context<Self>) -> u64 {
-        self.n
+impl Handler<procession::Down> for Watcher {
+    fn handle(&mut self, d: procession::Down, _cx: &mut Context<Self>) {
+        if matches!(d.exit, procession::Exit::HostLost { .. }) {
+            self.downs += 1;
+        }
     }
 }
 
@@ -100,86 +104,22 @@ fn emit_rate(id: &str, desc: &str, reps: Vec<f64>) {
     );
 }
 
-/// Host b: a gateway, a `Sink` registered as "sink", and raw NATS responders on
-/// `raw.echo` (replies with the payload) and `raw.count` (replies with how many messages
-/// `raw.tick` got). Runs until stdin closes.
-fn host_b(url: String) {
-    let cfg = GatewayConfig::new(&url, "bench", "b");
-    let sup = Supervisor::new(Strategy::OneForOne)
-        .child(procession_nats::gateway_child(cfg))
-        .spawn()
-        .unwrap();
-    procession_nats::wait_connected(T).unwrap();
-    let sink = Sink { n: 0 }.spawn().unwrap();
-    procession::register("sink", &sink).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let client = async_nats::connect(url.as_str()).await.unwrap();
-        let mut echo = client.subscribe("raw.echo").await.unwrap();
-        let mut ticks = client.subscribe("raw.tick").await.unwrap();
-        let mut count = client.subscribe("raw.count").await.unwrap();
-        let c = client.clone();
-        tokio::spawn(async move {
-            while let Some(m) = echo.next().await {
-                if let Some(r) = m.reply {
-                    let _ = c.publish(r, m.payload).await;
-                }
-            }
-        });
-        let n = Arc::new(AtomicU64::new(0));
-        let n2 = n.clone();
-        tokio::spawn(async move {
-            while ticks.next().await.is_some() {
-                n2.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-        let c = client.clone();
-        tokio::spawn(async move {
-            while let Some(m) = count.next().await {
-                if let Some(r) = m.reply {
-                    let v = n.load(Ordering::Relaxed).to_string();
-                    let _ = c.publish(r, v.into()).await;
-                }
-            }
-        });
-        client.flush().await.unwrap();
-    });
-    println!("READY");
-    std::io::stdout().flush().unwrap();
-    let mut line = String::new();
-    while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-    drop(rt);
-    sink.stop().unwrap();
-    sink.join().unwrap();
-    sup.stop().unwrap();
-    sup.join().unwrap();
-}
-
 fn main() {
     if let Ok(url) = std::env::var("PB_HOST_B") {
-        return host_b(url);
+        let name = std::env::var("PB_HOST_NAME").unwrap_or_else(|_| "b".into());
+        return hosts::host_b(url, name);
     }
     let reps = env_usize("PB_REPS", 3);
     let n = env_usize("PB_N", 5000);
     let tells = env_usize("PB_TELLS", 50_000);
     let server = NatsServer::start().expect("a nats-server");
     let url = server.url();
-    let mut b = Command::new(std::env::current_exe().unwrap())
-        .env("PB_HOST_B", &url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(b.stdout.take().unwrap());
-    let mut line = String::new();
-    while out.read_line(&mut line).unwrap() > 0 && !line.contains("READY") {
-        line.clear();
-    }
+    let mut b = spawn_host(&url, "b");
     let sup = Supervisor::new(Strategy::OneForOne)
         .child(procession_nats::gateway_child(GatewayConfig::new(
             &url, "bench", "a",
         )))
-        .spawn()
+        .spawn_with(procession::SpawnOptions::default().daemon(true))
         .unwrap();
     procession_nats::wait_connected(T).unwrap();
     let sink: ActorRef<Sink> = procession_nats::whereis_on("b", "sink", T)
@@ -273,6 +213,87 @@ fn main() {
         "async-nats publish of 8 bytes, until a subscriber in host b's process counted the last",
         theirs,
     );
+
+    // Durable tells, each stored before the next; and raw JetStream publishes.
+    let durable = procession_nats::Durable::<Sink>::new("bench").unwrap();
+    let js = {
+        let _g = rt.enter();
+        async_nats::jetstream::new(raw.clone())
+    };
+    rt.block_on(
+        js.get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "raw_bench".into(),
+            subjects: vec!["raw.js".into()],
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let dn = env_usize("PB_DURABLE", 3000);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for r in 0..reps {
+        eprintln!("durable rep {r}");
+        let before = sink.ask_timeout(Count, Duration::from_secs(120)).unwrap();
+        let t = Instant::now();
+        for i in 0..dn {
+            durable.tell(Tick(i as u64)).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while sink.ask_timeout(Count, Duration::from_secs(120)).unwrap() < before + dn as u64 {
+            assert!(
+                Instant::now() < deadline,
+                "durable tells were not all handled"
+            );
+        }
+        ours.push(dn as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        rt.block_on(async {
+            for i in 0..dn as u64 {
+                let ack = js.publish("raw.js", i.to_le_bytes().to_vec().into()).await;
+                ack.unwrap().await.unwrap();
+            }
+        });
+        theirs.push(dn as f64 / t.elapsed().as_secs_f64());
+    }
+    emit_rate(
+        "remote.durable_tell.u64",
+        "Durable::tell of a u64 (stored, then handled by an actor on host b), until the last is handled",
+        ours,
+    );
+    emit_rate(
+        "raw.js_publish.u64",
+        "async-nats JetStream publish of 8 bytes, each ack awaited",
+        theirs,
+    );
+
+    // Host lost: a monitor of an actor on a host whose root is SIGKILLed.
+    let watcher = Watcher { downs: 0 }.spawn().unwrap();
+    let mut lost = Vec::new();
+    for r in 0..reps {
+        let name = format!("lost{r}");
+        let mut h = spawn_host(&url, &name);
+        let target: ActorRef<Sink> = procession_nats::whereis_on(&name, "sink", T)
+            .unwrap()
+            .unwrap();
+        watcher.ask(WatchSink(target.clone())).unwrap();
+        target.ask(Count).unwrap(); // the monitor is registered there by now
+        let before = watcher.ask(DownCount).unwrap();
+        let t = Instant::now();
+        h.kill().unwrap();
+        h.wait().unwrap();
+        while watcher.ask(DownCount).unwrap() == before {
+            assert!(t.elapsed() < Duration::from_secs(30), "no HostLost");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lost.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let list: Vec<String> = lost.iter().map(|v| format!("{v:.0}")).collect();
+    println!(
+        "{{\"id\":\"remote.host_lost\",\"desc\":\"SIGKILL of another host's root to a monitor's Down(HostLost), lease 3 s\",\"unit\":\"ms\",\"stat\":\"median\",\"value\":{:.0},\"reps\":[{}]}}",
+        median(lost),
+        list.join(",")
+    );
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
 
     sup.stop().unwrap();
     sup.join().unwrap();

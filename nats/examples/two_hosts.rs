@@ -104,7 +104,8 @@ fn host_b(url: &str) -> procession::Result<()> {
             "worker",
             (),
         ))
-        .spawn()?;
+        // A daemon: an error in this program ends it, rather than the program waiting.
+        .spawn_with(procession::SpawnOptions::default().daemon(true))?;
     procession_nats::wait_connected(T)?;
     let player = Player { hits: 0 }.spawn()?;
     procession::register("player", &player)?;
@@ -153,7 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "demo",
             "a",
         )))
-        .spawn()?;
+        .spawn_with(procession::SpawnOptions::default().daemon(true))?;
     procession_nats::wait_connected(T)?;
 
     // 1. Ping-pong: the ball carries the ref of its sender across hosts.

@@ -249,7 +249,8 @@ pub fn host_main() {
         .child(procession_nats::gateway_child(config(
             &url, &cluster, &name,
         )))
-        .spawn()
+        // A daemon: a host that panics ends, rather than wait for its supervisor.
+        .spawn_with(procession::SpawnOptions::default().daemon(true))
         .expect("the host's gateway");
     procession_nats::wait_connected(T).expect("the host's gateway connects");
     let counter = Counter { n: 0 }.spawn().unwrap();
