@@ -30,7 +30,7 @@
 //! - **Monitors across hosts.** [`Context::monitor`](procession::Context::monitor) of a
 //!   remote ref delivers `Down` when that actor exits; when its whole host is lost (no
 //!   heartbeat within [`GatewayConfig::lease`], or it came back as a new run), every
-//!   monitor of that host gets `Down` with [`Exit::HostLost`](procession::Exit::HostLost),
+//!   monitor of that host gets `Down` with [`Exit::HostLost`],
 //!   Erlang's `noconnection`.
 //!
 //! Subjects: `proc.<cluster>.<host>.mb.<mailbox>` (tells, stops, asks),
@@ -81,7 +81,7 @@ pub struct GatewayConfig {
     /// How long a remote tell waits for room in the other host's mailbox, there.
     pub deliver_timeout: Duration,
     /// A host not heard from for this long is lost: every monitor of its actors gets
-    /// `Down` with [`Exit::HostLost`](procession::Exit::HostLost). Default 3 s.
+    /// `Down` with [`Exit::HostLost`]. Default 3 s.
     pub lease: Duration,
     /// How often this gateway says it is up (default 500 ms; keep it well under the
     /// other hosts' `lease`).

@@ -13,7 +13,7 @@
 //!   directory so that every process of the runtime writes its refs with it.
 //! - The gateway protocol: [`Forward`] (a tell or a stop), [`ForwardAsk`] and
 //!   [`SpawnOn`], the messages a remote ref sends to the local gateway.
-//! - The receiving side's calls: [`deliver`], [`ask_local`] and [`spawn_local`], which a
+//! - The receiving side's calls: [`deliver`], [`start_ask`] and [`spawn_local`], which a
 //!   gateway uses for what came from another host, checking it as untrusted input.
 //!
 //! A ref to a local actor pays nothing for any of this: the remote path is one branch,
