@@ -765,3 +765,26 @@ mod durable {
         assert_eq!(distinct, want, "nothing lost, in order");
     }
 }
+
+#[test]
+fn remote_ask_async_resolves_to_the_reply_of_the_actor_on_the_other_host() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "async-b");
+    let counter: ActorRef<Counter> = find(&b.name, "counter");
+    let n = futures::executor::block_on(counter.ask_async(Add(5))).unwrap();
+    assert_eq!(n, 5);
+    let started = Instant::now();
+    let slow = counter.ask_async_timeout(Sleep(3000), Duration::from_millis(300));
+    let err = futures::executor::block_on(slow).unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    futures::executor::block_on(counter.tell_async(Inc)).unwrap();
+    assert_eq!(
+        futures::executor::block_on(counter.ask_async(Get)).unwrap(),
+        6
+    );
+}

@@ -436,9 +436,11 @@ impl<A: Dispatch> ActorRef<A> {
     where
         A: Handles<M>,
     {
-        match self.local("ask_async") {
-            Ok(mb) => crate::AskFuture::new(mb.clone(), M::TAG_ID, &msg, M::TAG, timeout),
-            Err(e) => crate::AskFuture::failed(e),
+        match &self.target {
+            Target::Local(mb) => {
+                crate::AskFuture::new(mb.clone(), M::TAG_ID, &msg, M::TAG, timeout)
+            }
+            Target::Remote(to) => remote::ask_future(to, M::TAG_ID, &msg, M::TAG, timeout),
         }
     }
 

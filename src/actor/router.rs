@@ -495,6 +495,33 @@ impl Router {
 }
 
 /// The result of a routed ask, from what the router handed over.
+/// What the gateway's answer to an ask of an actor on another host means.
+fn remote_result<R: DeserializeOwned>(
+    to: &crate::remote::RemoteAddr,
+    routed: Routed,
+    what: &'static str,
+    gateway_timeout: Duration,
+) -> Result<R> {
+    // The gateway waits the caller's timeout, plus a margin for its own hop.
+    let timeout = gateway_timeout.saturating_sub(crate::remote::GATEWAY_MARGIN);
+    match routed {
+        Routed::Reply(kind, body) => {
+            let answer: std::result::Result<serde_bytes::ByteBuf, crate::RemoteError> =
+                crate::actor::interpret_reply_from(
+                    crate::remote::GATEWAY_NAME,
+                    0,
+                    kind,
+                    &body,
+                    "ForwardAsk",
+                )?;
+            crate::remote::finish_ask(to, answer, what, timeout)
+        }
+        Routed::TimedOut => Err(Error::Timeout(timeout)),
+        Routed::Died => Err(Error::Remote(crate::RemoteError::NoGateway)),
+        Routed::Lost => Err(Error::RuntimeLost),
+    }
+}
+
 fn routed_result<R: DeserializeOwned>(
     target: &Mailbox,
     routed: Routed,
@@ -542,6 +569,9 @@ pub struct AskFuture<R> {
     reg: Option<(Arc<Router>, u64, Receiver<Routed>, WakerSlot)>,
     /// An error found before the first poll (the message did not encode).
     early: Option<Error>,
+    /// For an ask of an actor on another host, sent to the local gateway: its address
+    /// (the reply is the gateway's answer, holding the reply frame).
+    remote: Option<Arc<crate::remote::RemoteAddr>>,
     _reply: PhantomData<fn() -> R>,
 }
 
@@ -577,8 +607,31 @@ impl<R: DeserializeOwned> AskFuture<R> {
             state: AskState::Sending,
             reg: None,
             early,
+            remote: None,
             _reply: PhantomData,
         }
+    }
+
+    /// An ask of the actor at `to`, on another host, through the gateway `gw`: `req` is
+    /// the [`ForwardAsk`](crate::remote::ForwardAsk), and `gateway_timeout` the wait for
+    /// the gateway's answer (the caller's timeout and a margin).
+    pub(crate) fn through_gateway(
+        gw: Arc<Mailbox>,
+        to: Arc<crate::remote::RemoteAddr>,
+        req: &crate::remote::ForwardAsk,
+        what: &'static str,
+        gateway_timeout: Duration,
+    ) -> Self {
+        use crate::Message as _;
+        let mut f = AskFuture::new(
+            gw,
+            crate::remote::ForwardAsk::TAG_ID,
+            req,
+            what,
+            gateway_timeout,
+        );
+        f.remote = Some(to);
+        f
     }
 
     /// A future that resolves to `error` at its first poll.
@@ -591,6 +644,7 @@ impl<R: DeserializeOwned> AskFuture<R> {
             state: AskState::Sending,
             reg: None,
             early: Some(error),
+            remote: None,
             _reply: PhantomData,
         }
     }
@@ -655,7 +709,10 @@ impl<R: DeserializeOwned> Future for AskFuture<R> {
             // Whatever the router decided (a reply, a deadline, a death) comes first.
             match rx.try_recv() {
                 Ok(routed) => {
-                    let r = routed_result(this.target(), routed, this.what, this.timeout);
+                    let r = match &this.remote {
+                        None => routed_result(this.target(), routed, this.what, this.timeout),
+                        Some(to) => remote_result(to, routed, this.what, this.timeout),
+                    };
                     return this.finish(r);
                 }
                 Err(TryRecvError::Disconnected) => {

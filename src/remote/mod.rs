@@ -303,14 +303,6 @@ struct ForwardRef<'a> {
     frame: &'a serde_bytes::Bytes,
 }
 
-/// The borrowed form of [`ForwardAsk`].
-#[derive(Serialize)]
-struct ForwardAskRef<'a> {
-    to: &'a RemoteAddr,
-    frame: &'a serde_bytes::Bytes,
-    timeout: Duration,
-}
-
 /// Why a remote send did not go.
 pub(crate) enum SendError {
     /// The local gateway's mailbox refused it.
@@ -374,6 +366,29 @@ pub(crate) fn ask<Q: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
     what: &'static str,
     timeout: Duration,
 ) -> Result<R> {
+    let (gw, req) = forward_ask(to, tag, msg, timeout)?;
+    // The gateway answers by the request's own timeout; the margin is for its own hop.
+    let reply: std::result::Result<ByteBuf, RemoteError> = crate::actor::ask_mailbox(
+        &gw,
+        ForwardAsk::TAG_ID,
+        &req,
+        "ForwardAsk",
+        timeout + GATEWAY_MARGIN,
+    )
+    .map_err(|e| match e {
+        Error::Timeout(_) => Error::Timeout(timeout),
+        other => other,
+    })?;
+    finish_ask(to, reply, what, timeout)
+}
+
+/// The gateway, and the request that asks `to` a message `msg` of type `tag` through it.
+fn forward_ask<Q: Serialize + ?Sized>(
+    to: &RemoteAddr,
+    tag: u64,
+    msg: &Q,
+    timeout: Duration,
+) -> Result<(Arc<Mailbox>, ForwardAsk)> {
     let header = FrameHeader {
         kind: FrameKind::Ask,
         tag,
@@ -387,23 +402,21 @@ pub(crate) fn ask<Q: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
         Err(SendError::Local(..)) => unreachable!("frame_of sends nothing"),
     };
     let gw = gateway().map_err(Error::Remote)?;
-    let req = ForwardAskRef {
-        to,
-        frame: serde_bytes::Bytes::new(&frame),
+    let req = ForwardAsk {
+        to: to.clone(),
+        frame: ByteBuf::from(frame),
         timeout,
     };
-    // The gateway answers by the request's own timeout; the margin is for its own hop.
-    let reply: std::result::Result<ByteBuf, RemoteError> = crate::actor::ask_mailbox(
-        &gw,
-        ForwardAsk::TAG_ID,
-        &req,
-        "ForwardAsk",
-        timeout + GATEWAY_MARGIN,
-    )
-    .map_err(|e| match e {
-        Error::Timeout(_) => Error::Timeout(timeout),
-        other => other,
-    })?;
+    Ok((gw, req))
+}
+
+/// What the gateway's answer to a [`ForwardAsk`] of `to` means for the asker.
+pub(crate) fn finish_ask<R: serde::de::DeserializeOwned>(
+    to: &RemoteAddr,
+    reply: std::result::Result<ByteBuf, RemoteError>,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<R> {
     let reply = reply.map_err(|e| match e {
         RemoteError::Timeout(_) => Error::Timeout(timeout),
         // The other host knows the type by its id only when no such actor is there.
@@ -417,6 +430,23 @@ pub(crate) fn ask<Q: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
     let (h, body) = FrameHeader::parse(&reply)
         .map_err(|e| Error::Remote(RemoteError::BadInput(format!("reply frame: {e}"))))?;
     crate::actor::interpret_reply_from(&to.actor, 0, h.kind, body, what)
+}
+
+/// The future of an ask of `to` through the gateway: [`ActorRef::ask_async`](crate::ActorRef::ask_async)
+/// of a remote ref.
+pub(crate) fn ask_future<Q: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+    to: &Arc<RemoteAddr>,
+    tag: u64,
+    msg: &Q,
+    what: &'static str,
+    timeout: Duration,
+) -> crate::AskFuture<R> {
+    match forward_ask(to, tag, msg, timeout) {
+        Ok((gw, req)) => {
+            crate::AskFuture::through_gateway(gw, to.clone(), &req, what, timeout + GATEWAY_MARGIN)
+        }
+        Err(e) => crate::AskFuture::failed(e),
+    }
 }
 
 /// Tells the gateway that local mailbox `watcher` monitors `target`.
@@ -457,7 +487,7 @@ fn send_to_gateway<T: Serialize>(gw: &Mailbox, tag: u64, msg: &T) -> Result<()> 
 }
 
 /// What a call through the gateway waits beyond the caller's own timeout.
-const GATEWAY_MARGIN: Duration = Duration::from_secs(1);
+pub(crate) const GATEWAY_MARGIN: Duration = Duration::from_secs(1);
 
 /// Spawns an actor of type `A` on `host` (through this host's gateway) and returns its
 /// ref: Erlang's `spawn(Node, ...)`. The host must link `A` (the same binary, or one that
