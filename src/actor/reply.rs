@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::ask::ReplyFailure;
 use super::context::AskInFlight;
 use crate::error::{Error, Result};
-use crate::mailbox::Mailbox;
 use crate::process::runtime;
 use crate::wire::{encode_body, FrameHeader, FrameKind};
 
@@ -72,17 +71,21 @@ impl<R: Serialize> ReplyToken<R> {
     }
 }
 
+/// The reply inboxes that tokens of this process answered lately, kept mapped: a process
+/// that answers many asks later (a gateway answers every ask from another host so) would
+/// otherwise map and unmap an inbox per reply.
+static INBOXES: std::sync::Mutex<Option<super::ask::ReplyRoutes>> = std::sync::Mutex::new(None);
+
 /// Sends a reply frame to the asker's inbox, or a `TooLarge` failure in its place.
 fn send(ask: &AskInFlight, frame: &[u8]) -> Result<()> {
-    let rt = runtime::current().ok_or(Error::RuntimeLost)?;
-    let inbox = match Mailbox::open(rt.dir(), ask.reply_to) {
-        Ok(mb) => mb,
-        Err(e) => {
-            tracing::debug!(error = %e, corr = ask.corr, "the asker's reply inbox is gone");
-            return Ok(());
-        }
-    };
-    super::ask::ReplyRoutes::send_to(&inbox, ask.corr, frame);
+    runtime::current().ok_or(Error::RuntimeLost)?;
+    let mut routes = INBOXES.lock().unwrap_or_else(|e| e.into_inner());
+    routes.get_or_insert_with(Default::default).send(
+        ask.reply_to,
+        ask.corr,
+        FrameKind::Reply,
+        frame,
+    );
     Ok(())
 }
 
