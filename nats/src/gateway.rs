@@ -918,11 +918,17 @@ fn deliver_one(
         let timeout = shared.cfg.deliver_timeout;
         match remote::start_ask(item.mailbox, item.actor, &item.frame, room, timeout) {
             Ok(ask) => {
+                // The reply router wakes this task when the reply comes.
                 let s = shared.clone();
                 let reply = item.reply.clone();
-                tokio::runtime::Handle::current().spawn_blocking(move || {
-                    let r = ask.wait();
-                    s.respond_blocking(reply, r);
+                tokio::runtime::Handle::current().spawn(async move {
+                    let r = ask.wait_async().await;
+                    if let Some(reply) = reply {
+                        let payload = Bytes::from(s.reply_payload(r));
+                        if let Err(e) = s.client.publish(reply, payload).await {
+                            tracing::debug!(error = %e, "reply not published");
+                        }
+                    }
                 });
                 Ok(())
             }

@@ -22,7 +22,7 @@ pub(crate) use ask::{
 };
 pub use context::{Context, TimerHandle};
 pub use reply::ReplyToken;
-pub(crate) use router::{router, Routed, StreamItem};
+pub(crate) use router::{router, Routed, StreamItem, WakerSlot};
 pub use router::{AskFuture, TellFuture};
 
 /// The file of this process's reply router inbox, if it has one.

@@ -55,7 +55,7 @@ pub(crate) enum Routed {
 pub(crate) type StreamItem = (u64, u64, Routed);
 
 /// Where a waiter is woken, besides its channel.
-type WakerSlot = Arc<Mutex<Option<Waker>>>;
+pub(crate) type WakerSlot = Arc<Mutex<Option<Waker>>>;
 
 /// Where a waiter's answer goes.
 enum Delivery {
@@ -340,7 +340,8 @@ impl Router {
 
     /// Queues `frame`, an ask frame whose correlation id and reply inbox are set here, in
     /// `target`'s mailbox, waiting at most until `room` for room; the reply (or the
-    /// router's verdict, at `deadline` at the latest) comes on the returned channel.
+    /// router's verdict, at `deadline` at the latest) comes on the returned channel, and
+    /// wakes `waker`'s task, if given.
     /// Queued in the caller's order: a gateway calls it from the one thread that delivers
     /// a host's frames in turn.
     pub(crate) fn start_raw_ask(
@@ -349,11 +350,12 @@ impl Router {
         frame: &mut [u8],
         room: Instant,
         deadline: Instant,
+        waker: Option<WakerSlot>,
     ) -> std::result::Result<(u64, Receiver<Routed>), SendFail> {
         let corr = self.corr();
         frame[16..24].copy_from_slice(&corr.to_le_bytes());
         frame[24..32].copy_from_slice(&self.mb.id().to_le_bytes());
-        let rx = self.register(corr, target.clone(), deadline, None);
+        let rx = self.register(corr, target.clone(), deadline, waker);
         match target.send(frame, Wait::Until(room)) {
             Ok(()) => Ok((corr, rx)),
             Err(fail) => {

@@ -642,6 +642,8 @@ pub struct LocalAsk {
     target: Arc<Mailbox>,
     tag: u64,
     rx: crossbeam_channel::Receiver<crate::actor::Routed>,
+    /// Where the router wakes the task of [`wait_async`](LocalAsk::wait_async).
+    waker: crate::actor::WakerSlot,
     deadline: Instant,
     timeout: Duration,
 }
@@ -686,11 +688,19 @@ pub fn start_ask(
     let now = Instant::now();
     let deadline = now + timeout;
     let mut frame = frame.to_vec();
-    match router.start_raw_ask(&target, &mut frame, now + room, deadline) {
+    let waker: crate::actor::WakerSlot = Arc::new(Mutex::new(None));
+    match router.start_raw_ask(
+        &target,
+        &mut frame,
+        now + room,
+        deadline,
+        Some(waker.clone()),
+    ) {
         Ok((_, rx)) => Ok(LocalAsk {
             target,
             tag: h.tag,
             rx,
+            waker,
             deadline,
             timeout,
         }),
@@ -715,12 +725,56 @@ impl LocalAsk {
     /// # Errors
     /// [`RemoteError::Timeout`]; [`RemoteError::Refused`] if this host's runtime was lost.
     pub fn wait(self) -> std::result::Result<Vec<u8>, RemoteError> {
-        use crate::actor::Routed;
         let left = self.deadline.saturating_duration_since(Instant::now());
         let routed = self
             .rx
             .recv_timeout(left + crate::mailbox::LIVENESS_SLICE * 4)
-            .unwrap_or(Routed::TimedOut);
+            .unwrap_or(crate::actor::Routed::TimedOut);
+        self.reply_frame(routed)
+    }
+
+    /// As [`wait`](Self::wait), without blocking the thread that polls it: the process's
+    /// reply router wakes the task (on any executor). It resolves by the ask's timeout at
+    /// the latest: the router ends the wait then.
+    pub fn wait_async(
+        self,
+    ) -> impl std::future::Future<Output = std::result::Result<Vec<u8>, RemoteError>> {
+        let mut this = Some(self);
+        std::future::poll_fn(move |cx| {
+            let ask = this.as_ref().expect("polled after it resolved");
+            let routed = match ask.rx.try_recv() {
+                Ok(r) => Some(r),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    Some(crate::actor::Routed::TimedOut)
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {
+                    *ask.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                    // The reply may have come between the check and the waker.
+                    match ask.rx.try_recv() {
+                        Ok(r) => Some(r),
+                        Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                            Some(crate::actor::Routed::TimedOut)
+                        }
+                        Err(crossbeam_channel::TryRecvError::Empty) => None,
+                    }
+                }
+            };
+            match routed {
+                Some(r) => {
+                    let ask = this.take().expect("checked above");
+                    std::task::Poll::Ready(ask.reply_frame(r))
+                }
+                None => std::task::Poll::Pending,
+            }
+        })
+    }
+
+    /// The reply frame for what the router said.
+    fn reply_frame(
+        &self,
+        routed: crate::actor::Routed,
+    ) -> std::result::Result<Vec<u8>, RemoteError> {
+        use crate::actor::Routed;
         let refused = |reason: String| RemoteError::Refused {
             host: this_host_name(),
             reason,
