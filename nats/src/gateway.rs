@@ -306,6 +306,8 @@ impl Shared {
 )]
 pub struct Gateway {
     shared: Arc<Shared>,
+    /// To the publisher task, in the order the mailbox gave the jobs.
+    jobs: tokio::sync::mpsc::Sender<Job>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -365,6 +367,8 @@ impl Actor for Gateway {
                 .client
                 .subscribe(format!("proc.{}.hb.*", shared.cfg.cluster)),
         )?;
+        let (jobs, jobs_rx) = tokio::sync::mpsc::channel(4096);
+        rt.spawn(publisher(shared.clone(), jobs_rx));
         let (inbound_tx, inbound_rx) = crossbeam_channel::bounded::<Inbound>(4096);
         rt.spawn(receiver(shared.clone(), sub, inbound_tx));
         rt.spawn(heartbeats(shared.clone(), beats));
@@ -384,6 +388,7 @@ impl Actor for Gateway {
         tracing::info!(host = %shared.cfg.host, cluster = %shared.cfg.cluster, epoch = format_args!("{epoch:x}"), "gateway up");
         Ok(Gateway {
             shared,
+            jobs,
             rt: Some(rt),
         })
     }
@@ -499,8 +504,18 @@ async fn watch_connection(
     }
 }
 
-/// Publishes one job. The gateway's actor thread runs it in place for each message it
-/// handles, so a sender's tells and asks leave this host in its order.
+/// Publishes the jobs in the order the gateway's actor thread queued them (so a sender's
+/// tells and asks leave this host in its order), taking what has piled up in one go.
+async fn publisher(shared: Arc<Shared>, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(256);
+    while jobs.recv_many(&mut batch, 256).await > 0 {
+        for job in batch.drain(..) {
+            publish(&shared, job).await;
+        }
+    }
+}
+
+/// Publishes one job.
 async fn publish(shared: &Arc<Shared>, job: Job) {
     match job {
         Job::Tell { to, frame } => {
@@ -972,9 +987,7 @@ fn deliverer(
 
 impl Gateway {
     fn queue(&self, job: Job) {
-        if let Some(rt) = &self.rt {
-            rt.block_on(publish(&self.shared, job));
-        } else {
+        if let Err(tokio::sync::mpsc::error::SendError(job)) = self.jobs.blocking_send(job) {
             match job {
                 Job::Tell { to, .. } => {
                     self.shared.undelivered.fetch_add(1, Ordering::Relaxed);
