@@ -13,8 +13,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use procession::prelude::*;
 use procession::remote::{
-    self, Demonitor, Forward, ForwardAsk, HostIdentity, Monitor, RemoteAddr, RemoteError, SpawnOn,
-    GATEWAY_NAME,
+    self, Demonitor, Forward, ForwardAsk, HostIdentity, Link, Monitor, RemoteAddr, RemoteError,
+    SpawnOn, Unlink, GATEWAY_NAME,
 };
 use procession::{Down, ReplyToken};
 
@@ -59,6 +59,40 @@ struct WatchRequest {
     mailbox: u64,
     actor: u64,
     epoch: u64,
+    /// For a link: the linked actor on the requesting host (its mailbox and type).
+    #[serde(default)]
+    link: Option<(u64, String)>,
+}
+
+/// The exit of an actor linked with one on the receiving host: `target` (of epoch
+/// `epoch` there) gets it.
+#[derive(Serialize, Deserialize)]
+struct LinkExit {
+    from: String,
+    target: u64,
+    epoch: u64,
+    exited: procession::Exited,
+}
+
+/// Undoes a link: `from`'s actor `local` no longer links with `target`.
+#[derive(Serialize, Deserialize)]
+struct UnlinkRequest {
+    from: String,
+    target: u64,
+    local: u64,
+}
+
+/// A link from a local actor to one of another host: that host, its epoch, the mailbox.
+type OutLink = (String, u64, u64);
+
+/// A link from another host to a local actor: the host, its epoch, its actor's mailbox
+/// and type.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct InLink {
+    host: String,
+    epoch: u64,
+    local: u64,
+    actor: String,
 }
 
 /// The body of a down notice: an actor of `host` (epoch `epoch`) exited.
@@ -102,6 +136,26 @@ enum Job {
 struct Watched {
     actor: String,
     watchers: Vec<u64>,
+    /// Local actors linked with it.
+    links: Vec<u64>,
+}
+
+impl Watched {
+    /// Gives its watchers their `Down` and its linked actors their exit signal.
+    fn fire(self, down: &Down) {
+        for watcher in self.watchers {
+            remote::notify_down(watcher, down);
+        }
+        let exited = procession::Exited {
+            id: down.id,
+            actor: down.actor.clone(),
+            pid: down.pid,
+            exit: down.exit.clone(),
+        };
+        for local in self.links {
+            remote::link_exit(local, &exited);
+        }
+    }
 }
 
 /// When a host was last heard from, and in which epoch.
@@ -135,6 +189,11 @@ pub(crate) struct Shared {
     watches: Mutex<HashMap<(String, u64), HashMap<u64, Watched>>>,
     /// Local actors monitored from other hosts: mailbox → hosts.
     watched: Mutex<HashMap<u64, HashSet<String>>>,
+    /// Local actors linked with actors of other hosts, seen from here: local mailbox →
+    /// (host, epoch, its mailbox).
+    out_links: Mutex<HashMap<u64, Vec<OutLink>>>,
+    /// Links from actors of other hosts to local ones: local mailbox → those actors.
+    in_links: Mutex<HashMap<u64, HashSet<InLink>>>,
     /// The cluster's registry, once opened.
     names: tokio::sync::OnceCell<async_nats::jetstream::kv::Store>,
     /// Names this host holds in the registry: mailbox → (name, revision).
@@ -172,13 +231,11 @@ impl Shared {
         for (id, w) in targets {
             let down = Down {
                 id,
-                actor: w.actor,
+                actor: w.actor.clone(),
                 pid: 0,
                 exit: exit.clone(),
             };
-            for watcher in w.watchers {
-                remote::notify_down(watcher, &down);
-            }
+            w.fire(&down);
         }
         tracing::debug!(host, %exit, "remote monitors fired");
     }
@@ -301,7 +358,9 @@ impl Shared {
         WhereIsGlobal,
         UnregisterGlobal,
         DurablePublish,
-        ServeDurable
+        ServeDurable,
+        Link,
+        Unlink
     )
 )]
 pub struct Gateway {
@@ -351,6 +410,8 @@ impl Actor for Gateway {
             seen: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
+            out_links: Mutex::new(HashMap::new()),
+            in_links: Mutex::new(HashMap::new()),
             names: tokio::sync::OnceCell::new(),
             owned: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -702,8 +763,9 @@ async fn receiver(
                 shared.respond_value(msg.reply.clone(), Ok::<_, RemoteError>(info));
             }
             ("monitor", Kind::Request) => {
+                let from_epoch = env.epoch;
                 let r = uncbor::<WatchRequest>(env.body, "WatchRequest")
-                    .and_then(|req| on_monitor(&shared, req));
+                    .and_then(|req| on_monitor(&shared, req, from_epoch));
                 shared.respond_value(msg.reply.clone(), r);
             }
             ("demonitor", Kind::Request) => {
@@ -721,15 +783,30 @@ async fn receiver(
                     }
                 }
             }
+            ("linkexit", Kind::Down) => match uncbor::<LinkExit>(env.body, "LinkExit") {
+                Ok(l) if l.epoch == shared.epoch => {
+                    if let Some(links) = lock(&shared.in_links).get_mut(&l.target) {
+                        links.retain(|i| !(i.host == l.from && i.local == l.exited.id));
+                    }
+                    remote::link_exit(l.target, &l.exited);
+                }
+                Ok(_) => {}
+                Err(e) => shared.refuse(msg.subject.as_str(), None, e),
+            },
+            ("unlink", Kind::Request) => {
+                if let Ok(u) = uncbor::<UnlinkRequest>(env.body, "UnlinkRequest") {
+                    if let Some(links) = lock(&shared.in_links).get_mut(&u.target) {
+                        links.retain(|i| !(i.host == u.from && i.local == u.local));
+                    }
+                }
+            }
             ("down", Kind::Down) => match uncbor::<RemoteDown>(env.body, "RemoteDown") {
                 Ok(d) => {
                     let w = lock(&shared.watches)
                         .get_mut(&(d.host.clone(), d.epoch))
                         .and_then(|t| t.remove(&d.down.id));
                     if let Some(w) = w {
-                        for watcher in w.watchers {
-                            remote::notify_down(watcher, &d.down);
-                        }
+                        w.fire(&d.down);
                     }
                 }
                 Err(e) => shared.refuse(msg.subject.as_str(), None, e),
@@ -744,13 +821,25 @@ async fn receiver(
 
 /// Host `req.from` monitors a local actor: this gateway watches it in its place. One that
 /// has exited already gets its `Down` sent at once.
-fn on_monitor(shared: &Arc<Shared>, req: WatchRequest) -> Result<(), RemoteError> {
+fn on_monitor(shared: &Arc<Shared>, req: WatchRequest, from_epoch: u64) -> Result<(), RemoteError> {
     if req.epoch != shared.epoch {
         return Err(RemoteError::StaleRef {
             host: shared.cfg.host.clone(),
             epoch: req.epoch,
             current: shared.epoch,
         });
+    }
+    if let Some((local, actor)) = &req.link {
+        let link = InLink {
+            host: req.from.clone(),
+            epoch: from_epoch,
+            local: *local,
+            actor: actor.clone(),
+        };
+        lock(&shared.in_links)
+            .entry(req.mailbox)
+            .or_default()
+            .insert(link);
     }
     lock(&shared.watched)
         .entry(req.mailbox)
@@ -764,6 +853,7 @@ fn on_monitor(shared: &Arc<Shared>, req: WatchRequest) -> Result<(), RemoteError
         }
         Err(e) => {
             lock(&shared.watched).remove(&req.mailbox);
+            lock(&shared.in_links).remove(&req.mailbox);
             Err(e)
         }
     }
@@ -771,6 +861,8 @@ fn on_monitor(shared: &Arc<Shared>, req: WatchRequest) -> Result<(), RemoteError
 
 /// Sends the `Down` of a local actor to every host that monitors it.
 fn send_down(shared: &Shared, down: Down) {
+    // Its links from other hosts end with it (they hear of it through the Down).
+    lock(&shared.in_links).remove(&down.id);
     let Some(hosts) = lock(&shared.watched).remove(&down.id) else {
         return;
     };
@@ -900,6 +992,34 @@ fn check_leases(shared: &Shared) {
             .cloned()
             .collect()
     };
+    // Links from actors of lost hosts: the local actor gets the exit HostLost.
+    let mut cut = Vec::new();
+    {
+        let seen = lock(&shared.seen);
+        let mut in_links = lock(&shared.in_links);
+        for (target, links) in in_links.iter_mut() {
+            links.retain(|l| {
+                let alive = match seen.get(&l.host) {
+                    Some(s) => s.epoch == l.epoch && now.duration_since(s.at) <= shared.cfg.lease,
+                    None => shared.started.elapsed() <= shared.cfg.lease,
+                };
+                if !alive {
+                    cut.push((*target, l.clone()));
+                }
+                alive
+            });
+        }
+        in_links.retain(|_, l| !l.is_empty());
+    }
+    for (target, l) in cut {
+        let exited = procession::Exited {
+            id: l.local,
+            actor: l.actor,
+            pid: 0,
+            exit: Exit::HostLost { host: l.host },
+        };
+        remote::link_exit(target, &exited);
+    }
     for key in lost {
         let targets = lock(&shared.watches).remove(&key);
         if let Some(targets) = targets {
@@ -1076,6 +1196,7 @@ impl Handler<Monitor> for Gateway {
             let mut watches = lock(&self.shared.watches);
             let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
             let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
+                links: Vec::new(),
                 actor: to.actor.clone(),
                 watchers: Vec::new(),
             });
@@ -1097,6 +1218,7 @@ impl Handler<Monitor> for Gateway {
                 mailbox: to.mailbox,
                 actor: remote::actor_id(&to.actor),
                 epoch: to.epoch,
+                link: None,
             };
             if let Ok(body) = cbor(&req) {
                 let timeout = self.shared.cfg.lease;
@@ -1125,7 +1247,7 @@ impl Handler<Demonitor> for Gateway {
                 return;
             };
             w.watchers.retain(|&x| x != m.watcher);
-            let last = w.watchers.is_empty();
+            let last = w.watchers.is_empty() && w.links.is_empty();
             if last {
                 targets.remove(&to.mailbox);
                 if targets.is_empty() {
@@ -1140,6 +1262,7 @@ impl Handler<Demonitor> for Gateway {
                 mailbox: to.mailbox,
                 actor: remote::actor_id(&to.actor),
                 epoch: to.epoch,
+                link: None,
             };
             if let Ok(body) = cbor(&req) {
                 self.queue(Job::Publish {
@@ -1166,6 +1289,27 @@ impl Handler<Down> for Gateway {
                     }
                 }
             });
+        }
+        // Its links with actors of other hosts: they get its exit.
+        let links = lock(&self.shared.out_links).remove(&down.id);
+        for (host, epoch, target) in links.unwrap_or_default() {
+            let l = LinkExit {
+                from: self.shared.cfg.host.clone(),
+                target,
+                epoch,
+                exited: procession::Exited {
+                    id: down.id,
+                    actor: down.actor.clone(),
+                    pid: down.pid,
+                    exit: down.exit.clone(),
+                },
+            };
+            if let Ok(body) = cbor(&l) {
+                self.queue(Job::Publish {
+                    subject: format!("{}.linkexit", self.shared.cfg.prefix(&host)),
+                    payload: envelope::build(Kind::Down, self.shared.epoch, 0, &body),
+                });
+            }
         }
         send_down(&self.shared, down);
     }
@@ -1600,5 +1744,93 @@ impl Handler<ServeDurable> for Gateway {
             }
         });
         Ok(()) // not sent: the token answers
+    }
+}
+
+// ---- links across hosts ----
+
+impl Handler<Link> for Gateway {
+    fn handle(&mut self, m: Link, cx: &mut Context<Self>) {
+        let to = m.target;
+        {
+            let mut watches = lock(&self.shared.watches);
+            let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
+            let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
+                actor: to.actor.clone(),
+                watchers: Vec::new(),
+                links: Vec::new(),
+            });
+            if !w.links.contains(&m.local) {
+                w.links.push(m.local);
+            }
+        }
+        lock(&self.shared.seen)
+            .entry(to.host.clone())
+            .or_insert(Seen {
+                epoch: to.epoch,
+                at: Instant::now(),
+            });
+        // The other way: this gateway watches the local actor, and tells the other host
+        // of its exit.
+        lock(&self.shared.out_links)
+            .entry(m.local)
+            .or_default()
+            .push((to.host.clone(), to.epoch, to.mailbox));
+        match remote::watch_local(
+            m.local,
+            remote::actor_id(&m.local_actor),
+            self.shared.mailbox,
+        ) {
+            Ok(None) => {}
+            Ok(Some(down)) => <Self as Handler<Down>>::handle(self, down, cx),
+            Err(e) => tracing::warn!(error = %e, "a link's local actor is gone"),
+        }
+        // The other host registers both the monitor of its actor and the link.
+        let req = WatchRequest {
+            from: self.shared.cfg.host.clone(),
+            mailbox: to.mailbox,
+            actor: remote::actor_id(&to.actor),
+            epoch: to.epoch,
+            link: Some((m.local, m.local_actor)),
+        };
+        if let Ok(body) = cbor(&req) {
+            let timeout = self.shared.cfg.lease;
+            self.request(
+                &to.host.clone(),
+                "monitor",
+                body,
+                timeout,
+                Pending::Monitor(to),
+            );
+        }
+    }
+}
+
+impl Handler<Unlink> for Gateway {
+    fn handle(&mut self, m: Unlink, _cx: &mut Context<Self>) {
+        let to = m.target;
+        {
+            let mut watches = lock(&self.shared.watches);
+            if let Some(w) = watches
+                .get_mut(&(to.host.clone(), to.epoch))
+                .and_then(|t| t.get_mut(&to.mailbox))
+            {
+                w.links.retain(|&l| l != m.local);
+            }
+        }
+        if let Some(out) = lock(&self.shared.out_links).get_mut(&m.local) {
+            out.retain(|(h, e, t)| !(*h == to.host && *e == to.epoch && *t == to.mailbox));
+        }
+        let req = UnlinkRequest {
+            from: self.shared.cfg.host.clone(),
+            target: to.mailbox,
+            local: m.local,
+        };
+        if let Ok(body) = cbor(&req) {
+            self.queue(Job::Publish {
+                subject: format!("{}.unlink", self.shared.cfg.prefix(&to.host)),
+                payload: envelope::build(Kind::Request, self.shared.epoch, 0, &body),
+            });
+        }
     }
 }

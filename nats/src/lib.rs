@@ -31,7 +31,8 @@
 //!   remote ref delivers `Down` when that actor exits; when its whole host is lost (no
 //!   heartbeat within [`GatewayConfig::lease`], or it came back as a new run), every
 //!   monitor of that host gets `Down` with [`Exit::HostLost`],
-//!   Erlang's `noconnection`.
+//!   Erlang's `noconnection`. [`Context::link`](procession::Context::link) follows OTP's
+//!   rules across hosts the same way, `HostLost` being an exit that is not normal.
 //!
 //! Subjects: `proc.<cluster>.<host>.mb.<mailbox>` (tells, stops, asks),
 //! `proc.<cluster>.<host>.{spawn,whereis,info,monitor,demonitor,down}`, replies on

@@ -788,3 +788,77 @@ fn remote_ask_async_resolves_to_the_reply_of_the_actor_on_the_other_host() {
         6
     );
 }
+
+#[test]
+fn a_link_across_hosts_kills_this_actor_when_that_one_crashes() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "link-b");
+    let linker = Linker { exits: vec![] }.spawn().unwrap();
+    let target = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    linker.ask(LinkTo(target.clone())).unwrap();
+    assert_eq!(target.ask(Add(1)).unwrap(), 1); // the link is registered there by now
+    assert!(target.ask(Crash).unwrap_err().is_actor_died());
+    let exit = linker.join_timeout(T).expect("the linked actor was killed");
+    assert!(
+        matches!(&exit, procession::Exit::Failed(why) if why.contains("linked")),
+        "{exit:?}"
+    );
+}
+
+#[test]
+fn a_trapping_actor_linked_across_hosts_gets_exited_even_for_a_normal_stop() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "trap-b");
+    let linker = Linker { exits: vec![] }.spawn().unwrap();
+    linker.ask(Trap(true)).unwrap();
+    let target = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    linker.ask(LinkTo(target.clone())).unwrap();
+    assert_eq!(target.ask(Add(1)).unwrap(), 1);
+    target.stop().unwrap();
+    let e = wait_exited(&linker, target.id(), T).expect("an Exited");
+    assert_eq!(e.exit, procession::Exit::Stopped);
+    assert!(linker.is_alive());
+    linker.stop().unwrap();
+    linker.join().unwrap();
+}
+
+#[test]
+fn when_this_actor_crashes_its_link_kills_the_actor_on_the_other_host() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "linkback-b");
+    let linker = Linker { exits: vec![] }.spawn().unwrap();
+    let target = procession::spawn_on::<Counter>(&b.name, Counter { n: 0 }, T).unwrap();
+    let watcher = Watcher { downs: vec![] }.spawn().unwrap();
+    watcher.ask(Watch(target.clone())).unwrap();
+    linker.ask(LinkTo(target.clone())).unwrap();
+    assert_eq!(target.ask(Add(1)).unwrap(), 1);
+    linker.tell(Die).unwrap();
+    let down = wait_down(&watcher, target.id(), T).expect("the linked actor on b was killed");
+    assert!(
+        matches!(&down.exit, procession::Exit::Failed(why) if why.contains("linked")),
+        "{down:?}"
+    );
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
+}
+
+#[test]
+fn a_trapping_actor_linked_to_an_actor_of_a_lost_host_gets_exited_host_lost() {
+    let (c, _g) = cluster();
+    let mut b = Host::start(c, "linklost-b");
+    let linker = Linker { exits: vec![] }.spawn().unwrap();
+    linker.ask(Trap(true)).unwrap();
+    let target: ActorRef<Counter> = find(&b.name, "counter");
+    linker.ask(LinkTo(target.clone())).unwrap();
+    assert_eq!(target.ask(Add(1)).unwrap(), 1);
+    b.kill();
+    let e = wait_exited(&linker, target.id(), Duration::from_secs(3) + T).expect("an Exited");
+    assert_eq!(
+        e.exit,
+        procession::Exit::HostLost {
+            host: "linklost-b".into()
+        }
+    );
+    linker.stop().unwrap();
+    linker.join().unwrap();
+}

@@ -454,9 +454,17 @@ impl<A: Dispatch> Context<A> {
     ///
     /// # Errors
     /// [`Error::ActorDied`] if `target` has already exited; [`Error::Runtime`] if
-    /// either side has the maximum number of monitors and links; [`Error::Remote`] for an
-    /// actor on another host (not yet available).
+    /// either side has the maximum number of monitors and links; [`Error::Remote`]
+    /// ([`RemoteError::NoGateway`](crate::RemoteError::NoGateway)) for an actor on another
+    /// host when this host runs no gateway.
+    ///
+    /// An actor on another host is linked through the two hosts' gateways, with the same
+    /// rules; when either host is lost (no heartbeat within the lease), the actor on the
+    /// other side gets the exit [`Exit::HostLost`], which is not normal.
     pub fn link<B: Dispatch>(&self, target: &ActorRef<B>) -> Result<()> {
+        if let Some(addr) = target.remote_addr() {
+            return crate::remote::link(self.me.id(), A::NAME, addr);
+        }
         let (me, them) = (self.me.mailbox(), target.local("link")?);
         if them.is_gone() {
             return Err(Error::ActorDied {
@@ -474,6 +482,9 @@ impl<A: Dispatch> Context<A> {
 
     /// Removes a link made with [`Context::link`].
     pub fn unlink<B: Dispatch>(&self, target: &ActorRef<B>) {
+        if let Some(addr) = target.remote_addr() {
+            return crate::remote::unlink(self.me.id(), addr);
+        }
         if let Ok(them) = target.local("unlink") {
             them.remove_watcher(self.me.id(), true);
             self.me.mailbox().remove_watcher(target.id(), true);

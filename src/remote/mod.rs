@@ -210,6 +210,31 @@ pub struct Demonitor {
     pub target: RemoteAddr,
 }
 
+/// Local mailbox `local` (an actor of type `local_actor`) links with `target`, an actor
+/// on another host: what [`Context::link`](crate::Context::link) of a remote ref sends
+/// to the local gateway. OTP's rules hold across the hosts, and a lost host is an exit
+/// with [`Exit::HostLost`](crate::Exit::HostLost) for the other side.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.Link")]
+pub struct Link {
+    /// The local actor's mailbox.
+    pub local: u64,
+    /// Its type's stable name.
+    pub local_actor: String,
+    /// The actor on another host.
+    pub target: RemoteAddr,
+}
+
+/// Undoes a [`Link`] ([`Context::unlink`](crate::Context::unlink)).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.Unlink")]
+pub struct Unlink {
+    /// The local actor's mailbox.
+    pub local: u64,
+    /// The actor on another host.
+    pub target: RemoteAddr,
+}
+
 // ---- who this host is ----
 
 fn host_file() -> Result<PathBuf> {
@@ -483,6 +508,56 @@ fn send_to_gateway<T: Serialize>(gw: &Mailbox, tag: u64, msg: &T) -> Result<()> 
         Ok(()) => Ok(()),
         Err(SendFail::Dead | SendFail::Lost) => Err(Error::Remote(RemoteError::NoGateway)),
         Err(_) => Err(Error::Timeout(crate::DEFAULT_STOP_TIMEOUT)),
+    }
+}
+
+/// Tells the gateway that local mailbox `local`, an actor of type `local_actor`, links
+/// with `target`.
+pub(crate) fn link(local: u64, local_actor: &str, target: &RemoteAddr) -> Result<()> {
+    let gw = gateway().map_err(Error::Remote)?;
+    let m = Link {
+        local,
+        local_actor: local_actor.to_string(),
+        target: target.clone(),
+    };
+    send_to_gateway(&gw, Link::TAG_ID, &m)
+}
+
+/// Tells the gateway that local mailbox `local` no longer links with `target`.
+pub(crate) fn unlink(local: u64, target: &RemoteAddr) {
+    if let Ok(gw) = gateway() {
+        let m = Unlink {
+            local,
+            target: target.clone(),
+        };
+        let _ = send_to_gateway(&gw, Unlink::TAG_ID, &m);
+    }
+}
+
+/// Applies the exit of a linked actor on another host (or of that host) to the local
+/// actor at `local`, with OTP's rules, as for a local link: one that traps exits gets
+/// `exited` as a message, for every exit; one that does not is killed unless the exit
+/// is normal. Its process is found by its mailbox in this runtime's own records, never
+/// by a pid read from shared memory.
+pub fn link_exit(local: u64, exited: &crate::Exited) {
+    let Ok(rt) = runtime::get() else { return };
+    let Ok(mb) = Mailbox::open(rt.dir(), local) else {
+        return;
+    };
+    if mb.is_gone() {
+        return;
+    }
+    if mb.traps_exits() {
+        crate::process::send_notice(&mb, crate::process::EXITED_TAG, exited);
+    } else if !exited.exit.is_normal() && mb.state() == crate::mailbox::STATE_RUNNING {
+        mb.record_exit(
+            crate::mailbox::ExitKind::Linked,
+            0,
+            &format!("linked actor {} exited: {}", exited.actor, exited.exit),
+        );
+        if !crate::process::fork::signal_child(local, nix::sys::signal::Signal::SIGKILL) {
+            crate::process::signal_consumer(local, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
 

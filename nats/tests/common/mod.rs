@@ -337,3 +337,70 @@ pub fn wait_down(w: &ActorRef<Watcher>, id: u64, timeout: Duration) -> Option<pr
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+// ---- a linker, for links across hosts ----
+
+/// Link with this counter (wherever it runs).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = ())]
+pub struct LinkTo(pub ActorRef<Counter>);
+
+/// Trap exits, or not.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = ())]
+pub struct Trap(pub bool);
+
+/// The exit signals received so far (when trapping).
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = Vec<procession::Exited>)]
+pub struct ExitsSoFar;
+
+/// Abort this process.
+#[derive(Debug, Serialize, Deserialize, Message)]
+pub struct Die;
+
+#[derive(Serialize, Deserialize, Actor)]
+#[actor(handles(LinkTo, Trap, ExitsSoFar, Die, procession::Exited))]
+pub struct Linker {
+    pub exits: Vec<procession::Exited>,
+}
+
+impl Handler<LinkTo> for Linker {
+    fn handle(&mut self, LinkTo(c): LinkTo, cx: &mut Context<Self>) {
+        cx.link(&c).unwrap();
+    }
+}
+impl Handler<Trap> for Linker {
+    fn handle(&mut self, Trap(on): Trap, cx: &mut Context<Self>) {
+        cx.trap_exit(on);
+    }
+}
+impl Handler<ExitsSoFar> for Linker {
+    fn handle(&mut self, _: ExitsSoFar, _cx: &mut Context<Self>) -> Vec<procession::Exited> {
+        self.exits.clone()
+    }
+}
+impl Handler<Die> for Linker {
+    fn handle(&mut self, _: Die, _cx: &mut Context<Self>) {
+        std::process::abort()
+    }
+}
+impl Handler<procession::Exited> for Linker {
+    fn handle(&mut self, e: procession::Exited, _cx: &mut Context<Self>) {
+        self.exits.push(e);
+    }
+}
+
+/// Waits up to `timeout` for the linker to have an exit signal from `id`.
+pub fn wait_exited(l: &ActorRef<Linker>, id: u64, timeout: Duration) -> Option<procession::Exited> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(e) = l.ask(ExitsSoFar).unwrap().into_iter().find(|e| e.id == id) {
+            return Some(e);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
