@@ -26,11 +26,9 @@
 use std::time::{Duration, Instant};
 
 use procession::prelude::*;
-use procession::supervisor::{Strategy, Supervisor};
-use procession_nats::{server::NatsServer, GatewayConfig};
 
 mod hosts;
-use hosts::{spawn_host, Count, Echo, Sink, Tick, T};
+use hosts::{spawn_host, Count, Echo, Pair, Sink, Tick, T};
 
 /// Monitor this sink.
 #[derive(Serialize, Deserialize, Message)]
@@ -105,31 +103,14 @@ fn emit_rate(id: &str, desc: &str, reps: Vec<f64>) {
 }
 
 fn main() {
-    if let Ok(url) = std::env::var("PB_HOST_B") {
-        let name = std::env::var("PB_HOST_NAME").unwrap_or_else(|_| "b".into());
-        return hosts::host_b(url, name);
+    if hosts::host_if_asked() {
+        return;
     }
     let reps = env_usize("PB_REPS", 3);
     let n = env_usize("PB_N", 5000);
     let tells = env_usize("PB_TELLS", 50_000);
-    let server = NatsServer::start().expect("a nats-server");
-    let url = server.url();
-    let mut b = spawn_host(&url, "b");
-    let sup = Supervisor::new(Strategy::OneForOne)
-        .child(procession_nats::gateway_child(GatewayConfig::new(
-            &url, "bench", "a",
-        )))
-        .spawn_with(procession::SpawnOptions::default().daemon(true))
-        .unwrap();
-    procession_nats::wait_connected(T).unwrap();
-    let sink: ActorRef<Sink> = procession_nats::whereis_on("b", "sink", T)
-        .unwrap()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let raw = rt.block_on(async_nats::connect(url.as_str())).unwrap();
+    let pair = Pair::start();
+    let (url, sink, rt, raw) = (&pair.url, &pair.sink, &pair.rt, &pair.raw);
     let payload = ByteBuf::from(vec![7u8; 16]);
 
     // Round trips, alternating the two within each repetition.
@@ -184,7 +165,7 @@ fn main() {
             let m = rt.block_on(raw.request("raw.count", "".into())).unwrap();
             String::from_utf8_lossy(&m.payload).parse().unwrap()
         };
-        let before = count(&rt);
+        let before = count(rt);
         let t = Instant::now();
         rt.block_on(async {
             for i in 0..tells as u64 {
@@ -195,7 +176,7 @@ fn main() {
             raw.flush().await.unwrap();
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        while count(&rt) < before + tells as u64 {
+        while count(rt) < before + tells as u64 {
             assert!(
                 Instant::now() < deadline,
                 "raw publishes were lost (a slow consumer?)"
@@ -270,7 +251,7 @@ fn main() {
     let mut lost = Vec::new();
     for r in 0..reps {
         let name = format!("lost{r}");
-        let mut h = spawn_host(&url, &name);
+        let mut h = spawn_host(url, &name);
         let target: ActorRef<Sink> = procession_nats::whereis_on(&name, "sink", T)
             .unwrap()
             .unwrap();
@@ -295,9 +276,5 @@ fn main() {
     watcher.stop().unwrap();
     watcher.join().unwrap();
 
-    sup.stop().unwrap();
-    sup.join().unwrap();
-    drop(b.stdin.take());
-    b.wait().unwrap();
-    drop(server);
+    pair.stop();
 }

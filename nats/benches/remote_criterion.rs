@@ -9,31 +9,13 @@
 
 use criterion::{criterion_group, Criterion};
 use procession::prelude::*;
-use procession::supervisor::{Strategy, Supervisor};
-use procession_nats::{server::NatsServer, GatewayConfig};
 
 mod hosts;
-use hosts::{spawn_host, Echo, Sink, T};
+use hosts::{Echo, Pair};
 
 fn round_trips(c: &mut Criterion) {
-    let server = NatsServer::start().expect("a nats-server");
-    let url = server.url();
-    let mut b = spawn_host(&url, "b");
-    let sup = Supervisor::new(Strategy::OneForOne)
-        .child(procession_nats::gateway_child(GatewayConfig::new(
-            &url, "bench", "a",
-        )))
-        .spawn_with(procession::SpawnOptions::default().daemon(true))
-        .unwrap();
-    procession_nats::wait_connected(T).unwrap();
-    let sink: ActorRef<Sink> = procession_nats::whereis_on("b", "sink", T)
-        .unwrap()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let raw = rt.block_on(async_nats::connect(url.as_str())).unwrap();
+    let pair = Pair::start();
+    let (sink, rt, raw) = (&pair.sink, &pair.rt, &pair.raw);
     let payload = ByteBuf::from(vec![7u8; 16]);
     let mut g = c.benchmark_group("remote_rtt_bytes16");
     g.bench_function("procession_ask", |bench| {
@@ -46,18 +28,14 @@ fn round_trips(c: &mut Criterion) {
         })
     });
     g.finish();
-    sup.stop().unwrap();
-    sup.join().unwrap();
-    drop(b.stdin.take());
-    b.wait().unwrap();
+    pair.stop();
 }
 
 criterion_group!(benches, round_trips);
 
 fn main() {
-    if let Ok(url) = std::env::var("PB_HOST_B") {
-        let name = std::env::var("PB_HOST_NAME").unwrap_or_else(|_| "b".into());
-        return hosts::host_b(url, name);
+    if hosts::host_if_asked() {
+        return;
     }
     benches();
     criterion::Criterion::default()

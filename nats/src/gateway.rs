@@ -1191,45 +1191,54 @@ impl Handler<SpawnOn> for Gateway {
 
 impl Handler<Monitor> for Gateway {
     fn handle(&mut self, m: Monitor, _cx: &mut Context<Self>) {
-        let to = m.target;
-        let first = {
-            let mut watches = lock(&self.shared.watches);
-            let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
-            let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
-                links: Vec::new(),
-                actor: to.actor.clone(),
-                watchers: Vec::new(),
-            });
+        let first = self.watch_remote(&m.target, |w| {
             if !w.watchers.contains(&m.watcher) {
                 w.watchers.push(m.watcher);
             }
-            w.watchers.len() == 1
+            w.watchers.len() == 1 && w.links.is_empty()
+        });
+        if first {
+            self.register_watch(m.target, None);
+        }
+    }
+}
+
+impl Gateway {
+    /// Adds to the record of `to`'s watchers and links (what `add` does, and says), and
+    /// starts the lease of its host if it was not heard from yet.
+    fn watch_remote(&self, to: &RemoteAddr, add: impl FnOnce(&mut Watched) -> bool) -> bool {
+        let added = {
+            let mut watches = lock(&self.shared.watches);
+            let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
+            let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
+                actor: to.actor.clone(),
+                watchers: Vec::new(),
+                links: Vec::new(),
+            });
+            add(w)
         };
-        // The lease starts now if the host was not heard from yet.
         lock(&self.shared.seen)
             .entry(to.host.clone())
             .or_insert(Seen {
                 epoch: to.epoch,
                 at: Instant::now(),
             });
-        if first {
-            let req = WatchRequest {
-                from: self.shared.cfg.host.clone(),
-                mailbox: to.mailbox,
-                actor: remote::actor_id(&to.actor),
-                epoch: to.epoch,
-                link: None,
-            };
-            if let Ok(body) = cbor(&req) {
-                let timeout = self.shared.cfg.lease;
-                self.request(
-                    &to.host.clone(),
-                    "monitor",
-                    body,
-                    timeout,
-                    Pending::Monitor(to),
-                );
-            }
+        added
+    }
+
+    /// Asks `to`'s host to watch it for this one (and to record `link`, a local actor
+    /// linked with it); a failure ends the watch with its `Down` now.
+    fn register_watch(&self, to: RemoteAddr, link: Option<(u64, String)>) {
+        let req = WatchRequest {
+            from: self.shared.cfg.host.clone(),
+            mailbox: to.mailbox,
+            actor: remote::actor_id(&to.actor),
+            epoch: to.epoch,
+            link,
+        };
+        if let Ok(body) = cbor(&req) {
+            let (host, timeout) = (to.host.clone(), self.shared.cfg.lease);
+            self.request(&host, "monitor", body, timeout, Pending::Monitor(to));
         }
     }
 }
@@ -1752,24 +1761,12 @@ impl Handler<ServeDurable> for Gateway {
 impl Handler<Link> for Gateway {
     fn handle(&mut self, m: Link, cx: &mut Context<Self>) {
         let to = m.target;
-        {
-            let mut watches = lock(&self.shared.watches);
-            let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
-            let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
-                actor: to.actor.clone(),
-                watchers: Vec::new(),
-                links: Vec::new(),
-            });
+        self.watch_remote(&to, |w| {
             if !w.links.contains(&m.local) {
                 w.links.push(m.local);
             }
-        }
-        lock(&self.shared.seen)
-            .entry(to.host.clone())
-            .or_insert(Seen {
-                epoch: to.epoch,
-                at: Instant::now(),
-            });
+            true
+        });
         // The other way: this gateway watches the local actor, and tells the other host
         // of its exit.
         lock(&self.shared.out_links)
@@ -1786,23 +1783,7 @@ impl Handler<Link> for Gateway {
             Err(e) => tracing::warn!(error = %e, "a link's local actor is gone"),
         }
         // The other host registers both the monitor of its actor and the link.
-        let req = WatchRequest {
-            from: self.shared.cfg.host.clone(),
-            mailbox: to.mailbox,
-            actor: remote::actor_id(&to.actor),
-            epoch: to.epoch,
-            link: Some((m.local, m.local_actor)),
-        };
-        if let Ok(body) = cbor(&req) {
-            let timeout = self.shared.cfg.lease;
-            self.request(
-                &to.host.clone(),
-                "monitor",
-                body,
-                timeout,
-                Pending::Monitor(to),
-            );
-        }
+        self.register_watch(to, Some((m.local, m.local_actor)));
     }
 }
 

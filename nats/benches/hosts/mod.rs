@@ -128,3 +128,70 @@ pub fn spawn_host(url: &str, name: &str) -> Child {
     }
     h
 }
+
+/// Host a (this process, with its gateway), a server, and host b, with a raw client:
+/// what both benches measure against.
+pub struct Pair {
+    pub server: procession_nats::server::NatsServer,
+    pub url: String,
+    b: Child,
+    sup: ActorRef<procession::supervisor::SupervisorActor>,
+    /// Host b's sink.
+    pub sink: ActorRef<Sink>,
+    /// A current-thread runtime, and a plain async-nats client on it.
+    pub rt: tokio::runtime::Runtime,
+    pub raw: async_nats::Client,
+}
+
+impl Pair {
+    pub fn start() -> Pair {
+        let server = procession_nats::server::NatsServer::start().expect("a nats-server");
+        let url = server.url();
+        let b = spawn_host(&url, "b");
+        let sup = Supervisor::new(Strategy::OneForOne)
+            .child(procession_nats::gateway_child(GatewayConfig::new(
+                &url, "bench", "a",
+            )))
+            // A daemon: a panic in main must not leave the program waiting for it.
+            .spawn_with(procession::SpawnOptions::default().daemon(true))
+            .unwrap();
+        procession_nats::wait_connected(T).unwrap();
+        let sink = procession_nats::whereis_on("b", "sink", T)
+            .unwrap()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let raw = rt.block_on(async_nats::connect(url.as_str())).unwrap();
+        Pair {
+            server,
+            url,
+            b,
+            sup,
+            sink,
+            rt,
+            raw,
+        }
+    }
+
+    /// Stops host a's gateway and host b, then the server.
+    pub fn stop(mut self) {
+        self.sup.stop().unwrap();
+        self.sup.join().unwrap();
+        drop(self.b.stdin.take());
+        self.b.wait().unwrap();
+    }
+}
+
+/// Runs host b instead of the bench if this process was started as one; `true` then.
+pub fn host_if_asked() -> bool {
+    match std::env::var("PB_HOST_B") {
+        Ok(url) => {
+            let name = std::env::var("PB_HOST_NAME").unwrap_or_else(|_| "b".into());
+            host_b(url, name);
+            true
+        }
+        Err(_) => false,
+    }
+}
