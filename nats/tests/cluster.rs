@@ -862,3 +862,26 @@ fn a_trapping_actor_linked_to_an_actor_of_a_lost_host_gets_exited_host_lost() {
     linker.stop().unwrap();
     linker.join().unwrap();
 }
+
+#[test]
+fn when_a_host_is_lost_the_actors_linked_with_its_actors_on_other_hosts_die_too() {
+    let (c, _g) = cluster();
+    let mut b = Host::start(c, "lost3-b");
+    let c3 = Host::start(c, "lost3-c");
+    // On host b, a linker links with a counter on host c; this host watches the counter.
+    let counter = procession::spawn_on::<Counter>(&c3.name, Counter { n: 0 }, T).unwrap();
+    let linker = procession::spawn_on::<Linker>(&b.name, Linker { exits: vec![] }, T).unwrap();
+    linker.ask(LinkTo(counter.clone())).unwrap();
+    let watcher = Watcher { downs: vec![] }.spawn().unwrap();
+    watcher.ask(Watch(counter.clone())).unwrap();
+    assert_eq!(counter.ask(Add(1)).unwrap(), 1); // both registrations are on c by now
+    b.kill();
+    // Host c sees b's lease run out, and kills the counter, which does not trap exits.
+    let down = wait_down(&watcher, counter.id(), Duration::from_secs(3) + T).expect("a Down");
+    assert!(
+        matches!(&down.exit, procession::Exit::Failed(why) if why.contains("lost3-b")),
+        "{down:?}"
+    );
+    watcher.stop().unwrap();
+    watcher.join().unwrap();
+}
