@@ -588,7 +588,7 @@ async fn publish(shared: &Arc<Shared>, job: Job) {
             let subject = format!("{}.mb.{:x}", shared.cfg.prefix(&to.host), to.mailbox);
             let payload =
                 envelope::build(Kind::Mail, to.epoch, remote::actor_id(&to.actor), &frame);
-            match shared.client.publish(subject, Bytes::from(payload)).await {
+            match bounded(shared.client.publish(subject, Bytes::from(payload))).await {
                 Ok(()) => {
                     shared.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -599,7 +599,7 @@ async fn publish(shared: &Arc<Shared>, job: Job) {
             }
         }
         Job::Publish { subject, payload } => {
-            if let Err(e) = shared.client.publish(subject, Bytes::from(payload)).await {
+            if let Err(e) = bounded(shared.client.publish(subject, Bytes::from(payload))).await {
                 tracing::warn!(error = %e, "a notice to another host was not published");
             }
         }
@@ -627,10 +627,12 @@ async fn publish(shared: &Arc<Shared>, job: Job) {
             lock(&shared.pending).insert(n, (host.clone(), pending));
             let subject = format!("{}.{suffix}", shared.cfg.prefix(&host));
             let reply = format!("{}.reply.{n:x}", shared.cfg.prefix(&shared.cfg.host));
-            let published = shared
-                .client
-                .publish_with_reply(subject, reply, Bytes::from(body))
-                .await;
+            let published = bounded(shared.client.publish_with_reply(
+                subject,
+                reply,
+                Bytes::from(body),
+            ))
+            .await;
             match published {
                 Ok(()) => {
                     shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -650,6 +652,24 @@ async fn publish(shared: &Arc<Shared>, job: Job) {
                 }
             }
         }
+    }
+}
+
+/// The longest the publisher waits for the client to take one message: past it the
+/// message counts as not published, so the publisher (and the gateway's actor thread,
+/// which feeds it through a bounded queue) never waits for ever on a stuck connection.
+const PUBLISH_DEADLINE: Duration = Duration::from_secs(5);
+
+/// `publish`, or an error once [`PUBLISH_DEADLINE`] passed.
+async fn bounded<E: std::fmt::Display>(
+    publish: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(PUBLISH_DEADLINE, publish).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "the client took no message for {PUBLISH_DEADLINE:?}"
+        )),
     }
 }
 
@@ -1105,7 +1125,35 @@ fn deliverer(
     }
 }
 
+/// The error of a gateway request that was told, not asked: it has no one to answer.
+fn told(what: &str) -> RemoteError {
+    RemoteError::Unsupported(format!("{what} told, not asked"))
+}
+
 impl Gateway {
+    /// Answers the ask being handled from a task on the gateway's runtime, with the
+    /// reply `work` resolves to; `false` if it was a tell (no one to answer).
+    fn answer_in_task<M, F>(
+        &self,
+        cx: &mut Context<Self>,
+        work: impl FnOnce(Arc<Shared>) -> F,
+    ) -> bool
+    where
+        M: Message,
+        Self: Handler<M>,
+        M::Reply: Send + 'static,
+        F: std::future::Future<Output = M::Reply> + Send + 'static,
+    {
+        let (Some(token), Some(rt)) = (cx.reply_later::<M>(), &self.rt) else {
+            return false;
+        };
+        let work = work(self.shared.clone());
+        rt.spawn(async move {
+            let _ = token.reply(work.await);
+        });
+        true
+    }
+
     fn queue(&self, job: Job) {
         if let Err(tokio::sync::mpsc::error::SendError(job)) = self.jobs.blocking_send(job) {
             match job {
@@ -1152,9 +1200,7 @@ impl Handler<Forward> for Gateway {
 impl Handler<ForwardAsk> for Gateway {
     fn handle(&mut self, m: ForwardAsk, cx: &mut Context<Self>) -> Result<ByteBuf, RemoteError> {
         let Some(token) = cx.reply_later::<ForwardAsk>() else {
-            return Err(RemoteError::Unsupported(
-                "a ForwardAsk told, not asked".into(),
-            ));
+            return Err(told("a ForwardAsk"));
         };
         // An ask is a mailbox message with a reply subject.
         let to = m.to;
@@ -1173,7 +1219,7 @@ impl Handler<ForwardAsk> for Gateway {
 impl Handler<SpawnOn> for Gateway {
     fn handle(&mut self, m: SpawnOn, cx: &mut Context<Self>) -> Result<RemoteAddr, RemoteError> {
         let Some(token) = cx.reply_later::<SpawnOn>() else {
-            return Err(RemoteError::Unsupported("a SpawnOn told, not asked".into()));
+            return Err(told("a SpawnOn"));
         };
         let req = SpawnRequest {
             actor: m.actor,
@@ -1331,7 +1377,7 @@ impl Handler<WhereIs> for Gateway {
         cx: &mut Context<Self>,
     ) -> Result<Option<RemoteAddr>, RemoteError> {
         let Some(token) = cx.reply_later::<WhereIs>() else {
-            return Err(RemoteError::Unsupported("a WhereIs told, not asked".into()));
+            return Err(told("a WhereIs"));
         };
         let body = m.name.into_bytes();
         self.request(&m.host, "whereis", body, m.timeout, Pending::WhereIs(token));
@@ -1342,7 +1388,7 @@ impl Handler<WhereIs> for Gateway {
 impl Handler<Info> for Gateway {
     fn handle(&mut self, m: Info, cx: &mut Context<Self>) -> Result<HostInfo, RemoteError> {
         let Some(token) = cx.reply_later::<Info>() else {
-            return Err(RemoteError::Unsupported("an Info told, not asked".into()));
+            return Err(told("an Info"));
         };
         self.request(&m.host, "info", Vec::new(), m.timeout, Pending::Info(token));
         Err(RemoteError::Disconnected) // not sent: the token answers
@@ -1485,15 +1531,9 @@ async fn register_global(
 
 impl Handler<RegisterGlobal> for Gateway {
     fn handle(&mut self, m: RegisterGlobal, cx: &mut Context<Self>) -> Result<(), RemoteError> {
-        let (Some(token), Some(rt)) = (cx.reply_later::<RegisterGlobal>(), &self.rt) else {
-            return Err(RemoteError::Unsupported(
-                "a RegisterGlobal told, not asked".into(),
-            ));
-        };
-        let s = self.shared.clone();
-        rt.spawn(async move {
-            let _ = token.reply(register_global(s, m.name, m.addr).await);
-        });
+        if !self.answer_in_task::<RegisterGlobal, _>(cx, |s| register_global(s, m.name, m.addr)) {
+            return Err(told("a RegisterGlobal"));
+        }
         Ok(()) // not sent: the token answers
     }
 }
@@ -1504,47 +1544,39 @@ impl Handler<WhereIsGlobal> for Gateway {
         m: WhereIsGlobal,
         cx: &mut Context<Self>,
     ) -> Result<Option<RemoteAddr>, RemoteError> {
-        let (Some(token), Some(rt)) = (cx.reply_later::<WhereIsGlobal>(), &self.rt) else {
-            return Err(RemoteError::Unsupported(
-                "a WhereIsGlobal told, not asked".into(),
-            ));
+        let found = |s: Arc<Shared>| async move {
+            lookup(&s, &m.name).await.map(|b| b.map(|(addr, _)| addr))
         };
-        let s = self.shared.clone();
-        rt.spawn(async move {
-            let r = lookup(&s, &m.name).await.map(|b| b.map(|(addr, _)| addr));
-            let _ = token.reply(r);
-        });
+        if !self.answer_in_task::<WhereIsGlobal, _>(cx, found) {
+            return Err(told("a WhereIsGlobal"));
+        }
         Ok(None) // not sent: the token answers
     }
 }
 
+/// Deletes the binding of `m.name` if it is to `m.addr`; `true` if there was one.
+async fn unregister_global(s: Arc<Shared>, m: UnregisterGlobal) -> Result<bool, RemoteError> {
+    let Some((addr, rev)) = lookup(&s, &m.name).await? else {
+        return Ok(false);
+    };
+    if addr != m.addr {
+        return Ok(false);
+    }
+    let kv = registry(&s).await?;
+    kv.delete_expect_revision(&m.name, Some(rev))
+        .await
+        .map_err(|e| kv_error(&s, e))?;
+    if let Some(names) = lock(&s.owned).get_mut(&addr.mailbox) {
+        names.retain(|(n, _)| *n != m.name);
+    }
+    Ok(true)
+}
+
 impl Handler<UnregisterGlobal> for Gateway {
     fn handle(&mut self, m: UnregisterGlobal, cx: &mut Context<Self>) -> Result<bool, RemoteError> {
-        let (Some(token), Some(rt)) = (cx.reply_later::<UnregisterGlobal>(), &self.rt) else {
-            return Err(RemoteError::Unsupported(
-                "an UnregisterGlobal told, not asked".into(),
-            ));
-        };
-        let s = self.shared.clone();
-        rt.spawn(async move {
-            let r = async {
-                let Some((addr, rev)) = lookup(&s, &m.name).await? else {
-                    return Ok(false);
-                };
-                if addr != m.addr {
-                    return Ok(false);
-                }
-                let kv = registry(&s).await?;
-                kv.delete_expect_revision(&m.name, Some(rev))
-                    .await
-                    .map_err(|e| kv_error(&s, e))?;
-                if let Some(names) = lock(&s.owned).get_mut(&addr.mailbox) {
-                    names.retain(|(n, _)| *n != m.name);
-                }
-                Ok(true)
-            };
-            let _ = token.reply(r.await);
-        });
+        if !self.answer_in_task::<UnregisterGlobal, _>(cx, |s| unregister_global(s, m)) {
+            return Err(told("an UnregisterGlobal"));
+        }
         Ok(false) // not sent: the token answers
     }
 }
@@ -1719,15 +1751,10 @@ async fn serve_once(
 
 impl Handler<DurablePublish> for Gateway {
     fn handle(&mut self, m: DurablePublish, cx: &mut Context<Self>) -> Result<u64, RemoteError> {
-        let (Some(token), Some(rt)) = (cx.reply_later::<DurablePublish>(), &self.rt) else {
-            return Err(RemoteError::Unsupported(
-                "a DurablePublish told, not asked".into(),
-            ));
-        };
-        let s = self.shared.clone();
-        rt.spawn(async move {
-            let _ = token.reply(durable_publish(&s, m).await);
-        });
+        let publish = |s: Arc<Shared>| async move { durable_publish(&s, m).await };
+        if !self.answer_in_task::<DurablePublish, _>(cx, publish) {
+            return Err(told("a DurablePublish"));
+        }
         Ok(0) // not sent: the token answers
     }
 }
@@ -1735,9 +1762,7 @@ impl Handler<DurablePublish> for Gateway {
 impl Handler<ServeDurable> for Gateway {
     fn handle(&mut self, m: ServeDurable, cx: &mut Context<Self>) -> Result<(), RemoteError> {
         let (Some(token), Some(rt)) = (cx.reply_later::<ServeDurable>(), &self.rt) else {
-            return Err(RemoteError::Unsupported(
-                "a ServeDurable told, not asked".into(),
-            ));
+            return Err(told("a ServeDurable"));
         };
         let s = self.shared.clone();
         rt.spawn(async move {

@@ -324,18 +324,25 @@ impl Handler<procession::Down> for Watcher {
     }
 }
 
-/// Waits up to `timeout` for `w` to have received a `Down` of `id`, and returns it.
-pub fn wait_down(w: &ActorRef<Watcher>, id: u64, timeout: Duration) -> Option<procession::Down> {
+/// Calls `f` every 10 ms until it gives something, for at most `timeout`.
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(d) = w.ask(Downs).unwrap().into_iter().find(|d| d.id == id) {
-            return Some(d);
+        if let Some(v) = f() {
+            return Some(v);
         }
         if Instant::now() >= deadline {
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Waits up to `timeout` for `w` to have received a `Down` of `id`, and returns it.
+pub fn wait_down(w: &ActorRef<Watcher>, id: u64, timeout: Duration) -> Option<procession::Down> {
+    poll_until(timeout, || {
+        w.ask(Downs).unwrap().into_iter().find(|d| d.id == id)
+    })
 }
 
 // ---- a linker, for links across hosts ----
@@ -393,14 +400,7 @@ impl Handler<procession::Exited> for Linker {
 
 /// Waits up to `timeout` for the linker to have an exit signal from `id`.
 pub fn wait_exited(l: &ActorRef<Linker>, id: u64, timeout: Duration) -> Option<procession::Exited> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(e) = l.ask(ExitsSoFar).unwrap().into_iter().find(|e| e.id == id) {
-            return Some(e);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll_until(timeout, || {
+        l.ask(ExitsSoFar).unwrap().into_iter().find(|e| e.id == id)
+    })
 }
