@@ -14,7 +14,7 @@ use futures::StreamExt;
 use procession::prelude::*;
 use procession::remote::{
     self, Demonitor, Forward, ForwardAsk, HostIdentity, Link, Monitor, RemoteAddr, RemoteError,
-    SpawnOn, Unlink, GATEWAY_NAME,
+    SpawnOn, Terminate, Unlink, GATEWAY_NAME,
 };
 use procession::{Down, ReplyToken};
 
@@ -49,6 +49,20 @@ fn uncbor<T: serde::de::DeserializeOwned>(b: &[u8], what: &'static str) -> Resul
 struct SpawnRequest {
     actor: String,
     args: ByteBuf,
+    #[serde(default)]
+    capacity: Option<u32>,
+    #[serde(default)]
+    limits: procession::Limits,
+}
+
+/// The body of a terminate request: stop mailbox `mailbox` (of the type with id
+/// `actor`, in the receiving host's epoch `epoch`) by `shutdown`, answer with its exit.
+#[derive(Serialize, Deserialize)]
+struct TerminateRequest {
+    mailbox: u64,
+    actor: u64,
+    epoch: u64,
+    shutdown: procession::supervisor::Shutdown,
 }
 
 /// The body of a monitor or demonitor request: host `from` watches mailbox `mailbox`
@@ -109,6 +123,7 @@ enum Pending {
     Spawn(ReplyToken<Result<RemoteAddr, RemoteError>>),
     WhereIs(ReplyToken<Result<Option<RemoteAddr>, RemoteError>>),
     Info(ReplyToken<Result<HostInfo, RemoteError>>),
+    Terminate(ReplyToken<Result<Exit, RemoteError>>),
     /// A monitor's registration there; on failure its watchers get their `Down` now.
     Monitor(RemoteAddr),
 }
@@ -136,8 +151,8 @@ enum Job {
 struct Watched {
     actor: String,
     watchers: Vec<u64>,
-    /// Local actors linked with it.
-    links: Vec<u64>,
+    /// Local actors linked with it: their mailboxes and types.
+    links: Vec<(u64, String)>,
 }
 
 impl Watched {
@@ -152,7 +167,7 @@ impl Watched {
             pid: down.pid,
             exit: down.exit.clone(),
         };
-        for local in self.links {
+        for (local, _) in self.links {
             remote::link_exit(local, &exited);
         }
     }
@@ -163,12 +178,17 @@ impl Watched {
 struct Seen {
     epoch: u64,
     at: Instant,
+    /// Its gateway's run (a new one after a restart of that gateway).
+    run: u64,
 }
 
 /// State shared by the gateway's handlers and tasks.
 pub(crate) struct Shared {
     cfg: GatewayConfig,
     epoch: u64,
+    /// This gateway process's run: random, new at each start, in its heartbeats, so that
+    /// other hosts know it lost what it held for them and register their monitors again.
+    run: u64,
     /// This gateway's mailbox: the watcher of local actors monitored from other hosts.
     mailbox: u64,
     client: async_nats::Client,
@@ -187,6 +207,8 @@ pub(crate) struct Shared {
     seen: Mutex<HashMap<String, Seen>>,
     /// Monitors of actors of other hosts: (host, epoch) → mailbox → watchers here.
     watches: Mutex<HashMap<(String, u64), HashMap<u64, Watched>>>,
+    /// `watches` changed since it was last saved ([`save_watches`]).
+    watches_dirty: AtomicBool,
     /// Local actors monitored from other hosts: mailbox → hosts.
     watched: Mutex<HashMap<u64, HashSet<String>>>,
     /// Local actors linked with actors of other hosts, seen from here: local mailbox →
@@ -208,6 +230,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The monitors of actors of other hosts, to change: they are saved soon after.
+    fn watches_mut(&self) -> MutexGuard<'_, HashMap<(String, u64), HashMap<u64, Watched>>> {
+        self.watches_dirty.store(true, Ordering::Release);
+        lock(&self.watches)
+    }
+
     fn identity(&self) -> HostIdentity {
         HostIdentity {
             cluster: self.cfg.cluster.clone(),
@@ -242,7 +270,8 @@ impl Shared {
 
     /// The monitors of `to` end now with `exit` (its registration failed).
     fn fail_watch(&self, to: &RemoteAddr, exit: Exit) {
-        let w = lock(&self.watches)
+        let w = self
+            .watches_mut()
             .get_mut(&(to.host.clone(), to.epoch))
             .and_then(|t| t.remove(&to.mailbox));
         if let Some(w) = w {
@@ -256,6 +285,7 @@ impl Shared {
             Pending::Spawn(t) => t.reply(Err(e)),
             Pending::WhereIs(t) => t.reply(Err(e)),
             Pending::Info(t) => t.reply(Err(e)),
+            Pending::Terminate(t) => t.reply(Err(e)),
             Pending::Monitor(to) => {
                 let exit = match e {
                     RemoteError::NoSuchActor { .. } => Exit::Failed(format!("noproc: {e}")),
@@ -303,7 +333,7 @@ impl Shared {
         let max = self.max_payload.load(Ordering::Relaxed) as usize;
         match r {
             Ok(body) if body.len() + envelope::LEN <= max => {
-                envelope::build(Kind::Ok, self.epoch, 0, &body)
+                envelope::build(Kind::Ok, self.epoch, self.run, &body)
             }
             // Never a reply that the server drops: the asker hears why instead.
             Ok(body) => self.error_reply(RemoteError::TooLarge {
@@ -316,7 +346,7 @@ impl Shared {
 
     fn error_reply(&self, e: RemoteError) -> Vec<u8> {
         let body = cbor(&e).unwrap_or_default();
-        envelope::build(Kind::Err, self.epoch, 0, &body)
+        envelope::build(Kind::Err, self.epoch, self.run, &body)
     }
 
     fn respond_value<T: Serialize>(
@@ -348,6 +378,7 @@ impl Shared {
         Forward,
         ForwardAsk,
         SpawnOn,
+        Terminate,
         Monitor,
         Demonitor,
         Down,
@@ -391,6 +422,7 @@ impl Actor for Gateway {
         let shared = Arc::new(Shared {
             cfg,
             epoch,
+            run: random_epoch()?,
             mailbox: cx.myself().id(),
             client,
             connected: AtomicBool::new(false),
@@ -409,6 +441,7 @@ impl Actor for Gateway {
             backlog: std::sync::atomic::AtomicUsize::new(0),
             seen: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
+            watches_dirty: AtomicBool::new(false),
             watched: Mutex::new(HashMap::new()),
             out_links: Mutex::new(HashMap::new()),
             in_links: Mutex::new(HashMap::new()),
@@ -430,6 +463,49 @@ impl Actor for Gateway {
         )?;
         let (jobs, jobs_rx) = tokio::sync::mpsc::channel(4096);
         rt.spawn(publisher(shared.clone(), jobs_rx));
+        // What an earlier run of this gateway held for local actors: its monitors and
+        // links of actors of other hosts. They are registered again there (a host that
+        // holds one already says so; one whose actor exited meanwhile sends its Down).
+        let saved = load_watches();
+        let mut again = Vec::new();
+        for w in saved {
+            let to = w.to;
+            {
+                let mut watches = shared.watches_mut();
+                let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
+                targets.insert(
+                    to.mailbox,
+                    Watched {
+                        actor: to.actor.clone(),
+                        watchers: w.watchers.clone(),
+                        links: w.links.clone(),
+                    },
+                );
+            }
+            lock(&shared.seen).entry(to.host.clone()).or_insert(Seen {
+                epoch: to.epoch,
+                at: Instant::now(),
+                run: 0,
+            });
+            if !w.watchers.is_empty() {
+                again.push((to.clone(), None));
+            }
+            for (local, actor) in w.links {
+                // The other way: this gateway tells that host when the local actor exits.
+                // (Its watch of the local actor is in the actor's mailbox still, and a
+                // Down that came meanwhile waits in this gateway's mailbox.)
+                lock(&shared.out_links).entry(local).or_default().push((
+                    to.host.clone(),
+                    to.epoch,
+                    to.mailbox,
+                ));
+                again.push((to.clone(), Some((local, actor))));
+            }
+        }
+        if !again.is_empty() {
+            rt.spawn(register_again(shared.clone(), again));
+        }
+        rt.spawn(saver(shared.clone()));
         let (inbound_tx, inbound_rx) = crossbeam_channel::bounded::<Inbound>(4096);
         rt.spawn(receiver(shared.clone(), sub, inbound_tx));
         rt.spawn(heartbeats(shared.clone(), beats));
@@ -763,8 +839,32 @@ async fn receiver(
                 let body = msg.payload.slice(envelope::LEN..);
                 let reply = msg.reply.clone();
                 tokio::task::spawn_blocking(move || {
-                    let r = uncbor::<SpawnRequest>(&body, "SpawnRequest")
-                        .and_then(|req| remote::spawn_local(&req.actor, req.args.into_vec()));
+                    let r = uncbor::<SpawnRequest>(&body, "SpawnRequest").and_then(|req| {
+                        remote::spawn_local_with(
+                            &req.actor,
+                            req.args.into_vec(),
+                            req.capacity,
+                            req.limits,
+                        )
+                    });
+                    s.respond_value(reply, r);
+                });
+            }
+            ("terminate", Kind::Request) => {
+                let s = shared.clone();
+                let body = msg.payload.slice(envelope::LEN..);
+                let reply = msg.reply.clone();
+                tokio::task::spawn_blocking(move || {
+                    let r = uncbor::<TerminateRequest>(&body, "TerminateRequest").and_then(|req| {
+                        if req.epoch != s.epoch {
+                            return Err(RemoteError::StaleRef {
+                                host: s.cfg.host.clone(),
+                                epoch: req.epoch,
+                                current: s.epoch,
+                            });
+                        }
+                        remote::terminate_local(req.mailbox, req.actor, req.shutdown)
+                    });
                     s.respond_value(reply, r);
                 });
             }
@@ -822,7 +922,8 @@ async fn receiver(
             }
             ("down", Kind::Down) => match uncbor::<RemoteDown>(env.body, "RemoteDown") {
                 Ok(d) => {
-                    let w = lock(&shared.watches)
+                    let w = shared
+                        .watches_mut()
                         .get_mut(&(d.host.clone(), d.epoch))
                         .and_then(|t| t.remove(&d.down.id));
                     if let Some(w) = w {
@@ -861,10 +962,16 @@ fn on_monitor(shared: &Arc<Shared>, req: WatchRequest, from_epoch: u64) -> Resul
             .or_default()
             .insert(link);
     }
-    lock(&shared.watched)
-        .entry(req.mailbox)
-        .or_default()
-        .insert(req.from.clone());
+    let watching = {
+        let mut watched = lock(&shared.watched);
+        let hosts = watched.entry(req.mailbox).or_default();
+        let watching = !hosts.is_empty();
+        hosts.insert(req.from.clone());
+        watching
+    };
+    if watching {
+        return Ok(()); // this gateway watches it already, for another host or this one
+    }
     match remote::watch_local(req.mailbox, req.actor, shared.mailbox) {
         Ok(None) => Ok(()),
         Ok(Some(down)) => {
@@ -947,7 +1054,17 @@ fn on_reply(shared: &Shared, n: &str, msg: &async_nats::Message) {
         Pending::Spawn(t) => t.reply(uncbor::<RemoteAddr>(body, "RemoteAddr")),
         Pending::WhereIs(t) => t.reply(uncbor::<Option<RemoteAddr>>(body, "Option<RemoteAddr>")),
         Pending::Info(t) => t.reply(uncbor::<HostInfo>(body, "HostInfo")),
-        Pending::Monitor(_) => Ok(()),
+        Pending::Terminate(t) => t.reply(uncbor::<Exit>(body, "Exit")),
+        Pending::Monitor(to) => {
+            // The run of the gateway that took the monitor: a heartbeat of another run
+            // means it restarted since, and lost it.
+            if let Some(seen) = lock(&shared.seen).get_mut(&to.host) {
+                if seen.run == 0 && seen.epoch == env.epoch {
+                    seen.run = env.extra;
+                }
+            }
+            Ok(())
+        }
     };
 }
 
@@ -958,7 +1075,7 @@ async fn heartbeats(shared: Arc<Shared>, mut beats: async_nats::Subscriber) {
     let s = shared.clone();
     tokio::spawn(async move {
         let subject = format!("proc.{}.hb.{}", s.cfg.cluster, s.cfg.host);
-        let payload = Bytes::from(envelope::build(Kind::Beat, s.epoch, 0, &[]));
+        let payload = Bytes::from(envelope::build(Kind::Beat, s.epoch, s.run, &[]));
         let mut tick = tokio::time::interval(s.cfg.heartbeat);
         loop {
             tick.tick().await;
@@ -988,14 +1105,172 @@ async fn heartbeats(shared: Arc<Shared>, mut beats: async_nats::Subscriber) {
                 let seen = Seen {
                     epoch: env.epoch,
                     at: Instant::now(),
+                    run: env.extra,
                 };
-                lock(&shared.seen).insert(host.to_string(), seen);
+                let before = lock(&shared.seen).insert(host.to_string(), seen);
+                // Its gateway restarted (same epoch, new run): it lost the monitors it
+                // held for this host, so they are registered again.
+                if before.is_some_and(|b| b.epoch == env.epoch && b.run != 0 && b.run != env.extra)
+                {
+                    tracing::info!(host, "its gateway restarted: registering monitors again");
+                    rewatch(&shared, host, env.epoch).await;
+                }
             }
             Ok(_) | Err(_) => {
                 shared.refused.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
+}
+
+/// A monitor (or links) of an actor of another host, as [`save_watches`] keeps it.
+#[derive(Serialize, Deserialize)]
+struct SavedWatch {
+    to: RemoteAddr,
+    watchers: Vec<u64>,
+    links: Vec<(u64, String)>,
+}
+
+/// The most a gateway reads back of its saved state.
+const MAX_SAVED: u64 = 16 << 20;
+
+/// Writes the monitors and links this gateway holds of actors of other hosts to the
+/// runtime directory (atomically: a new file renamed over the old), so that a restarted
+/// gateway has them again ([`load_watches`]).
+fn save_watches(shared: &Shared) {
+    // One writer at a time: the actor thread and the saver task share the file.
+    static SAVING: Mutex<()> = Mutex::new(());
+    let _one = lock(&SAVING);
+    shared.watches_dirty.store(false, Ordering::Release);
+    let saved: Vec<SavedWatch> = lock(&shared.watches)
+        .iter()
+        .flat_map(|((host, epoch), targets)| {
+            targets.iter().map(|(&mailbox, w)| SavedWatch {
+                to: RemoteAddr {
+                    host: host.clone(),
+                    epoch: *epoch,
+                    mailbox,
+                    actor: w.actor.clone(),
+                },
+                watchers: w.watchers.clone(),
+                links: w.links.clone(),
+            })
+        })
+        .collect();
+    let (Ok(path), Ok(bytes)) = (remote::gateway_state_file(), cbor(&saved)) else {
+        return;
+    };
+    let tmp = path.with_extension("new");
+    if let Err(e) = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path)) {
+        tracing::warn!(error = %e, "the gateway's monitors could not be saved");
+    }
+}
+
+/// The monitors and links an earlier run of this gateway saved; none if there is no
+/// such file, or it does not decode (it is untrusted: logged, then ignored).
+fn load_watches() -> Vec<SavedWatch> {
+    let Ok(path) = remote::gateway_state_file() else {
+        return Vec::new();
+    };
+    let bytes = match std::fs::File::open(&path) {
+        Ok(f) => {
+            let mut b = Vec::new();
+            match std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_SAVED), &mut b) {
+                Ok(_) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the gateway's saved monitors could not be read");
+                    return Vec::new();
+                }
+            }
+        }
+        Err(_) => return Vec::new(),
+    };
+    uncbor::<Vec<SavedWatch>>(&bytes, "the gateway's saved monitors").unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "the gateway's saved monitors are ignored");
+        Vec::new()
+    })
+}
+
+/// Registers the monitors and links an earlier run of this gateway held (`again`) with
+/// their hosts, once connected (for at most a lease: then they fail, as any
+/// registration without a connection does, with `HostLost`).
+async fn register_again(shared: Arc<Shared>, again: Vec<(RemoteAddr, Option<(u64, String)>)>) {
+    let deadline = Instant::now() + shared.cfg.lease;
+    while !shared.is_connected() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tracing::info!(
+        n = again.len(),
+        "registering the monitors of the gateway's earlier run again"
+    );
+    for (to, link) in again {
+        if let Some(job) = watch_job(&shared, to, link) {
+            publish(&shared, job).await;
+        }
+    }
+}
+
+/// Saves the monitors of actors of other hosts whenever they changed, at most every
+/// 50 ms (new ones are saved at once, by the handler that adds them).
+async fn saver(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        if shared.watches_dirty.load(Ordering::Acquire) {
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || save_watches(&s)).await;
+        }
+    }
+}
+
+/// Registers again, with host `host` (epoch `epoch`), every monitor and link this host
+/// holds of its actors. An actor that exited meanwhile gets its `Down` from there.
+async fn rewatch(shared: &Arc<Shared>, host: &str, epoch: u64) {
+    let requests: Vec<(RemoteAddr, Option<(u64, String)>)> = {
+        let watches = lock(&shared.watches);
+        let Some(targets) = watches.get(&(host.to_string(), epoch)) else {
+            return;
+        };
+        targets
+            .iter()
+            .flat_map(|(&mailbox, w)| {
+                let to = RemoteAddr {
+                    host: host.to_string(),
+                    epoch,
+                    mailbox,
+                    actor: w.actor.clone(),
+                };
+                let monitor = (!w.watchers.is_empty()).then(|| (to.clone(), None));
+                let links = w.links.iter().map(move |l| (to.clone(), Some(l.clone())));
+                monitor.into_iter().chain(links).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for (to, link) in requests {
+        if let Some(job) = watch_job(shared, to, link) {
+            publish(shared, job).await;
+        }
+    }
+}
+
+/// The request that asks `to`'s host to watch it for this one (and to record `link`, a
+/// local actor linked with it).
+fn watch_job(shared: &Shared, to: RemoteAddr, link: Option<(u64, String)>) -> Option<Job> {
+    let req = WatchRequest {
+        from: shared.cfg.host.clone(),
+        mailbox: to.mailbox,
+        actor: remote::actor_id(&to.actor),
+        epoch: to.epoch,
+        link,
+    };
+    let body = cbor(&req).ok()?;
+    Some(Job::Request {
+        host: to.host.clone(),
+        suffix: "monitor".into(),
+        body: envelope::build(Kind::Request, shared.epoch, 0, &body),
+        timeout: shared.cfg.lease,
+        pending: Pending::Monitor(to),
+    })
 }
 
 /// Ends the monitors of every host whose lease ran out, or that runs another epoch now.
@@ -1040,8 +1315,28 @@ fn check_leases(shared: &Shared) {
         };
         remote::link_exit(target, &exited);
     }
+    // Requests to a host whose lease ran out fail now, not at their own timeouts.
+    let expired: Vec<(String, Pending)> = {
+        let seen = lock(&shared.seen);
+        let mut pending = lock(&shared.pending);
+        let gone: Vec<u64> = pending
+            .iter()
+            .filter(|(_, (host, _))| {
+                seen.get(host)
+                    .is_some_and(|s| now.duration_since(s.at) > shared.cfg.lease)
+            })
+            .map(|(&n, _)| n)
+            .collect();
+        gone.into_iter()
+            .filter_map(|n| pending.remove(&n))
+            .collect()
+    };
+    for (host, p) in expired {
+        let e = RemoteError::HostUnreachable { host: host.clone() };
+        shared.fail(&host, p, e);
+    }
     for key in lost {
-        let targets = lock(&shared.watches).remove(&key);
+        let targets = shared.watches_mut().remove(&key);
         if let Some(targets) = targets {
             tracing::warn!(host = %key.0, "host lost: its lease ran out");
             let exit = Exit::HostLost {
@@ -1224,9 +1519,38 @@ impl Handler<SpawnOn> for Gateway {
         let req = SpawnRequest {
             actor: m.actor,
             args: m.args,
+            capacity: m.capacity,
+            limits: m.limits,
         };
         match cbor(&req) {
             Ok(body) => self.request(&m.host, "spawn", body, m.timeout, Pending::Spawn(token)),
+            Err(e) => {
+                let _ = token.reply(Err(e));
+            }
+        }
+        Err(RemoteError::Disconnected) // not sent: the token answers
+    }
+}
+
+impl Handler<Terminate> for Gateway {
+    fn handle(&mut self, m: Terminate, cx: &mut Context<Self>) -> Result<Exit, RemoteError> {
+        let Some(token) = cx.reply_later::<Terminate>() else {
+            return Err(told("a Terminate"));
+        };
+        let req = TerminateRequest {
+            mailbox: m.to.mailbox,
+            actor: remote::actor_id(&m.to.actor),
+            epoch: m.to.epoch,
+            shutdown: m.shutdown,
+        };
+        match cbor(&req) {
+            Ok(body) => self.request(
+                &m.to.host,
+                "terminate",
+                body,
+                m.timeout,
+                Pending::Terminate(token),
+            ),
             Err(e) => {
                 let _ = token.reply(Err(e));
             }
@@ -1254,7 +1578,7 @@ impl Gateway {
     /// starts the lease of its host if it was not heard from yet.
     fn watch_remote(&self, to: &RemoteAddr, add: impl FnOnce(&mut Watched) -> bool) -> bool {
         let added = {
-            let mut watches = lock(&self.shared.watches);
+            let mut watches = self.shared.watches_mut();
             let targets = watches.entry((to.host.clone(), to.epoch)).or_default();
             let w = targets.entry(to.mailbox).or_insert_with(|| Watched {
                 actor: to.actor.clone(),
@@ -1263,11 +1587,15 @@ impl Gateway {
             });
             add(w)
         };
+        // Saved before the handler returns: a crash of this process after it does not
+        // lose the monitor (one before it leaves the request in the mailbox).
+        save_watches(&self.shared);
         lock(&self.shared.seen)
             .entry(to.host.clone())
             .or_insert(Seen {
                 epoch: to.epoch,
                 at: Instant::now(),
+                run: 0,
             });
         added
     }
@@ -1275,16 +1603,8 @@ impl Gateway {
     /// Asks `to`'s host to watch it for this one (and to record `link`, a local actor
     /// linked with it); a failure ends the watch with its `Down` now.
     fn register_watch(&self, to: RemoteAddr, link: Option<(u64, String)>) {
-        let req = WatchRequest {
-            from: self.shared.cfg.host.clone(),
-            mailbox: to.mailbox,
-            actor: remote::actor_id(&to.actor),
-            epoch: to.epoch,
-            link,
-        };
-        if let Ok(body) = cbor(&req) {
-            let (host, timeout) = (to.host.clone(), self.shared.cfg.lease);
-            self.request(&host, "monitor", body, timeout, Pending::Monitor(to));
+        if let Some(job) = watch_job(&self.shared, to, link) {
+            self.queue(job);
         }
     }
 }
@@ -1293,7 +1613,7 @@ impl Handler<Demonitor> for Gateway {
     fn handle(&mut self, m: Demonitor, _cx: &mut Context<Self>) {
         let to = m.target;
         let last = {
-            let mut watches = lock(&self.shared.watches);
+            let mut watches = self.shared.watches_mut();
             let key = (to.host.clone(), to.epoch);
             let Some(targets) = watches.get_mut(&key) else {
                 return;
@@ -1787,8 +2107,8 @@ impl Handler<Link> for Gateway {
     fn handle(&mut self, m: Link, cx: &mut Context<Self>) {
         let to = m.target;
         self.watch_remote(&to, |w| {
-            if !w.links.contains(&m.local) {
-                w.links.push(m.local);
+            if !w.links.iter().any(|(l, _)| *l == m.local) {
+                w.links.push((m.local, m.local_actor.clone()));
             }
             true
         });
@@ -1816,12 +2136,12 @@ impl Handler<Unlink> for Gateway {
     fn handle(&mut self, m: Unlink, _cx: &mut Context<Self>) {
         let to = m.target;
         {
-            let mut watches = lock(&self.shared.watches);
+            let mut watches = self.shared.watches_mut();
             if let Some(w) = watches
                 .get_mut(&(to.host.clone(), to.epoch))
                 .and_then(|t| t.get_mut(&to.mailbox))
             {
-                w.links.retain(|&l| l != m.local);
+                w.links.retain(|(l, _)| *l != m.local);
             }
         }
         if let Some(out) = lock(&self.shared.out_links).get_mut(&m.local) {

@@ -98,6 +98,8 @@ fn spawn_on_of_an_actor_type_the_host_lacks_names_the_types_it_has() {
         actor: "no.such.Actor".into(),
         args: ByteBuf::new(),
         timeout: T,
+        capacity: None,
+        limits: Default::default(),
     };
     match gw.ask(req).unwrap() {
         Err(RemoteError::UnknownActorType { host, actor, known }) => {
@@ -884,4 +886,204 @@ fn when_a_host_is_lost_the_actors_linked_with_its_actors_on_other_hosts_die_too(
     );
     watcher.stop().unwrap();
     watcher.join().unwrap();
+}
+
+// ---- supervision across hosts ----
+
+mod supervised {
+    use super::*;
+    use procession::supervisor::{ChildInfo, ChildSpec, ChildState, Strategy, Supervisor};
+    use procession::Exit;
+
+    /// A supervisor on this host (a) with one `Counter` child `w` placed on `hosts`.
+    fn supervise(hosts: &[&str]) -> ActorRef<procession::supervisor::SupervisorActor> {
+        Supervisor::new(Strategy::OneForOne)
+            .intensity(50, Duration::from_secs(60))
+            .backoff(
+                Duration::from_millis(100),
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+            )
+            .child(
+                ChildSpec::worker::<Counter>("w", Counter { n: 7 }).on_hosts(hosts.iter().copied()),
+            )
+            // A daemon: a test that fails does not wait for it.
+            .spawn_with(procession::SpawnOptions::default().daemon(true))
+            .unwrap()
+    }
+
+    fn host_of(info: &ChildInfo) -> Option<&str> {
+        info.remote.as_ref().map(|r| r.host.as_str())
+    }
+
+    /// Waits until child `w` runs again after `restarts` restarts, and returns it.
+    fn wait_restarted(
+        sup: &ActorRef<procession::supervisor::SupervisorActor>,
+        restarts: u32,
+        timeout: Duration,
+    ) -> ChildInfo {
+        poll_until(timeout, || {
+            sup.which_child("w")
+                .ok()
+                .filter(|i| i.restarts >= restarts && i.state == ChildState::Running)
+        })
+        .unwrap_or_else(|| panic!("not restarted: {:?}", sup.which_child("w")))
+    }
+
+    fn stop(sup: ActorRef<procession::supervisor::SupervisorActor>) {
+        sup.stop().unwrap();
+        sup.join().unwrap();
+    }
+
+    #[test]
+    fn a_child_placed_on_another_host_runs_there_and_the_supervisor_stops_it_there() {
+        let (c, _g) = cluster();
+        let b = Host::start(c, "place-b");
+        let sup = supervise(&[&b.name]);
+        let info = sup.which_child("w").unwrap();
+        assert_eq!(host_of(&info), Some("place-b"));
+        assert_eq!(sup.count_children().unwrap().active, 1);
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        assert_eq!(w.ask(WhoAmI).unwrap(), "place-b");
+        assert_eq!(w.ask(Add(1)).unwrap(), 8);
+        stop(sup);
+        // Terminated on its host by its shutdown: the host has no such actor any more.
+        let err = w.ask_timeout(Get, T).unwrap_err();
+        assert!(
+            err.is_actor_died()
+                || matches!(remote_err(&err), Some(RemoteError::NoSuchActor { .. })),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_child_on_another_host_that_crashes_is_restarted_on_that_host() {
+        let (c, _g) = cluster();
+        let b = Host::start(c, "crashsup-b");
+        let sup = supervise(&[&b.name, "nobody"]);
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        assert!(w.ask_timeout(Crash, T).unwrap_err().is_actor_died());
+        let info = wait_restarted(&sup, 1, T);
+        assert_eq!(host_of(&info), Some("crashsup-b"));
+        assert_eq!(info.last_exit, Some(Exit::Signaled(6)));
+        let again: ActorRef<Counter> = sup.child("w").unwrap();
+        assert_ne!(
+            again.id(),
+            w.id(),
+            "a new incarnation on another host has a new address"
+        );
+        assert_eq!(again.ask(Get).unwrap(), 7, "started again from its spec");
+        stop(sup);
+    }
+
+    #[test]
+    fn when_a_childs_host_is_lost_it_is_restarted_on_the_next_host_its_spec_allows() {
+        let (c, _g) = cluster();
+        let mut b = Host::start(c, "failover-b");
+        let other = Host::start(c, "failover-c");
+        let sup = supervise(&[&b.name, &other.name]);
+        assert_eq!(host_of(&sup.which_child("w").unwrap()), Some("failover-b"));
+        let killed = Instant::now();
+        b.kill();
+        let info = wait_restarted(&sup, 1, Duration::from_secs(3) + T);
+        eprintln!(
+            "restarted on {:?} {:?} after the SIGKILL",
+            host_of(&info),
+            killed.elapsed()
+        );
+        assert_eq!(
+            info.last_exit,
+            Some(Exit::HostLost {
+                host: "failover-b".into()
+            })
+        );
+        assert_eq!(host_of(&info), Some("failover-c"));
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        assert_eq!(w.ask(WhoAmI).unwrap(), "failover-c");
+        stop(sup);
+    }
+
+    #[test]
+    fn a_child_placed_on_one_host_is_restarted_there_once_the_host_returns() {
+        let (c, _g) = cluster();
+        let mut b = Host::start(c, "return-b");
+        let sup = supervise(&[&b.name]);
+        let before = sup.which_child("w").unwrap().remote.unwrap();
+        b.kill();
+        // Lost, and no host takes it meanwhile: it waits, restarting.
+        poll_until(Duration::from_secs(3) + T, || {
+            sup.which_child("w").ok().filter(|i| {
+                i.state == ChildState::Restarting
+                    && i.last_exit
+                        == Some(Exit::HostLost {
+                            host: "return-b".into(),
+                        })
+            })
+        })
+        .expect("the child waits for its host");
+        let _b2 = Host::start(c, "return-b");
+        let info = wait_restarted(&sup, 1, T);
+        let now = info.remote.unwrap();
+        assert_eq!(now.host, "return-b");
+        assert_ne!(now.epoch, before.epoch, "on the host's new run");
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        assert_eq!(w.ask(Get).unwrap(), 7);
+        stop(sup);
+    }
+
+    #[test]
+    fn when_the_gateway_of_a_childs_host_restarts_the_child_it_took_down_is_restarted() {
+        let (c, _g) = cluster();
+        let b = Host::start(c, "gwsup-b");
+        let sup = supervise(&[&b.name]);
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        // The child runs under b's gateway, which dies: so does the child, and the
+        // restarted gateway no longer holds this host's monitor of it.
+        let host_counter: ActorRef<Counter> = find(&b.name, "counter");
+        // A tell: the gateway that would carry the answer back is what dies.
+        host_counter.tell(KillGateway).unwrap();
+        let info = wait_restarted(&sup, 1, T);
+        assert_eq!(host_of(&info), Some("gwsup-b"));
+        let again: ActorRef<Counter> = sup.child("w").unwrap();
+        assert_ne!(again.id(), w.id());
+        assert_eq!(again.ask(Get).unwrap(), 7);
+        stop(sup);
+    }
+
+    #[test]
+    fn after_this_hosts_gateway_restarts_the_supervisor_still_hears_of_its_remote_childs_exit() {
+        let (c, _g) = cluster();
+        let b = Host::start(c, "gwhome-b");
+        let sup = supervise(&[&b.name]);
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        let gw = procession_nats::gateway().unwrap();
+        let pid = gw.pid();
+        gw.kill().unwrap();
+        poll_until(T, || {
+            (gw.pid() != pid && procession_nats::wait_connected(Duration::from_millis(100)).is_ok())
+                .then_some(())
+        })
+        .expect("the gateway was not restarted");
+        // The new run of the gateway holds the supervisor's monitor of the child again.
+        assert!(w.ask_timeout(Crash, T).unwrap_err().is_actor_died());
+        let info = wait_restarted(&sup, 1, T);
+        assert_eq!(info.last_exit, Some(Exit::Signaled(6)));
+        stop(sup);
+    }
+
+    #[test]
+    fn terminate_child_of_a_child_on_another_host_ends_it_there_and_restart_child_brings_it_back() {
+        let (c, _g) = cluster();
+        let b = Host::start(c, "term-b");
+        let sup = supervise(&[&b.name]);
+        let w: ActorRef<Counter> = sup.child("w").unwrap();
+        sup.terminate_child("w").unwrap();
+        let info = sup.which_child("w").unwrap();
+        assert_eq!((info.state, info.remote), (ChildState::Terminated, None));
+        assert!(w.ask_timeout(Get, T).is_err());
+        sup.restart_child("w").unwrap();
+        let again: ActorRef<Counter> = sup.child("w").unwrap();
+        assert_eq!(again.ask(WhoAmI).unwrap(), "term-b");
+        stop(sup);
+    }
 }

@@ -185,6 +185,29 @@ pub struct SpawnOn {
     pub args: ByteBuf,
     /// How long the caller waits.
     pub timeout: Duration,
+    /// Its mailbox capacity in messages, if not the default.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    /// The limits the kernel enforces on it there.
+    #[serde(default)]
+    pub limits: crate::process::Limits,
+}
+
+/// Terminate an actor on another host by a supervisor's [`Shutdown`] rule, on that host
+/// (a graceful stop, then a kill by its zygote at the deadline), and answer with its
+/// exit once it has exited: what a supervisor sends to the local gateway for a child on
+/// another host.
+///
+/// [`Shutdown`]: crate::supervisor::Shutdown
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(tag = "procession.remote.Terminate", reply = std::result::Result<crate::Exit, RemoteError>)]
+pub struct Terminate {
+    /// The actor.
+    pub to: RemoteAddr,
+    /// How it is stopped.
+    pub shutdown: crate::supervisor::Shutdown,
+    /// How long the caller waits.
+    pub timeout: Duration,
 }
 
 /// Local mailbox `watcher` monitors `target`, an actor on another host: what
@@ -239,6 +262,16 @@ pub struct Unlink {
 
 fn host_file() -> Result<PathBuf> {
     Ok(runtime::get()?.dir().join("host"))
+}
+
+/// The file in the runtime directory where a gateway keeps what a crash of its process
+/// must not lose (the monitors and links it holds of actors on other hosts). It goes
+/// with the runtime directory. What a gateway reads back from it is untrusted input.
+///
+/// # Errors
+/// [`Error::RuntimeLost`] without a runtime.
+pub fn gateway_state_file() -> Result<PathBuf> {
+    Ok(runtime::get()?.dir().join("gateway-state"))
 }
 
 /// Publishes this host's identity for every process of the runtime (a gateway calls it
@@ -581,12 +614,28 @@ pub fn spawn_on<A: crate::ActorType>(
 ) -> Result<crate::ActorRef<A>> {
     let mut bytes = Vec::new();
     encode_body(&args, &mut bytes)?;
+    let addr = spawn_raw(host, A::NAME, bytes, None, Default::default(), timeout)?;
+    ref_to(addr)
+}
+
+/// Spawns an actor of the type named `actor`, with encoded arguments, on `host`; checks
+/// that the answer names that type on that host.
+pub(crate) fn spawn_raw(
+    host: &str,
+    actor: &str,
+    args: Vec<u8>,
+    capacity: Option<u32>,
+    limits: crate::process::Limits,
+    timeout: Duration,
+) -> Result<RemoteAddr> {
     let gw = gateway().map_err(Error::Remote)?;
     let req = SpawnOn {
         host: host.to_string(),
-        actor: A::NAME.to_string(),
-        args: ByteBuf::from(bytes),
+        actor: actor.to_string(),
+        args: ByteBuf::from(args),
         timeout,
+        capacity,
+        limits,
     };
     let addr: std::result::Result<RemoteAddr, RemoteError> = crate::actor::ask_mailbox(
         &gw,
@@ -599,15 +648,51 @@ pub fn spawn_on<A: crate::ActorType>(
         RemoteError::Timeout(_) => Error::Timeout(timeout),
         e => Error::Remote(e),
     })?;
-    if addr.actor != A::NAME || addr.host != host {
+    if addr.actor != actor || addr.host != host {
         return Err(Error::Remote(RemoteError::BadInput(format!(
-            "asked {host:?} for a {}, got a ref to a {} on {:?}",
-            A::NAME,
-            addr.actor,
-            addr.host
+            "asked {host:?} for a {actor}, got a ref to a {} on {:?}",
+            addr.actor, addr.host
         ))));
     }
-    ref_to(addr)
+    Ok(addr)
+}
+
+/// How long a supervisor waits for a child on another host to be terminated beyond its
+/// shutdown allowance (for [`Shutdown::Infinity`](crate::supervisor::Shutdown::Infinity),
+/// in all: the host's gateway answers earlier if the host is lost).
+pub(crate) const TERMINATE_MARGIN: Duration = Duration::from_secs(10);
+/// The longest a supervisor waits for a child on another host with an `Infinity` shutdown.
+pub(crate) const TERMINATE_INFINITY: Duration = Duration::from_secs(3600);
+
+/// Terminates `to`, an actor on another host, by `shutdown` on its host, and returns its
+/// exit (see [`Terminate`]).
+pub(crate) fn terminate(
+    to: &RemoteAddr,
+    shutdown: crate::supervisor::Shutdown,
+) -> Result<crate::Exit> {
+    use crate::supervisor::Shutdown;
+    let timeout = match shutdown {
+        Shutdown::BrutalKill => TERMINATE_MARGIN,
+        Shutdown::Timeout(d) => d.saturating_add(TERMINATE_MARGIN),
+        Shutdown::Infinity => TERMINATE_INFINITY,
+    };
+    let gw = gateway().map_err(Error::Remote)?;
+    let req = Terminate {
+        to: to.clone(),
+        shutdown,
+        timeout,
+    };
+    let exit: std::result::Result<crate::Exit, RemoteError> = crate::actor::ask_mailbox(
+        &gw,
+        Terminate::TAG_ID,
+        &req,
+        "Terminate",
+        timeout + GATEWAY_MARGIN,
+    )?;
+    exit.map_err(|e| match e {
+        RemoteError::Timeout(_) => Error::Timeout(timeout),
+        e => Error::Remote(e),
+    })
 }
 
 // ---- the receiving side (a gateway's calls) ----
@@ -955,6 +1040,19 @@ pub fn actor_types() -> Vec<String> {
 /// [`RemoteError::Refused`] if the spawn failed (its `create` failed, or the arguments
 /// did not decode); [`RemoteError::NoGateway`] if this host has no identity yet.
 pub fn spawn_local(actor: &str, args: Vec<u8>) -> std::result::Result<RemoteAddr, RemoteError> {
+    spawn_local_with(actor, args, None, crate::process::Limits::default())
+}
+
+/// As [`spawn_local`], with the mailbox capacity and the limits the request gave.
+///
+/// # Errors
+/// As [`spawn_local`].
+pub fn spawn_local_with(
+    actor: &str,
+    args: Vec<u8>,
+    capacity: Option<u32>,
+    limits: crate::process::Limits,
+) -> std::result::Result<RemoteAddr, RemoteError> {
     let id = this_host().ok_or(RemoteError::NoGateway)?;
     if crate::process::registry::find(actor).is_none() {
         return Err(RemoteError::UnknownActorType {
@@ -963,11 +1061,13 @@ pub fn spawn_local(actor: &str, args: Vec<u8>) -> std::result::Result<RemoteAddr
             known: actor_types(),
         });
     }
-    let mb = crate::process::start(actor, args, &crate::SpawnOptions::default()).map_err(|e| {
-        RemoteError::Refused {
-            host: id.host.clone(),
-            reason: e.to_string(),
-        }
+    let mut opts = crate::SpawnOptions::default().limits(limits);
+    if let Some(c) = capacity {
+        opts = opts.capacity(c);
+    }
+    let mb = crate::process::start(actor, args, &opts).map_err(|e| RemoteError::Refused {
+        host: id.host.clone(),
+        reason: e.to_string(),
     })?;
     Ok(RemoteAddr {
         host: id.host.clone(),
@@ -1011,6 +1111,46 @@ pub fn watch_local(
         return Ok(Some(down()));
     }
     Ok(None)
+}
+
+/// Terminates the local actor at `target` (whose type has the id `actor`) by a
+/// supervisor's `shutdown` rule, for a supervisor on another host: a graceful stop whose
+/// exit is `Shutdown("shutdown")`, then a kill through the zygote at the deadline (never
+/// by a pid read from shared memory). Returns its exit once it has exited; blocks until
+/// then (an `Infinity` shutdown for at most an hour).
+///
+/// # Errors
+/// [`RemoteError::NoSuchActor`] if there is no such actor (it is gone already).
+pub fn terminate_local(
+    target: u64,
+    actor: u64,
+    shutdown: crate::supervisor::Shutdown,
+) -> std::result::Result<crate::Exit, RemoteError> {
+    use crate::supervisor::Shutdown;
+    let mb = local_target(target, actor)?;
+    let exited = |mb: &Mailbox| crate::Exit::from_raw(mb.raw_exit());
+    if mb.state() == crate::mailbox::STATE_EXITED {
+        return Ok(exited(&mb));
+    }
+    let now = Instant::now();
+    let kill_at = match shutdown {
+        Shutdown::BrutalKill => now,
+        Shutdown::Timeout(d) => now + d,
+        Shutdown::Infinity => now + TERMINATE_INFINITY,
+    };
+    if shutdown != Shutdown::BrutalKill {
+        let stop =
+            crate::actor::send_stop_as(&mb, Some(mb.incarnation()), Wait::Until(kill_at), true);
+        if stop.is_err() {
+            crate::process::fork::kill_consumer(mb.id());
+        }
+    }
+    if !crate::supervisor::wait_exit(&mb, Some(kill_at.saturating_duration_since(Instant::now()))) {
+        tracing::warn!(mailbox = %format!("{target:016x}"), "shutdown timeout expired; killing");
+        crate::process::fork::kill_consumer(mb.id());
+    }
+    crate::supervisor::wait_exit(&mb, None);
+    Ok(exited(&mb))
 }
 
 /// Stops local mailbox `watcher` monitoring the local actor at `target` (see

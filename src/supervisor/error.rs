@@ -129,6 +129,14 @@ pub enum SpecError {
         /// The child's id.
         id: String,
     },
+    /// A child placed on other hosts names an empty host, or the same host twice.
+    #[error("child {id:?}: hosts: {reason}")]
+    BadHosts {
+        /// The child's id.
+        id: String,
+        /// What is wrong with the list.
+        reason: String,
+    },
     /// The child's arguments could not be encoded.
     #[error("child {id:?}: args: could not be encoded: {reason}")]
     Args {
@@ -152,6 +160,7 @@ impl SpecError {
             SpecError::DynamicWithChildren => "children",
             SpecError::ZeroShutdown { .. } => "shutdown",
             SpecError::Args { .. } => "args",
+            SpecError::BadHosts { .. } => "hosts",
         }
     }
 }

@@ -178,10 +178,11 @@ mod spec;
 
 pub use error::{SpecError, SupervisorError};
 pub use registry::{register, unregister, whereis};
+pub(crate) use server::wait_exit;
 pub use server::{
     ChildCounts, ChildInfo, ChildState, CountChildren, DeleteChild, GetChildSpec, RestartChild,
     StartChild, Started, SupervisorActor, TerminateChild, TerminateMailbox, Tree, TreeNode,
-    WhichChild, WhichChildren,
+    WhichChild, WhichChildren, REMOTE_START_TIMEOUT,
 };
 pub use spec::{
     check_childspecs, AutoShutdown, Backoff, ChildKind, ChildSpec, Restart, Shutdown, Strategy,

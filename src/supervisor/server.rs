@@ -15,6 +15,7 @@ use crate::actor::{send_stop_as, Actor, ActorRef, BoxError, Context, Dispatch, H
 use crate::error::{Error, Result};
 use crate::mailbox::{Mailbox, Wait, LIVENESS_SLICE, STATE_EXITED};
 use crate::process::{fork, names, runtime, Down, Exit, SpawnOptions};
+use crate::remote::RemoteAddr;
 use crate::ByteBuf;
 
 /// Where a child is in its life.
@@ -52,6 +53,10 @@ pub struct ChildInfo {
     /// Its counters and usage, once it has a mailbox (in [`SupervisorActor`]'s
     /// `which_children` and `tree`).
     pub stats: Option<crate::ActorStats>,
+    /// Where it runs, for a child placed on another host
+    /// ([`ChildSpec::on_hosts`]) while it runs (then `pid` and `mailbox` are `None`).
+    #[serde(default)]
+    pub remote: Option<RemoteAddr>,
 }
 
 /// Counts of children, as OTP's `count_children` gives them.
@@ -131,12 +136,15 @@ pub struct Tree;
 
 /// What a started child is: its address and pid, or neither if its `create` returned
 /// [`Ignore`](crate::Ignore).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Started {
     /// Its mailbox id, `None` if it ignored its start.
     pub mailbox: Option<u64>,
     /// Its pid, `None` if it ignored its start.
     pub pid: Option<u32>,
+    /// Its address, for a child started on another host ([`ChildSpec::on_hosts`]).
+    #[serde(default)]
+    pub remote: Option<RemoteAddr>,
 }
 
 /// Ask: start a child — a new spec (static strategies), or the template with these
@@ -202,7 +210,14 @@ struct Child {
     state: ChildState,
     generation: u64,
     last_exit: Option<Exit>,
+    /// Where it runs now, for a child placed on other hosts.
+    remote: Option<RemoteAddr>,
+    /// The host it ran on last (restarts try it first).
+    last_host: Option<String>,
 }
+
+/// How long a supervisor waits for another host to start one of its children.
+pub const REMOTE_START_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Child {
     fn new(spec: ChildSpec) -> Child {
@@ -216,7 +231,14 @@ impl Child {
             state: ChildState::Terminated,
             generation: 0,
             last_exit: None,
+            remote: None,
+            last_host: None,
         }
+    }
+
+    /// Its process runs (here, or on another host).
+    fn is_running(&self) -> bool {
+        self.pid.is_some() || self.remote.is_some()
     }
 
     fn info(&self) -> ChildInfo {
@@ -231,6 +253,7 @@ impl Child {
             state: self.state,
             last_exit: self.last_exit.clone(),
             stats: self.mailbox.as_deref().map(crate::ActorStats::of),
+            remote: self.remote.clone(),
         }
     }
 
@@ -238,6 +261,7 @@ impl Child {
         Started {
             mailbox: self.pid.and(self.mailbox.as_ref().map(|m| m.id())),
             pid: self.pid,
+            remote: self.remote.clone(),
         }
     }
 }
@@ -320,10 +344,11 @@ impl SupervisorActor {
     fn find_terminated(&self, id: &str) -> std::result::Result<usize, SupervisorError> {
         let idx = self.find(id)?;
         let id = || id.to_string();
-        match (self.children[idx].state, self.children[idx].pid) {
-            (ChildState::Running, _) | (_, Some(_)) => Err(SupervisorError::Running { id: id() }),
+        let running = self.children[idx].is_running();
+        match (self.children[idx].state, running) {
+            (ChildState::Running, _) | (_, true) => Err(SupervisorError::Running { id: id() }),
             (ChildState::Restarting, _) => Err(SupervisorError::Restarting { id: id() }),
-            (ChildState::Terminated, None) => Ok(idx),
+            (ChildState::Terminated, false) => Ok(idx),
         }
     }
 
@@ -341,6 +366,9 @@ impl SupervisorActor {
             return Err(Error::Runtime(format!(
                 "its arguments could not be encoded: {e}"
             )));
+        }
+        if !child.spec.hosts.is_empty() {
+            return self.start_remote(idx).map(|()| true);
         }
         let mut opts = SpawnOptions::new().limits(child.spec.limits.clone());
         opts.method = child.spec.start_method;
@@ -388,11 +416,80 @@ impl SupervisorActor {
         Ok(true)
     }
 
+    /// Starts child `idx`, placed on other hosts: on the host it ran on last, else on
+    /// the first of its hosts that takes it; then monitors it there.
+    fn start_remote(&mut self, idx: usize) -> Result<()> {
+        let me = self.me;
+        let child = &mut self.children[idx];
+        let spec = child.spec.clone();
+        let order: Vec<String> = child
+            .last_host
+            .iter()
+            .chain(
+                spec.hosts
+                    .iter()
+                    .filter(|h| child.last_host.as_ref() != Some(*h)),
+            )
+            .cloned()
+            .collect();
+        let mut failures = Vec::new();
+        for host in order {
+            let host = &host;
+            let addr = match crate::remote::spawn_raw(
+                host,
+                &spec.actor,
+                spec.args.clone(),
+                spec.capacity,
+                spec.limits.clone(),
+                REMOTE_START_TIMEOUT,
+            ) {
+                Ok(addr) => addr,
+                Err(e) => {
+                    tracing::warn!(supervisor = %self.name, child = %spec.id, %host, error = %e, "child did not start on this host");
+                    failures.push(format!("{host}: {e}"));
+                    continue;
+                }
+            };
+            if let Err(e) = crate::remote::monitor(me, &addr) {
+                // Unwatched, it would not be supervised: it goes.
+                let _ = crate::remote::terminate(&addr, Shutdown::BrutalKill);
+                failures.push(format!("{host}: it could not be monitored: {e}"));
+                continue;
+            }
+            tracing::info!(supervisor = %self.name, child = %spec.id, %host, "child started on another host");
+            child.last_host = Some(host.to_string());
+            child.remote = Some(addr);
+            child.state = ChildState::Running;
+            child.started_at = Some(Instant::now());
+            return Ok(());
+        }
+        Err(Error::Runtime(format!(
+            "no host of {:?} started it ({})",
+            spec.hosts,
+            failures.join("; ")
+        )))
+    }
+
+    /// Terminates child `idx`, which runs on another host, by its shutdown spec, there;
+    /// waits until it has exited.
+    fn terminate_remote(&mut self, idx: usize, addr: RemoteAddr) {
+        let child = &mut self.children[idx];
+        child.state = ChildState::Terminated;
+        crate::remote::demonitor(self.me, &addr);
+        if let Err(e) = crate::remote::terminate(&addr, child.spec.shutdown) {
+            tracing::warn!(supervisor = %self.name, child = %child.spec.id, host = %addr.host, error = %e, "child on another host could not be terminated");
+        }
+    }
+
     /// Sends child `idx` its stop by its shutdown spec (a kill for `BrutalKill`); the
     /// exit is waited for by [`SupervisorActor::finish_terminate`]. `deadline`: the kill
     /// time of a `Timeout` shutdown, shared by children stopped in parallel.
     fn begin_terminate(&mut self, idx: usize, now: Instant) -> Option<Stopping> {
         let child = &mut self.children[idx];
+        if let Some(addr) = child.remote.take() {
+            self.terminate_remote(idx, addr);
+            return None;
+        }
         let pid = child.pid.take();
         if child.state == ChildState::Restarting {
             child.state = ChildState::Terminated;
@@ -458,6 +555,9 @@ impl SupervisorActor {
         let child = &mut self.children[idx];
         child.state = ChildState::Terminated;
         child.pid = None;
+        if let Some(addr) = child.remote.take() {
+            crate::remote::demonitor(self.me, &addr);
+        }
         if let Some(mb) = child.mailbox.take() {
             mb.set_final();
             mb.unlink();
@@ -573,7 +673,17 @@ impl SupervisorActor {
                         );
                         return self.give_up(cx, reason);
                     }
-                    return self.schedule_restart(ids, None, cx);
+                    // A host may take a while to come back: a child placed on other
+                    // hosts waits its backoff delay before the next attempt.
+                    let child = &mut self.children[idx];
+                    let delay = match self.cfg.backoff {
+                        Some(b) if !child.spec.hosts.is_empty() => {
+                            child.consecutive += 1;
+                            Some(b.delay(child.consecutive))
+                        }
+                        _ => None,
+                    };
+                    return self.schedule_restart(ids, delay, cx);
                 }
             }
         }
@@ -632,7 +742,7 @@ impl SupervisorActor {
 }
 
 /// Waits until the process consuming `mb` has exited (at most `timeout`); `true` if it has.
-fn wait_exit(mb: &Mailbox, timeout: Option<Duration>) -> bool {
+pub(crate) fn wait_exit(mb: &Mailbox, timeout: Option<Duration>) -> bool {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         fork::reap();
@@ -658,12 +768,14 @@ impl Handler<Down> for SupervisorActor {
         // Only the Down of the incarnation we believe runs counts; the Down of a child we
         // terminated ourselves (pid already cleared) is ignored.
         let Some(idx) = self.children.iter().position(|c| {
-            c.pid == Some(down.pid) && c.mailbox.as_ref().is_some_and(|m| m.id() == down.id)
+            (c.pid == Some(down.pid) && c.mailbox.as_ref().is_some_and(|m| m.id() == down.id))
+                || c.remote.as_ref().is_some_and(|r| r.mailbox == down.id)
         }) else {
             return;
         };
         let child = &mut self.children[idx];
         child.pid = None;
+        child.remote = None;
         child.last_exit = Some(down.exit.clone());
         tracing::warn!(supervisor = %self.name, child = %child.spec.id, pid = down.pid, exit = %down.exit, "child exited");
         let restart = match child.spec.restart {
@@ -783,7 +895,7 @@ impl Handler<CountChildren> for SupervisorActor {
             } else {
                 self.children.len()
             },
-            active: self.children.iter().filter(|c| c.pid.is_some()).count(),
+            active: self.children.iter().filter(|c| c.is_running()).count(),
             supervisors: kind(ChildKind::Supervisor),
             workers: kind(ChildKind::Worker),
         }
@@ -796,15 +908,19 @@ impl Handler<Tree> for SupervisorActor {
             .children
             .iter()
             .map(|c| {
-                let below = match (&c.mailbox, c.spec.kind, c.pid) {
-                    (Some(mb), ChildKind::Supervisor, Some(_)) => {
-                        ActorRef::<SupervisorActor>::from_mailbox(mb.clone())
-                            .ask_timeout(Tree, Duration::from_secs(5))
-                            .map(|t| t.children)
-                            .unwrap_or_default()
+                let sup = match (&c.mailbox, &c.remote, c.spec.kind, c.pid) {
+                    (Some(mb), _, ChildKind::Supervisor, Some(_)) => {
+                        Some(ActorRef::<SupervisorActor>::from_mailbox(mb.clone()))
                     }
-                    _ => Vec::new(),
+                    (_, Some(addr), ChildKind::Supervisor, _) => {
+                        crate::remote::ref_to::<SupervisorActor>(addr.clone()).ok()
+                    }
+                    _ => None,
                 };
+                let below = sup
+                    .and_then(|s| s.ask_timeout(Tree, Duration::from_secs(5)).ok())
+                    .map(|t| t.children)
+                    .unwrap_or_default();
                 TreeNode {
                     info: c.info(),
                     children: below,
@@ -823,6 +939,7 @@ impl Handler<Tree> for SupervisorActor {
                 state: ChildState::Running,
                 last_exit: None,
                 stats: None,
+                remote: None,
             },
             children,
         }
@@ -846,9 +963,13 @@ impl Handler<StartChild> for SupervisorActor {
             (StartChild::Spec(spec), s, _) if s != Strategy::Dynamic => {
                 if let Some(i) = self.position(&spec.id) {
                     let c = &self.children[i];
-                    return Err(match c.pid {
-                        Some(pid) => SupervisorError::AlreadyStarted { id: spec.id, pid },
-                        None => SupervisorError::AlreadyPresent { id: spec.id },
+                    return Err(match (c.pid, c.is_running()) {
+                        (Some(pid), _) => SupervisorError::AlreadyStarted { id: spec.id, pid },
+                        (None, true) => SupervisorError::AlreadyStarted {
+                            id: spec.id,
+                            pid: 0,
+                        },
+                        (None, false) => SupervisorError::AlreadyPresent { id: spec.id },
                     });
                 }
                 check_childspecs(std::slice::from_ref(&spec), self.cfg.auto_shutdown)
@@ -882,6 +1003,7 @@ impl Handler<StartChild> for SupervisorActor {
                 Ok(Started {
                     mailbox: None,
                     pid: None,
+                    remote: None,
                 })
             }
             Err(e) => {
@@ -920,10 +1042,10 @@ impl Handler<TerminateMailbox> for SupervisorActor {
         TerminateMailbox(mailbox): TerminateMailbox,
         _cx: &mut Context<Self>,
     ) -> std::result::Result<(), SupervisorError> {
-        let idx = self
-            .children
-            .iter()
-            .position(|c| c.mailbox.as_ref().is_some_and(|m| m.id() == mailbox));
+        let idx = self.children.iter().position(|c| {
+            c.mailbox.as_ref().is_some_and(|m| m.id() == mailbox)
+                || c.remote.as_ref().is_some_and(|r| r.mailbox == mailbox)
+        });
         match idx {
             Some(idx) => {
                 self.terminate_on_request(idx);
@@ -1049,6 +1171,9 @@ impl ActorRef<SupervisorActor> {
                 A::NAME
             )));
         }
+        if let Some(addr) = info.remote {
+            return crate::remote::ref_to(addr);
+        }
         let mailbox = info
             .mailbox
             .ok_or_else(|| Error::BadRef(format!("child {id:?} has not started")))?;
@@ -1084,6 +1209,9 @@ impl ActorRef<SupervisorActor> {
         let mut bytes = Vec::new();
         crate::wire::encode_body(&args, &mut bytes)?;
         let started = self.ask(StartChild::Args(ByteBuf::from(bytes)))??;
+        if let Some(addr) = started.remote {
+            return crate::remote::ref_to(addr);
+        }
         let id = started.mailbox.ok_or(SupervisorError::Ignored)?;
         let rt = runtime::get()?;
         let mb = Mailbox::open(rt.dir(), id).map_err(|e| Error::BadRef(e.to_string()))?;

@@ -131,6 +131,9 @@ pub struct ChildSpec {
     pub(crate) capacity: Option<u32>,
     #[serde(default)]
     pub(crate) limits: crate::process::Limits,
+    /// The hosts it may run on, in order of preference; empty: this host.
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
 }
 
 impl ChildSpec {
@@ -159,6 +162,7 @@ impl ChildSpec {
             start_method: None,
             capacity: None,
             limits: crate::process::Limits::default(),
+            hosts: Vec::new(),
         }
     }
 
@@ -223,6 +227,47 @@ impl ChildSpec {
     pub fn limits(mut self, limits: crate::process::Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// Places the child on another host of the cluster (by its gateway's host name), not
+    /// in this one: see [`on_hosts`](Self::on_hosts).
+    pub fn on_host(self, host: impl Into<String>) -> Self {
+        self.on_hosts([host])
+    }
+
+    /// Places the child on one of these hosts of the cluster, in order of preference.
+    /// The supervisor starts it through this host's gateway (the crate `procession-nats`)
+    /// on the first host that takes it, monitors it there, and restarts it by its restart
+    /// type when it exits, or with
+    /// [`Exit::HostLost`](crate::Exit::HostLost) when its host is lost: **on the host it
+    /// ran on first** (back under a new epoch, or never gone), else on the next host of
+    /// the list that takes it. A child on another host gets a new address at each
+    /// restart (its mailbox is there, not here): reach it through
+    /// [`child`](crate::ActorRef::child) or a cluster name, not through an old ref.
+    ///
+    /// When no host takes it, the start fails and, as any failed restart, counts against
+    /// the intensity; it is retried after the supervisor's [`Backoff`] delay if it has
+    /// one (give a supervisor of remote children a backoff and an intensity that cover
+    /// the time a host takes to come back). Its `Shutdown` is applied on its host, by
+    /// its gateway; an `Infinity` shutdown waits at most an hour there. A partitioned
+    /// host may still run the old incarnation when the new one starts elsewhere: as in
+    /// Erlang, a lost host is not known to be dead.
+    ///
+    /// ```
+    /// use procession::prelude::*;
+    /// use procession::supervisor::ChildSpec;
+    /// # #[derive(Serialize, Deserialize, Actor)] #[actor(handles())] struct Worker;
+    /// let spec = ChildSpec::worker::<Worker>("w", Worker).on_hosts(["b", "c"]);
+    /// assert_eq!(spec.hosts(), ["b", "c"]);
+    /// ```
+    pub fn on_hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.hosts = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The hosts the child may run on ([`on_hosts`](Self::on_hosts)); empty: this host.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
     }
 
     /// The child's id, unique among its siblings.
@@ -406,6 +451,15 @@ pub fn check_childspecs(
                 id: id(),
                 reason: reason.clone(),
             });
+        }
+        let mut hosts = std::collections::HashSet::new();
+        for h in &spec.hosts {
+            if h.is_empty() || !hosts.insert(h.as_str()) {
+                return Err(SpecError::BadHosts {
+                    id: id(),
+                    reason: format!("{h:?} is empty or named twice"),
+                });
+            }
         }
         if spec.shutdown == Shutdown::Timeout(Duration::ZERO) {
             return Err(SpecError::ZeroShutdown { id: id() });

@@ -51,9 +51,14 @@ pub struct Blob(pub usize);
 #[message(reply = u64)]
 pub struct Echo(pub ByteBuf);
 
+/// Kills this host's gateway (its supervisor restarts it); whether the kill was sent.
+#[derive(Debug, Serialize, Deserialize, Message)]
+#[message(reply = bool)]
+pub struct KillGateway;
+
 /// A counter: tells add one, asks add n and return the total.
 #[derive(Serialize, Deserialize, Actor)]
-#[actor(handles(Add, Inc, Get, WhoAmI, Sleep, Crash, Blob, Echo))]
+#[actor(handles(Add, Inc, Get, WhoAmI, Sleep, Crash, Blob, Echo, KillGateway))]
 pub struct Counter {
     pub n: u64,
 }
@@ -93,6 +98,11 @@ impl Handler<Crash> for Counter {
 impl Handler<Echo> for Counter {
     fn handle(&mut self, Echo(b): Echo, _cx: &mut Context<Self>) -> u64 {
         b.len() as u64
+    }
+}
+impl Handler<KillGateway> for Counter {
+    fn handle(&mut self, _: KillGateway, _cx: &mut Context<Self>) -> bool {
+        procession_nats::gateway().is_some_and(|g| g.kill().is_ok())
     }
 }
 impl Handler<Blob> for Counter {
