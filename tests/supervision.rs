@@ -213,6 +213,38 @@ fn two_children_with_the_same_id_are_rejected_before_any_child_starts() {
     assert!(events(&log).is_empty());
 }
 
+#[test]
+fn a_child_placed_on_an_empty_or_repeated_host_is_rejected_before_any_child_starts() {
+    let log = collector();
+    for hosts in [vec![""], vec!["b", "b"]] {
+        let sup = Supervisor::new(Strategy::OneForOne)
+            .child(probe("first", logged("first", &log)))
+            .child(probe("far", logged("far", &log)).on_hosts(hosts.clone()));
+        match spawn_err(sup) {
+            Error::Supervisor(SupervisorError::Invalid(e @ SpecError::BadHosts { .. })) => {
+                assert_eq!(e.field(), "hosts");
+            }
+            other => panic!("{hosts:?}: expected BadHosts, got {other:?}"),
+        }
+    }
+    assert!(events(&log).is_empty());
+}
+
+#[test]
+fn a_child_placed_on_another_host_without_a_gateway_fails_the_start_and_names_why() {
+    let log = collector();
+    let sup = Supervisor::new(Strategy::OneForOne)
+        .child(probe("first", logged("first", &log)))
+        .child(probe("far", logged("far", &log)).on_host("elsewhere"));
+    let why = start_failure(spawn_err(sup));
+    assert!(
+        why.contains("\"far\"") && why.contains("no gateway"),
+        "{why}"
+    );
+    // The child started before it was stopped again, as for any failed start.
+    assert_eq!(stopped(&events(&log)), ["first"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Shutdown.
 

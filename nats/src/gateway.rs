@@ -367,9 +367,9 @@ impl Shared {
 /// The gateway actor: one per host, registered under [`GATEWAY_NAME`]. Start it with
 /// [`start_gateway`](crate::start_gateway), or put [`gateway_child`](crate::gateway_child)
 /// in a supervisor. It runs a tokio runtime of its own in its process; a restart keeps the
-/// host's epoch (refs stay valid) and reconnects. The monitors it held for other hosts
-/// are lost with a crash of its process: their watchers then get no `Down` (a known
-/// limit).
+/// host's epoch (refs stay valid) and reconnects. The monitors and links it holds of
+/// actors of other hosts are saved in the runtime directory and registered again by its
+/// next run; its heartbeats carry a run id, so other hosts register theirs again too.
 #[derive(Actor)]
 #[actor(
     name = "procession.nats.Gateway",

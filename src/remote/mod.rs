@@ -12,7 +12,9 @@
 //! - [`HostIdentity`]: who this host is, published by its gateway into the runtime
 //!   directory so that every process of the runtime writes its refs with it.
 //! - The gateway protocol: [`Forward`] (a tell or a stop), [`ForwardAsk`] and
-//!   [`SpawnOn`], the messages a remote ref sends to the local gateway.
+//!   [`SpawnOn`], the messages a remote ref sends to the local gateway, and what monitors,
+//!   links and supervisors of remote actors send ([`Monitor`], [`Demonitor`], [`Link`],
+//!   [`Unlink`], [`Terminate`]).
 //! - The receiving side's calls: [`deliver`], [`start_ask`] and [`spawn_local`], which a
 //!   gateway uses for what came from another host, checking it as untrusted input.
 //!

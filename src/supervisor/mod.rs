@@ -121,6 +121,22 @@
 //! supervisor, so its death closes the whole tree. `Dynamic` children are not adopted (as
 //! in OTP, a restarted `simple_one_for_one` supervisor starts with no children).
 //!
+//! # Children on other hosts
+//! With a gateway running (the crate `procession-nats`), [`ChildSpec::on_hosts`] places
+//! a child on other hosts of the cluster, in order of preference. The supervisor starts
+//! it through the gateway ([`spawn_on`](crate::spawn_on)'s path, with the spec's
+//! capacity and limits), monitors it there, and applies the same restart rules when it
+//! exits, or when its host is lost ([`Exit::HostLost`](crate::Exit::HostLost), Erlang's
+//! `noconnection`): the restart tries **the host it ran on first**, then the others in
+//! the spec's order. A start that no host takes is a failed start (it counts against the
+//! intensity) and is retried after the supervisor's backoff delay, so a child allowed on
+//! one host only comes back there once the host does. Its [`Shutdown`] is applied on its
+//! host by that host's gateway ([`remote::Terminate`](crate::remote::Terminate)). Unlike
+//! a local child, it has a **new address after each restart** (its mailbox lives on its
+//! host): find it with [`child`](crate::ActorRef::child), not through an old ref. A
+//! host that is partitioned rather than dead may still run the old incarnation; as in
+//! Erlang, a lost host is not known to be dead.
+//!
 //! # Links, monitors, daemons
 //! - [`Context::monitor`](crate::Context::monitor): when the target's process exits, for
 //!   any reason, the monitoring actor receives one [`Down`](crate::Down) `{ id, actor,
