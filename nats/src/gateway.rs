@@ -194,7 +194,8 @@ pub(crate) struct Shared {
     client: async_nats::Client,
     connected: AtomicBool,
     max_payload: AtomicU64,
-    pending: Mutex<HashMap<u64, (String, Pending)>>,
+    /// Requests waiting for their replies: the host asked, and when.
+    pending: Mutex<HashMap<u64, (String, Pending, Instant)>>,
     next: AtomicU64,
     sent: AtomicU64,
     delivered: AtomicU64,
@@ -246,7 +247,7 @@ impl Shared {
     }
 
     fn take(&self, n: u64) -> Option<(String, Pending)> {
-        lock(&self.pending).remove(&n)
+        lock(&self.pending).remove(&n).map(|(h, p, _)| (h, p))
     }
 
     fn is_connected(&self) -> bool {
@@ -531,7 +532,10 @@ impl Actor for Gateway {
     }
 
     fn stopping(&mut self, _cx: &mut Context<Self>) {
-        let pending: Vec<_> = lock(&self.shared.pending).drain().map(|(_, p)| p).collect();
+        let pending: Vec<_> = lock(&self.shared.pending)
+            .drain()
+            .map(|(_, (h, p, _))| (h, p))
+            .collect();
         for (host, p) in pending {
             self.shared.fail(&host, p, RemoteError::Disconnected);
         }
@@ -633,7 +637,10 @@ async fn watch_connection(
         } else {
             tracing::warn!(host = %shared.cfg.host, "gateway disconnected; reconnecting");
             // What waits for a reply over the lost connection will not get it.
-            let lost: Vec<_> = lock(&shared.pending).drain().map(|(_, p)| p).collect();
+            let lost: Vec<_> = lock(&shared.pending)
+                .drain()
+                .map(|(_, (h, p, _))| (h, p))
+                .collect();
             for (host, p) in lost {
                 shared.fail(&host, p, RemoteError::Disconnected);
             }
@@ -700,7 +707,7 @@ async fn publish(shared: &Arc<Shared>, job: Job) {
                 return;
             }
             let n = shared.next.fetch_add(1, Ordering::Relaxed);
-            lock(&shared.pending).insert(n, (host.clone(), pending));
+            lock(&shared.pending).insert(n, (host.clone(), pending, Instant::now()));
             let subject = format!("{}.{suffix}", shared.cfg.prefix(&host));
             let reply = format!("{}.reply.{n:x}", shared.cfg.prefix(&shared.cfg.host));
             let published = bounded(shared.client.publish_with_reply(
@@ -1315,20 +1322,25 @@ fn check_leases(shared: &Shared) {
         };
         remote::link_exit(target, &exited);
     }
-    // Requests to a host whose lease ran out fail now, not at their own timeouts.
+    // Requests sent to a host while it was up, whose lease then ran out, fail now, not
+    // at their own timeouts. (One sent later, to a host that may be back before its first
+    // heartbeat, waits for its answer, its timeout, or "no responders".)
     let expired: Vec<(String, Pending)> = {
         let seen = lock(&shared.seen);
         let mut pending = lock(&shared.pending);
         let gone: Vec<u64> = pending
             .iter()
-            .filter(|(_, (host, _))| {
-                seen.get(host)
-                    .is_some_and(|s| now.duration_since(s.at) > shared.cfg.lease)
+            .filter(|(_, (host, _, sent))| {
+                seen.get(host).is_some_and(|s| {
+                    now.duration_since(s.at) > shared.cfg.lease
+                        && sent.saturating_duration_since(s.at) <= shared.cfg.lease
+                })
             })
             .map(|(&n, _)| n)
             .collect();
         gone.into_iter()
             .filter_map(|n| pending.remove(&n))
+            .map(|(h, p, _)| (h, p))
             .collect()
     };
     for (host, p) in expired {
