@@ -7,10 +7,12 @@
 //! | 4 | wire version ([`procession::wire::WIRE_VERSION`]) |
 //! | 5 | [`Kind`] |
 //! | 6..8 | zero |
-//! | 8..16 | an epoch, little-endian: the target's for [`Kind::Mail`], the sender's otherwise |
-//! | 16..24 | for [`Kind::Mail`], the actor type's id ([`procession::remote::actor_id`]); else zero |
+//! | 8..16 | an epoch, little-endian: the target's for [`Kind::Mail`] and [`Kind::Batch`], the sender's otherwise |
+//! | 16..24 | for those two, the actor type's id ([`procession::remote::actor_id`]); for a heartbeat or a reply, the sender gateway's run; else zero |
 //!
-//! Everything after it is the body: a frame for [`Kind::Mail`], CBOR otherwise.
+//! Everything after it is the body: a frame for [`Kind::Mail`]; for [`Kind::Batch`],
+//! frames each after its length (4 bytes, little-endian) ([`push_frame`],
+//! [`Frames`]); CBOR otherwise.
 
 use procession::remote::RemoteError;
 
@@ -35,6 +37,9 @@ pub(crate) enum Kind {
     Beat = 5,
     /// A monitored actor exited (the body is its `Down`).
     Down = 6,
+    /// Tells (or stops) for one mailbox, queued one after another: several frames in one
+    /// message, delivered in order.
+    Batch = 7,
 }
 
 impl Kind {
@@ -46,6 +51,7 @@ impl Kind {
             4 => Kind::Err,
             5 => Kind::Beat,
             6 => Kind::Down,
+            7 => Kind::Batch,
             _ => return None,
         })
     }
@@ -101,9 +107,85 @@ pub(crate) fn parse<'a>(payload: &'a [u8], from: &str) -> Result<Env<'a>, Remote
     })
 }
 
+/// Bytes a frame takes in a [`Kind::Batch`] body beyond its own.
+pub(crate) const FRAME_PREFIX: usize = 4;
+
+/// Appends `frame` to a [`Kind::Batch`] body.
+pub(crate) fn push_frame(body: &mut Vec<u8>, frame: &[u8]) {
+    let len = u32::try_from(frame.len()).expect("a frame within max_payload");
+    body.extend_from_slice(&len.to_le_bytes());
+    body.extend_from_slice(frame);
+}
+
+/// The frames of a [`Kind::Batch`] body, as ranges of it, in order. The body came from
+/// another host: a length that runs past its end ends the walk with an error.
+pub(crate) struct Frames<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Frames<'a> {
+    pub(crate) fn new(body: &'a [u8]) -> Self {
+        Frames { body, at: 0 }
+    }
+}
+
+impl Iterator for Frames<'_> {
+    type Item = Result<std::ops::Range<usize>, RemoteError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.body.get(self.at..).filter(|r| !r.is_empty())?;
+        let Some(len) = rest.get(..FRAME_PREFIX) else {
+            self.at = self.body.len();
+            return Some(Err(RemoteError::BadInput("a truncated batch".into())));
+        };
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let start = self.at + FRAME_PREFIX;
+        match start.checked_add(len).filter(|&end| end <= self.body.len()) {
+            Some(end) => {
+                self.at = end;
+                Some(Ok(start..end))
+            }
+            None => {
+                self.at = self.body.len();
+                Some(Err(RemoteError::BadInput(format!(
+                    "a batch frame of {len} bytes past the end of its message"
+                ))))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_reads_back_its_frames_in_order() {
+        let mut body = Vec::new();
+        for f in [&b"one"[..], b"", b"three"] {
+            push_frame(&mut body, f);
+        }
+        let frames: Vec<&[u8]> = Frames::new(&body).map(|r| &body[r.unwrap()]).collect();
+        assert_eq!(frames, [&b"one"[..], b"", b"three"]);
+    }
+
+    #[test]
+    fn a_batch_frame_that_runs_past_the_end_is_bad_input_after_the_good_ones() {
+        let mut body = Vec::new();
+        push_frame(&mut body, b"good");
+        body.extend_from_slice(&100u32.to_le_bytes());
+        body.extend_from_slice(b"short");
+        let got: Vec<_> = Frames::new(&body).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(&body[got[0].clone().unwrap()], b"good");
+        assert!(matches!(got[1], Err(RemoteError::BadInput(_))));
+        // A length cut short is bad input too.
+        assert!(matches!(
+            Frames::new(&[1, 0]).next(),
+            Some(Err(RemoteError::BadInput(_)))
+        ));
+    }
 
     #[test]
     fn an_envelope_reads_back_as_built() {

@@ -653,8 +653,52 @@ async fn watch_connection(
 async fn publisher(shared: Arc<Shared>, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(256);
     while jobs.recv_many(&mut batch, 256).await > 0 {
-        for job in batch.drain(..) {
-            publish(&shared, job).await;
+        let mut queued = batch.drain(..).peekable();
+        while let Some(job) = queued.next() {
+            let Job::Tell { to, frame } = job else {
+                publish(&shared, job).await;
+                continue;
+            };
+            // Tells for one mailbox queued one after another leave as one message (no
+            // waiting for more: only what is queued already). Order holds: the batch is
+            // published where its first tell stood, and nothing overtakes it.
+            let max = shared.max_payload.load(Ordering::Relaxed) as usize;
+            let fits = |body: usize, frame: &[u8]| {
+                envelope::LEN + body + envelope::FRAME_PREFIX + frame.len() <= max
+            };
+            let same = |j: &Job, body: usize| matches!(j, Job::Tell { to: t, frame: f } if *t == to && fits(body, f));
+            if !queued.peek().is_some_and(|j| same(j, 0)) || !fits(0, &frame) {
+                publish_mail(&shared, &to, Kind::Mail, frame, 1).await;
+                continue;
+            }
+            let mut body = Vec::with_capacity(4096);
+            envelope::push_frame(&mut body, &frame);
+            let mut frames = 1;
+            while let Some(Job::Tell { frame, .. }) = queued.next_if(|j| same(j, body.len())) {
+                envelope::push_frame(&mut body, &frame);
+                frames += 1;
+            }
+            publish_mail(&shared, &to, Kind::Batch, body, frames).await;
+        }
+    }
+}
+
+/// Publishes `body` (a frame, or a batch of `frames`) for mailbox `to`.
+async fn publish_mail(shared: &Shared, to: &RemoteAddr, kind: Kind, body: Vec<u8>, frames: u64) {
+    if !shared.is_connected() {
+        shared.undelivered.fetch_add(frames, Ordering::Relaxed);
+        tracing::warn!(host = %to.host, actor = %to.actor, frames, "remote tells dropped: the gateway is not connected");
+        return;
+    }
+    let subject = format!("{}.mb.{:x}", shared.cfg.prefix(&to.host), to.mailbox);
+    let payload = envelope::build(kind, to.epoch, remote::actor_id(&to.actor), &body);
+    match bounded(shared.client.publish(subject, Bytes::from(payload))).await {
+        Ok(()) => {
+            shared.sent.fetch_add(frames, Ordering::Relaxed);
+        }
+        Err(e) => {
+            shared.undelivered.fetch_add(frames, Ordering::Relaxed);
+            tracing::warn!(error = %e, host = %to.host, frames, "remote tells not published");
         }
     }
 }
@@ -662,25 +706,7 @@ async fn publisher(shared: Arc<Shared>, mut jobs: tokio::sync::mpsc::Receiver<Jo
 /// Publishes one job.
 async fn publish(shared: &Arc<Shared>, job: Job) {
     match job {
-        Job::Tell { to, frame } => {
-            if !shared.is_connected() {
-                shared.undelivered.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(host = %to.host, actor = %to.actor, "remote tell dropped: the gateway is not connected");
-                return;
-            }
-            let subject = format!("{}.mb.{:x}", shared.cfg.prefix(&to.host), to.mailbox);
-            let payload =
-                envelope::build(Kind::Mail, to.epoch, remote::actor_id(&to.actor), &frame);
-            match bounded(shared.client.publish(subject, Bytes::from(payload))).await {
-                Ok(()) => {
-                    shared.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    shared.undelivered.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, host = %to.host, "remote tell not published");
-                }
-            }
-        }
+        Job::Tell { to, frame } => publish_mail(shared, &to, Kind::Mail, frame, 1).await,
         Job::Publish { subject, payload } => {
             if let Err(e) = bounded(shared.client.publish(subject, Bytes::from(payload))).await {
                 tracing::warn!(error = %e, "a notice to another host was not published");
@@ -765,6 +791,71 @@ struct Inbound {
     ask: bool,
 }
 
+/// Delivers a batch of frames from another host for one mailbox: in place, as many as
+/// fit, with one wake-up of the actor; the rest through the delivering thread, in order.
+/// `false` once that thread is gone.
+fn deliver_batch(
+    shared: &Arc<Shared>,
+    inbound: &crossbeam_channel::Sender<Inbound>,
+    mailbox: u64,
+    actor: u64,
+    frames: Vec<Bytes>,
+) -> bool {
+    let mut at = 0;
+    while at < frames.len() && shared.backlog.load(Ordering::Acquire) == 0 {
+        let slices: Vec<&[u8]> = frames[at..].iter().map(|f| &f[..]).collect();
+        let (sent, result) = remote::deliver_many(mailbox, actor, &slices, Duration::ZERO);
+        shared.delivered.fetch_add(sent as u64, Ordering::Relaxed);
+        at += sent;
+        match result {
+            Ok(()) => return true,
+            // Full: the rest go through the delivering thread.
+            Err(RemoteError::Timeout(_)) => break,
+            Err(e @ RemoteError::BadInput(_)) => {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "a frame from another host refused");
+                at += 1;
+            }
+            Err(e) => {
+                let lost = (frames.len() - at) as u64;
+                shared.undelivered.fetch_add(lost, Ordering::Relaxed);
+                tracing::warn!(error = %e, mailbox = format_args!("{mailbox:016x}"), lost, "tells from another host were not delivered");
+                return true;
+            }
+        }
+    }
+    frames.into_iter().skip(at).all(|frame| {
+        let item = Inbound {
+            mailbox,
+            actor,
+            ask: false,
+            frame,
+            reply: None,
+        };
+        shared.backlog.fetch_add(1, Ordering::AcqRel);
+        inbound.send(item).is_ok()
+    })
+}
+
+/// Delivers a frame from another host in place, unless the delivering thread has some
+/// waiting (then after them, through it); `false` once that thread is gone.
+fn route(
+    shared: &Arc<Shared>,
+    inbound: &crossbeam_channel::Sender<Inbound>,
+    item: Inbound,
+) -> bool {
+    let item = if shared.backlog.load(Ordering::Acquire) == 0 {
+        match deliver_one(shared, item, Duration::ZERO, true) {
+            None => return true,
+            Some(item) => item,
+        }
+    } else {
+        item
+    };
+    shared.backlog.fetch_add(1, Ordering::AcqRel);
+    inbound.send(item).is_ok()
+}
+
 /// The host that sent a request, from its reply subject (`proc.<cluster>.<host>.reply.<n>`).
 fn sender_of(cluster: &str, reply: Option<&async_nats::Subject>) -> String {
     reply
@@ -802,7 +893,7 @@ async fn receiver(
         let rest = rest.to_string();
         if let Some(id) = rest.strip_prefix("mb.") {
             let mailbox = match u64::from_str_radix(id, 16) {
-                Ok(m) if env.kind == Kind::Mail => m,
+                Ok(m) if matches!(env.kind, Kind::Mail | Kind::Batch) => m,
                 _ => {
                     let e = RemoteError::BadInput(format!("a {:?} to mailbox {id:?}", env.kind));
                     shared.refuse(msg.subject.as_str(), msg.reply.clone(), e);
@@ -818,24 +909,35 @@ async fn receiver(
                 shared.refuse(msg.subject.as_str(), msg.reply.clone(), e);
                 continue;
             }
-            let item = Inbound {
-                mailbox,
-                actor: env.extra,
-                ask: env.body.get(5) == Some(&2),
-                frame: msg.payload.slice(envelope::LEN..),
-                reply: msg.reply.clone(),
-            };
-            // In place, unless the delivering thread has some waiting (then after them).
-            let item = if shared.backlog.load(Ordering::Acquire) == 0 {
-                match deliver_one(&shared, item, Duration::ZERO, true) {
-                    None => continue,
-                    Some(item) => item,
+            if env.kind == Kind::Mail {
+                let item = Inbound {
+                    mailbox,
+                    actor: env.extra,
+                    ask: env.body.get(5) == Some(&2),
+                    frame: msg.payload.slice(envelope::LEN..),
+                    reply: msg.reply.clone(),
+                };
+                if !route(&shared, &inbound, item) {
+                    return;
                 }
-            } else {
-                item
-            };
-            shared.backlog.fetch_add(1, Ordering::AcqRel);
-            if inbound.send(item).is_err() {
+                continue;
+            }
+            // A batch of tells (an ask in one is refused: the delivery takes tells and
+            // stops only). A batch whose framing breaks off keeps the frames before.
+            let mut frames = Vec::new();
+            for frame in envelope::Frames::new(env.body) {
+                match frame {
+                    Ok(r) => frames.push(
+                        msg.payload
+                            .slice(envelope::LEN + r.start..envelope::LEN + r.end),
+                    ),
+                    Err(e) => {
+                        shared.refuse(msg.subject.as_str(), None, e);
+                        break;
+                    }
+                }
+            }
+            if !deliver_batch(&shared, &inbound, mailbox, env.extra, frames) {
                 return;
             }
             continue;

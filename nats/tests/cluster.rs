@@ -332,6 +332,62 @@ fn a_malformed_message_from_another_host_gets_a_typed_error_and_the_gateway_live
     assert_eq!(status.refused, 0, "this host refused nothing: host b did");
 }
 
+/// A sealed tell frame of `msg`.
+fn tell_frame<M: Message>(msg: &M) -> Vec<u8> {
+    let mut frame = Vec::new();
+    procession::wire::FrameHeader {
+        kind: procession::wire::FrameKind::Tell,
+        tag: M::TAG_ID,
+        corr: 0,
+        reply_to: 0,
+    }
+    .write_into(&mut frame);
+    procession::wire::encode_body(msg, &mut frame).unwrap();
+    procession::wire::FrameHeader::seal(&mut frame).unwrap();
+    frame
+}
+
+#[test]
+fn a_batch_of_tells_delivers_its_good_frames_in_order_and_refuses_the_bad_ones() {
+    let (c, _g) = cluster();
+    let b = Host::start(c, "batch-b");
+    let counter: ActorRef<Counter> = find(&b.name, "counter");
+    let to = counter.remote_addr().unwrap().clone();
+    let subject = format!("proc.{}.{}.mb.{:x}", c.cluster, to.host, to.mailbox);
+    let push = |body: &mut Vec<u8>, frame: &[u8]| {
+        body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        body.extend_from_slice(frame);
+    };
+    let mut body = Vec::new();
+    push(&mut body, &tell_frame(&Add(1))); // a tell whose reply nobody waits for
+    push(&mut body, &tell_frame(&Inc));
+    push(&mut body, &[0xff; 40]); // not a frame: refused, the batch goes on
+    push(&mut body, &tell_frame(&Add(10)));
+    body.extend_from_slice(&1000u32.to_le_bytes()); // a length past the end: the rest goes
+    body.extend_from_slice(&tell_frame(&Add(100)));
+    let v = procession::wire::WIRE_VERSION;
+    let payload = envelope(
+        v,
+        7,
+        to.epoch,
+        procession::remote::actor_id(&to.actor),
+        &body,
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(&c.url).await.unwrap();
+        client.publish(subject, payload.into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+    let n = poll_until(T, || counter.ask(Get).ok().filter(|&n| n >= 12));
+    assert_eq!(n, Some(12), "1 + 1 + 10, in one batch");
+    assert_eq!(
+        counter.ask(Get).unwrap(),
+        12,
+        "and nothing after the broken length"
+    );
+}
+
 #[test]
 fn with_the_server_down_remote_asks_fail_typed_local_refs_work_and_the_gateways_reconnect() {
     let (c, _g) = cluster();

@@ -150,14 +150,40 @@ pub enum RemoteError {
 
 /// A tell or a stop for an actor on another host: `frame` is the complete frame to put
 /// in its mailbox there. A remote ref's [`tell`](crate::ActorRef::tell) sends this to
-/// the local gateway.
-#[derive(Debug, Serialize, Deserialize, Message)]
+/// the local gateway. It is encoded as a CBOR array, not a map: the gateway decodes one
+/// per remote tell, and field names were most of that work.
+#[derive(Debug, Clone, Serialize, Deserialize, Message)]
+#[serde(from = "ForwardWire", into = "ForwardWire")]
 #[message(tag = "procession.remote.Forward")]
 pub struct Forward {
     /// Where it goes.
     pub to: RemoteAddr,
     /// The frame.
     pub frame: ByteBuf,
+}
+
+/// How [`Forward`] is encoded: host, epoch, mailbox, actor type, frame.
+#[derive(Serialize, Deserialize)]
+struct ForwardWire(String, u64, u64, String, ByteBuf);
+
+impl From<ForwardWire> for Forward {
+    fn from(ForwardWire(host, epoch, mailbox, actor, frame): ForwardWire) -> Self {
+        Forward {
+            to: RemoteAddr {
+                host,
+                epoch,
+                mailbox,
+                actor,
+            },
+            frame,
+        }
+    }
+}
+
+impl From<Forward> for ForwardWire {
+    fn from(Forward { to, frame }: Forward) -> Self {
+        ForwardWire(to.host, to.epoch, to.mailbox, to.actor, frame)
+    }
 }
 
 /// An ask of an actor on another host: `frame` is the ask's frame (its correlation id
@@ -356,12 +382,9 @@ fn gateway() -> std::result::Result<Arc<Mailbox>, RemoteError> {
     Ok(mb)
 }
 
-/// The borrowed form of [`Forward`], encoded the same way.
+/// The borrowed form of [`Forward`], encoded the same way ([`ForwardWire`]).
 #[derive(Serialize)]
-struct ForwardRef<'a> {
-    to: &'a RemoteAddr,
-    frame: &'a serde_bytes::Bytes,
-}
+struct ForwardRef<'a>(&'a str, u64, u64, &'a str, &'a serde_bytes::Bytes);
 
 /// Why a remote send did not go.
 pub(crate) enum SendError {
@@ -400,10 +423,13 @@ pub(crate) fn send<T: Serialize + ?Sized>(
 ) -> std::result::Result<(), SendError> {
     let frame = frame_of(header, body)?;
     let gw = gateway().map_err(SendError::Remote)?;
-    let fwd = ForwardRef {
-        to,
-        frame: serde_bytes::Bytes::new(&frame),
-    };
+    let fwd = ForwardRef(
+        &to.host,
+        to.epoch,
+        to.mailbox,
+        &to.actor,
+        serde_bytes::Bytes::new(&frame),
+    );
     let header = FrameHeader {
         kind: FrameKind::Tell,
         tag: Forward::TAG_ID,
@@ -797,6 +823,63 @@ pub fn deliver(
     }
 }
 
+/// As [`deliver`], for frames that came together (a batch of tells for one mailbox):
+/// they go into the mailbox in order, with one lock and one wake-up for as many as fit.
+/// Returns how many were queued, and the error that stopped the rest: the frame at that
+/// index was refused ([`RemoteError::BadInput`], the later ones are not looked at), or
+/// it and the later ones were not queued (the mailbox stayed full, is gone, ...).
+///
+/// # Errors
+/// As [`deliver`].
+pub fn deliver_many(
+    mailbox: u64,
+    actor: u64,
+    frames: &[&[u8]],
+    timeout: Duration,
+) -> (usize, std::result::Result<(), RemoteError>) {
+    let mut good = frames.len();
+    let mut bad = None;
+    for (i, frame) in frames.iter().enumerate() {
+        let checked = check_frame(frame, &[FrameKind::Tell, FrameKind::Stop]).and_then(|(h, _)| {
+            if h.corr != 0 || h.reply_to != 0 {
+                return Err(RemoteError::BadInput(
+                    "a tell or stop from another host carries no correlation id or reply inbox"
+                        .into(),
+                ));
+            }
+            Ok(())
+        });
+        if let Err(e) = checked {
+            (good, bad) = (i, Some(e));
+            break;
+        }
+    }
+    if good == 0 {
+        return (0, bad.map_or(Ok(()), Err));
+    }
+    let mb = match local_target(mailbox, actor) {
+        Ok(mb) => mb,
+        Err(e) => return (0, Err(e)),
+    };
+    let (sent, result) = mb.send_many(&frames[..good], Wait::from_timeout(Some(timeout)));
+    let failed = |fail: SendFail, at: usize| match fail {
+        SendFail::Timeout | SendFail::Full => RemoteError::Timeout(timeout),
+        SendFail::TooLarge => RemoteError::TooLarge {
+            len: frames[at].len() as u64,
+            max: mb.max_frame(),
+        },
+        SendFail::Dead | SendFail::Lost | SendFail::Corrupt => RemoteError::NoSuchActor {
+            host: this_host().map(|h| h.host.clone()).unwrap_or_default(),
+            actor: mb.actor_name().to_string(),
+            mailbox,
+        },
+    };
+    match result {
+        Ok(()) => (sent, bad.map_or(Ok(()), Err)),
+        Err(fail) => (sent, Err(failed(fail, sent.min(frames.len() - 1)))),
+    }
+}
+
 /// An ask that came from another host, queued in a local mailbox by [`start_ask`]:
 /// [`wait`](Self::wait) gives the reply frame to send back.
 #[must_use = "wait gives the reply"]
@@ -1182,4 +1265,37 @@ pub fn notify_down(watcher: u64, down: &crate::Down) -> bool {
 /// The wire version a gateway puts on what it sends, and checks on what it receives.
 pub const fn wire_version() -> u8 {
     WIRE_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forward_is_encoded_as_its_borrowed_form_and_decodes_back() {
+        let to = RemoteAddr {
+            host: "b".into(),
+            epoch: 7,
+            mailbox: 9,
+            actor: "x::Counter".into(),
+        };
+        let frame = vec![1u8, 2, 3];
+        let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+        let fwd = Forward {
+            to: to.clone(),
+            frame: ByteBuf::from(frame.clone()),
+        };
+        encode_body(&fwd, &mut owned).unwrap();
+        let r = ForwardRef(
+            &to.host,
+            to.epoch,
+            to.mailbox,
+            &to.actor,
+            serde_bytes::Bytes::new(&frame),
+        );
+        encode_body(&r, &mut borrowed).unwrap();
+        assert_eq!(owned, borrowed);
+        let back: Forward = decode_body(&owned, "Forward").unwrap();
+        assert_eq!((back.to, back.frame.into_vec()), (to, frame));
+    }
 }
