@@ -3,7 +3,7 @@
 use super::WireError;
 
 /// The wire format version this build speaks.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Size of the frame header, length prefix included.
 pub const HEADER_LEN: usize = 32;
 
