@@ -811,9 +811,15 @@ fn deliver_batch(
             Ok(()) => return true,
             // Full: the rest go through the delivering thread.
             Err(RemoteError::Timeout(_)) => break,
+            // That frame alone: refused, or larger than the mailbox takes.
             Err(e @ RemoteError::BadInput(_)) => {
                 shared.refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, "a frame from another host refused");
+                at += 1;
+            }
+            Err(e @ RemoteError::TooLarge { .. }) => {
+                shared.undelivered.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, mailbox = format_args!("{mailbox:016x}"), "a tell from another host was not delivered");
                 at += 1;
             }
             Err(e) => {
