@@ -82,6 +82,16 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A system call failed on a limit of the system or of this process (open files,
+    /// processes, the tmpfs of the mailboxes): the [`SystemLimit`](crate::SystemLimit)
+    /// names it, with its value, and says how to raise it.
+    #[error("{what}: {limit}")]
+    Limit {
+        /// What was being done.
+        what: String,
+        /// The limit reached.
+        limit: crate::SystemLimit,
+    },
     /// The runtime (zygote) reported a failure.
     #[error("runtime error: {0}")]
     Runtime(String),
@@ -149,9 +159,35 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io {
-            what: what.into(),
-            source,
+        match crate::limit::classify(&source, false, None) {
+            Some(limit) => Error::Limit {
+                what: what.into(),
+                limit,
+            },
+            None => Error::Io {
+                what: what.into(),
+                source,
+            },
+        }
+    }
+
+    /// As [`io`](Self::io), for an error in making a process: `EAGAIN` there is a process
+    /// limit.
+    pub(crate) fn fork_failed(what: impl Into<String>, source: std::io::Error) -> Error {
+        match crate::limit::classify(&source, true, None) {
+            Some(limit) => Error::Limit {
+                what: what.into(),
+                limit,
+            },
+            None => Error::io(what, source),
+        }
+    }
+
+    /// The limit behind this error, if it is [`Error::Limit`].
+    pub fn limit(&self) -> Option<&crate::SystemLimit> {
+        match self {
+            Error::Limit { limit, .. } => Some(limit),
+            _ => None,
         }
     }
 

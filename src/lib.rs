@@ -41,6 +41,7 @@ extern crate self as procession;
 pub(crate) mod actor;
 mod error;
 pub mod inspect;
+mod limit;
 pub(crate) mod mailbox;
 pub mod manager;
 #[cfg(feature = "metrics")]
@@ -64,6 +65,7 @@ pub use actor::{
     DEFAULT_ASK_TIMEOUT, DEFAULT_STOP_TIMEOUT, TELL_MANY_BATCH,
 };
 pub use error::{Error, Report, Result, TellError, TellManyError};
+pub use limit::SystemLimit;
 pub use process::{
     active_children, configured_start_method, exit_join_timeout, init, runtime_snapshot,
     set_exit_join_timeout, set_start_method, shutdown_signal, start_method, stop_all, ActiveChild,

@@ -18,13 +18,47 @@ use procession::{Error, Limits, Resource, SpawnOptions};
 #[message(reply = (Vec<usize>, i32, (u64, u64), u64))]
 struct Report;
 
+/// Ask: open files until none is left, then spawn an actor; the spawn's error (its limit
+/// and its text), with the files closed again before the reply.
+#[derive(Serialize, Deserialize, Message)]
+#[message(reply = Result<(Option<procession::SystemLimit>, String), String>)]
+struct SpawnWithoutFiles;
+
 /// Tell: allocate (and touch) 4 MiB blocks until something stops it.
 #[derive(Serialize, Deserialize, Message)]
 struct Eat;
 
 #[derive(Serialize, Deserialize, Actor)]
-#[actor(handles(Report, Eat))]
+#[actor(handles(Report, Eat, SpawnWithoutFiles))]
 struct Tenant;
+
+impl Handler<SpawnWithoutFiles> for Tenant {
+    fn handle(
+        &mut self,
+        _: SpawnWithoutFiles,
+        cx: &mut Context<Self>,
+    ) -> Result<(Option<procession::SystemLimit>, String), String> {
+        let mut held = Vec::new();
+        let err = loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => held.push(f),
+                Err(e) => break e,
+            }
+        };
+        if err.raw_os_error() != Some(libc::EMFILE) {
+            return Err(format!("opening files stopped with {err}"));
+        }
+        let spawned = cx.spawn::<Tenant>(Tenant);
+        drop(held);
+        match spawned {
+            Ok(t) => {
+                let _ = t.stop();
+                Err("the spawn worked without a free fd".into())
+            }
+            Err(e) => Ok((e.limit().cloned(), e.to_string())),
+        }
+    }
+}
 
 fn address_space() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -80,6 +114,30 @@ fn an_actor_runs_with_the_cpus_nice_value_and_rlimits_it_was_given() {
     assert_eq!(cpus, [0]);
     assert_eq!(nice, 7);
     assert_eq!(nofile, (100, 200));
+    common::stop_and_join(&tenant);
+}
+
+#[test]
+fn a_spawn_without_a_free_file_descriptor_fails_naming_rlimit_nofile_and_its_value() {
+    let opts = SpawnOptions::new().rlimit(Resource::RLIMIT_NOFILE, 64, 64);
+    let tenant: ActorRef<Tenant> = procession::spawn_with(Tenant, opts).unwrap();
+    let (limit, text) = tenant
+        .ask_timeout(SpawnWithoutFiles, LONG)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        limit,
+        Some(procession::SystemLimit::OpenFiles {
+            soft: Some(64),
+            hard: Some(64),
+            system_wide: false
+        }),
+        "{text}"
+    );
+    assert!(
+        text.contains("RLIMIT_NOFILE") && text.contains("64"),
+        "{text}"
+    );
     common::stop_and_join(&tenant);
 }
 

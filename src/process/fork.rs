@@ -60,7 +60,7 @@ pub fn start(boot: ChildBoot, mailbox: &Arc<Mailbox>) -> Result<u32> {
         .filter(|rt| rt.is_root())
         .and_then(|rt| rt.zygote().ok()?.as_ref()?.pid());
     let parent = nix::unistd::getpid();
-    match fork().map_err(|e| Error::io("fork failed", e))? {
+    match fork().map_err(|e| Error::fork_failed("fork failed", e))? {
         Forked::Parent(pid) => {
             update_children(|c| c.push((pid, mailbox.clone())));
             // Our own unreaped child, so its pid is its own: hand the zygote a pidfd, so

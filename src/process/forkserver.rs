@@ -72,6 +72,9 @@ enum Reply {
     },
     Failed {
         message: String,
+        /// The OS error behind it, to tell a process limit by.
+        #[serde(default)]
+        errno: Option<i32>,
     },
     /// `Signal`: the process was signalled (`true`) or no process of the zygote's
     /// consumes that mailbox now (`false`).
@@ -176,9 +179,9 @@ impl ZygoteClient {
         // stops the trees in order (see `process::signals`).
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         inherit_fd(&mut cmd, theirs.as_raw_fd());
-        let process = cmd
-            .spawn()
-            .map_err(|e| Error::io("cannot start the zygote (re-executing this binary)", e))?;
+        let process = cmd.spawn().map_err(|e| {
+            Error::fork_failed("cannot start the zygote (re-executing this binary)", e)
+        })?;
         drop(theirs);
         // Our own child, not reaped: its pid cannot have been recycled yet. (A kernel
         // without pidfds, before 5.3, still has the socket's hang-up to tell.)
@@ -216,7 +219,14 @@ impl ZygoteClient {
     pub fn spawn(&mut self, boot: ChildBoot, exec: bool) -> Result<u32> {
         match self.request(&Request::Spawn { boot, exec })? {
             Reply::Spawned { pid } => Ok(pid),
-            Reply::Failed { message } => Err(Error::Runtime(message)),
+            Reply::Failed {
+                errno: Some(errno),
+                message,
+            } => Err(Error::fork_failed(
+                message,
+                std::io::Error::from_raw_os_error(errno),
+            )),
+            Reply::Failed { message, .. } => Err(Error::Runtime(message)),
             other => Err(Error::Runtime(format!("unexpected zygote reply {other:?}"))),
         }
     }
@@ -515,7 +525,8 @@ impl Zygote {
                 Reply::Spawned { pid: pid as u32 }
             }
             Err(e) => Reply::Failed {
-                message: format!("the zygote could not fork: {e}"),
+                message: "the zygote could not fork".into(),
+                errno: e.raw_os_error(),
             },
         }
     }
