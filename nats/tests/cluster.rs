@@ -1128,6 +1128,30 @@ mod supervised {
     }
 
     #[test]
+    fn a_dynamic_supervisor_starts_children_of_its_template_on_another_host_and_ends_them_there() {
+        let (c, _g) = cluster();
+        let b = Host::start(c, "dyn-b");
+        let sup = Supervisor::new(Strategy::Dynamic)
+            .template(ChildSpec::worker::<Counter>("job", Counter { n: 0 }).on_host(&b.name))
+            .spawn_with(procession::SpawnOptions::default().daemon(true))
+            .unwrap();
+        let one: ActorRef<Counter> = sup.start_dynamic::<Counter>(Counter { n: 5 }).unwrap();
+        let two: ActorRef<Counter> = sup.start_dynamic::<Counter>(Counter { n: 9 }).unwrap();
+        assert_eq!(one.ask(WhoAmI).unwrap(), "dyn-b");
+        assert_eq!((one.ask(Get).unwrap(), two.ask(Get).unwrap()), (5, 9));
+        assert_eq!(sup.count_children().unwrap().active, 2);
+        sup.terminate_ref(&one).unwrap();
+        assert!(one.ask_timeout(Get, T).is_err(), "ended on its host");
+        assert_eq!(two.ask(Get).unwrap(), 9);
+        assert_eq!(sup.count_children().unwrap().active, 1);
+        stop(sup);
+        assert!(
+            two.ask_timeout(Get, T).is_err(),
+            "the supervisor's stop ends it there"
+        );
+    }
+
+    #[test]
     fn terminate_child_of_a_child_on_another_host_ends_it_there_and_restart_child_brings_it_back() {
         let (c, _g) = cluster();
         let b = Host::start(c, "term-b");
