@@ -386,6 +386,18 @@ fn gateway() -> std::result::Result<Arc<Mailbox>, RemoteError> {
 #[derive(Serialize)]
 struct ForwardRef<'a>(&'a str, u64, u64, &'a str, &'a serde_bytes::Bytes);
 
+impl<'a> ForwardRef<'a> {
+    fn of(to: &'a RemoteAddr, frame: &'a [u8]) -> Self {
+        ForwardRef(
+            &to.host,
+            to.epoch,
+            to.mailbox,
+            &to.actor,
+            serde_bytes::Bytes::new(frame),
+        )
+    }
+}
+
 /// Why a remote send did not go.
 pub(crate) enum SendError {
     /// The local gateway's mailbox refused it.
@@ -423,13 +435,7 @@ pub(crate) fn send<T: Serialize + ?Sized>(
 ) -> std::result::Result<(), SendError> {
     let frame = frame_of(header, body)?;
     let gw = gateway().map_err(SendError::Remote)?;
-    let fwd = ForwardRef(
-        &to.host,
-        to.epoch,
-        to.mailbox,
-        &to.actor,
-        serde_bytes::Bytes::new(&frame),
-    );
+    let fwd = ForwardRef::of(to, &frame);
     let header = FrameHeader {
         kind: FrameKind::Tell,
         tag: Forward::TAG_ID,
@@ -1286,13 +1292,7 @@ mod tests {
             frame: ByteBuf::from(frame.clone()),
         };
         encode_body(&fwd, &mut owned).unwrap();
-        let r = ForwardRef(
-            &to.host,
-            to.epoch,
-            to.mailbox,
-            &to.actor,
-            serde_bytes::Bytes::new(&frame),
-        );
+        let r = ForwardRef::of(&to, &frame);
         encode_body(&r, &mut borrowed).unwrap();
         assert_eq!(owned, borrowed);
         let back: Forward = decode_body(&owned, "Forward").unwrap();
